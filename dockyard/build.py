@@ -1,0 +1,146 @@
+"""BuildPlan → image, through the docker SDK, streaming steps to a reporter and a full log."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import docker
+import docker.errors
+
+from . import paths
+from .config import BuildOptions
+from .errors import BuildError
+from .plan import BuildPlan
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+class Reporter(Protocol):
+    """Receives build progress; the CLI draws it with rich, the panel sends it to the browser."""
+
+    def step(self, number: int, total: int, text: str) -> None: ...
+    def output(self, line: str) -> None: ...
+
+
+class NullReporter:
+    def step(self, number: int, total: int, text: str) -> None:
+        pass
+
+    def output(self, line: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    tag: str
+    image_id: str
+    built: bool
+    seconds: float
+    log_path: Path | None
+
+
+def log_path_for(plan: BuildPlan) -> Path:
+    directory = paths.cache_dir() / "logs"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{plan.spec.name}-{plan.variant.name}-{plan.content_hash}.log"
+
+
+def existing_image(client: docker.DockerClient, tag: str) -> docker.models.images.Image | None:
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _ensure_base(client: docker.DockerClient, plan: BuildPlan, reporter: Reporter) -> None:
+    if existing_image(client, plan.base) is not None:
+        return
+    reporter.output(f"Pulling base image {plan.base} ...")
+    try:
+        client.images.pull(plan.base)
+    except docker.errors.APIError as exc:
+        raise BuildError(
+            f"Base image '{plan.base}' of {plan.variant.ref} is not available locally and could not be pulled "
+            f"({exc.explanation or exc})",
+            fix=f"pull it ('docker pull {plan.base}'), or map it to a local image without editing the spec: "
+            f"dockyard build {plan.variant.ref} --base-override '{plan.variant.base}=LOCAL_IMAGE' "
+            "(or DOCKYARD_BASE_OVERRIDES / base_overrides in the config file)",
+        ) from None
+
+
+def build(
+    client: docker.DockerClient,
+    plan: BuildPlan,
+    options: BuildOptions,
+    reporter: Reporter | None = None,
+    *,
+    rebuild: bool = False,
+) -> BuildResult:
+    """Build plan's image unless an image with its content tag exists (then it is a no-op)."""
+    reporter = reporter or NullReporter()
+    start = time.monotonic()
+    image = None if rebuild else existing_image(client, plan.tag)
+    if image is not None:
+        if plan.alias not in image.tags:
+            image.tag(plan.alias)
+        return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
+    _ensure_base(client, plan, reporter)
+    log_path = log_path_for(plan)
+    buildargs = {}
+    for key, names in (("http", ("HTTP_PROXY", "http_proxy")), ("https", ("HTTPS_PROXY", "https_proxy")), ("no_proxy", ("NO_PROXY", "no_proxy"))):
+        if key in options.proxy:
+            buildargs |= {n: options.proxy[key] for n in names}  # predefined ARGs: not baked into the image
+    step_lines: list[str] = []
+    step_text = ""
+    image_id = None
+    with tempfile.TemporaryFile() as ctx, log_path.open("w", encoding="utf-8") as log:
+        plan.write_context(ctx)
+        ctx.seek(0)
+        stream = client.api.build(
+            fileobj=ctx,
+            custom_context=True,
+            tag=plan.tag,
+            labels=plan.labels,
+            buildargs=buildargs,
+            rm=True,
+            forcerm=True,  # remove intermediate containers even when a step fails
+            nocache=rebuild,
+            decode=True,
+        )
+        try:
+            for chunk in stream:
+                if "error" in chunk:
+                    message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    log.write(f"ERROR: {message}\n")
+                    output = "".join(step_lines[-60:]).rstrip()
+                    raise BuildError(
+                        f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
+                        f"--- output of that step ---\n{output}\n--- full log: {log_path}",
+                        fix="read the step's output above; for TLS/certificate errors add your CA with --ca-cert, "
+                        "for unreachable package indexes use --pip-index-url or --wheelhouse",
+                    )
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                text = chunk.get("stream")
+                if not text:
+                    continue
+                log.write(text)
+                for line in text.splitlines():
+                    m = _STEP.match(line)
+                    if m:
+                        step_lines = []
+                        step_text = m.group(3)
+                        reporter.step(int(m.group(1)), int(m.group(2)), step_text)
+                    elif line.strip():
+                        step_lines.append(line + "\n")
+                        reporter.output(line)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}", fix=f"see {log_path}") from None
+    image = client.images.get(image_id or plan.tag)
+    image.tag(plan.alias)
+    return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)

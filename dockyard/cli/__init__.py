@@ -1,0 +1,52 @@
+"""The `dockyard` command. Each command group lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+
+from .. import __version__
+from ..errors import DockyardError
+from . import build_cmd, doctor_cmd, env_cmd
+
+GROUPS = [env_cmd, build_cmd, doctor_cmd]
+for optional in ("kernels_cmd", "devcontainer_cmd"):
+    try:  # groups added by later modules register themselves when present
+        GROUPS.append(__import__(f"{__name__}.{optional}", fromlist=[optional]))
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{optional}":
+            raise
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dockyard",
+        description="Deep-learning environments as containers: build images from envs/*.yaml, "
+        "run them as Jupyter kernels and VS Code dev containers.",
+    )
+    p.add_argument("--version", action="version", version=f"dockyard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DockyardError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(exc.text)}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""`dockyard build NAME[:VARIANT]...` and `dockyard images`."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.table import Table
+
+from .. import engine
+from .. import spec as specs
+from ..build import build, existing_image
+from ..plan import make_plan
+from .common import add_build_flags, build_options, console
+from .progress import RichReporter
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="build environment images (a no-op when the content tag exists)")
+    p.add_argument("refs", nargs="*", metavar="NAME[:VARIANT]", help="what to build (default variant: cpu)")
+    p.add_argument("--all", action="store_true", help="build every variant of every environment")
+    p.add_argument("--rebuild", action="store_true", help="build even when the image exists, without the layer cache")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every line of build output")
+    add_build_flags(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("images", help="show which environment images are built")
+    add_build_flags(p)
+    p.set_defaults(func=cmd_images)
+
+
+def _plans(args: argparse.Namespace):
+    options = build_options(args)
+    if args.all or not args.refs:
+        if not args.all:
+            raise specs.SpecError("No environment given", fix="name one, e.g. 'dockyard build minimal:cpu', or pass --all")
+        targets = [(s, v) for s in specs.load_all() for v in s.variants.values()]
+    else:
+        targets = []
+        for ref in args.refs:
+            name, variant = specs.parse_ref(ref)
+            s = specs.load(name)
+            targets.append((s, s.variant(variant)))
+    return options, [make_plan(s, v, options) for s, v in targets]
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    options, plans = _plans(args)
+    client = engine.client(timeout=3600)
+    for plan in plans:
+        with RichReporter(console, plan.variant.ref, verbose=args.verbose) as reporter:
+            result = build(client, plan, options, reporter, rebuild=args.rebuild)
+        if result.built:
+            console.print(f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})")
+        else:
+            console.print(f"[green]up to date[/] {result.tag}")
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    options = build_options(args)
+    client = engine.client()
+    table = Table(title="dockyard images")
+    for col in ("environment", "tag", "status", "size"):
+        table.add_column(col)
+    for s in specs.load_all():
+        for v in s.variants.values():
+            plan = make_plan(s, v, options)
+            image = existing_image(client, plan.tag)
+            status = "[green]built[/]" if image else "[yellow]not built[/]"
+            size = f"{image.attrs['Size'] / 1e9:.2f} GB" if image else ""
+            table.add_row(v.ref, escape(plan.tag), status, size)
+    console.print(table)
+    return 0

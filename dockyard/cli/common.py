@@ -1,0 +1,25 @@
+"""Flags and helpers shared by several command groups."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from ..config import BuildOptions, load_settings
+
+console = Console(highlight=False)
+
+
+def add_build_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("site options (also settable in the config file and DOCKYARD_* variables)")
+    g.add_argument("--ca-cert", action="append", metavar="PATH", help="extra CA certificate file or directory to trust in the image (repeatable)")
+    g.add_argument("--pip-index-url", metavar="URL", help="package index to use instead of PyPI")
+    g.add_argument("--pip-extra-index-url", action="append", metavar="URL", help="additional package index (repeatable)")
+    g.add_argument("--wheelhouse", metavar="DIR", help="local directory of wheels to install from")
+    g.add_argument("--ignore-spec-indexes", action="store_true", default=None, help="ignore package indexes named in specs (your mirror has everything)")
+    g.add_argument("--base-override", action="append", metavar="UPSTREAM=LOCAL", help="use a local image instead of an upstream base (repeatable)")
+
+
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    return load_settings().build.with_flags(**vars(args))

@@ -1,0 +1,94 @@
+"""`dockyard doctor`: is this machine ready to build and run dockyard environments?"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import dataclass
+
+from rich.markup import escape
+
+from .. import engine, gpu
+from ..build import existing_image
+from ..config import load_settings
+from ..context import ca_certificates
+from ..errors import DockyardError
+from .common import console
+
+_MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]", "info": "[blue]info[/]"}
+
+
+@dataclass
+class Check:
+    status: str
+    what: str
+    detail: str
+    fix: str = ""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check the Docker engine, GPU support, disk, proxy and CA settings")
+    p.set_defaults(func=cmd_doctor)
+
+
+def checks() -> list[Check]:
+    out: list[Check] = []
+    try:
+        settings = load_settings()
+        out.append(Check("pass", "config", settings.source))
+    except DockyardError as exc:
+        return [Check("fail", "config", exc.problem, exc.fix or "")]
+    b = settings.build
+    try:
+        client = engine.client(timeout=10)
+    except DockyardError as exc:
+        out.append(Check("fail", "docker engine", exc.problem, exc.fix or ""))
+        client = None
+    if client is not None:
+        info = client.info()
+        version = client.version()
+        out.append(Check("pass", "docker engine", f"{engine.describe_host()}: Docker {version.get('Version')} (API {version.get('ApiVersion')})"))
+        driver = info.get("Driver", "?")
+        out.append(Check("pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn", "storage driver", driver,
+                         "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2"))
+        support = gpu.gpu_support(info)
+        out.append(Check("pass" if support else "info", "GPU", f"available through {support}" if support else "no GPU support in the engine (CUDA variants run on the CPU)",
+                         "" if support else "for GPUs install the NVIDIA Container Toolkit and restart dockerd"))
+        root = info.get("DockerRootDir", "/var/lib/docker")
+        try:
+            free = shutil.disk_usage(root).free / 1e9
+            status = "pass" if free > 30 else ("warn" if free > 10 else "fail")
+            out.append(Check(status, "free disk", f"{free:.0f} GB free under {root}", "" if status == "pass" else "CUDA images need 10-20 GB each; free space or prune ('docker system prune')"))
+        except OSError:
+            out.append(Check("info", "free disk", f"cannot read {root} from here (remote engine?)"))
+        for upstream, local in b.base_overrides.items():
+            found = existing_image(client, local) is not None
+            out.append(Check("pass" if found else "fail", "base override", f"{upstream} → {local}" + ("" if found else " (image missing)"),
+                             "" if found else f"build or load {local}, e.g. scripts/make-base-image.sh"))
+    proxies = ", ".join(f"{k}={v}" for k, v in b.proxy.items())
+    out.append(Check("info", "proxy", proxies or "no proxy variables set"))
+    try:
+        n = len(ca_certificates(b))
+        if n:
+            out.append(Check("pass", "CA certificates", f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))} go into images"))
+        else:
+            out.append(Check("info", "CA certificates", "none added to images",
+                             "behind a TLS-intercepting proxy add its CA: --ca-cert, DOCKYARD_CA_CERTS or build.ca_certs"))
+    except DockyardError as exc:
+        out.append(Check("fail", "CA certificates", exc.problem, exc.fix or ""))
+    if b.wheelhouse:
+        n = len(list(b.wheelhouse.glob("*.whl")))
+        out.append(Check("pass" if n else "warn", "wheelhouse", f"{b.wheelhouse}: {n} wheel(s)", "" if n else "the directory has no .whl files"))
+    indexes = " ".join(filter(None, [b.pip_index_url, *b.pip_extra_index_urls]))
+    out.append(Check("info", "package index", indexes or "PyPI (default)" + (", spec indexes ignored" if b.ignore_spec_indexes else "")))
+    return out
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    results = checks()
+    for c in results:
+        line = f"{_MARK[c.status]}  {c.what:<16} {escape(c.detail)}"
+        if c.fix:
+            line += f"\n      [dim]fix: {escape(c.fix)}[/]"
+        console.print(line, soft_wrap=True)
+    return 1 if any(c.status == "fail" for c in results) else 0

@@ -1,0 +1,38 @@
+"""Draw build progress: a live bar on a terminal, plain step lines in logs and CI."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+class RichReporter:
+    def __init__(self, console: Console, title: str, verbose: bool = False) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.live = console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.fields[title]}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("[dim]{task.description}"), console=console, transient=True,
+        )
+        self.task = self.progress.add_task("", total=None, title=title)
+
+    def __enter__(self) -> RichReporter:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self.console.print(f"[cyan]Step {number}/{total}[/] {escape(text[:160])}")
+        self.progress.update(self.task, completed=number - 1, total=total, description="")
+
+    def output(self, line: str) -> None:
+        if self.verbose or not self.live:
+            self.console.print(f"  [dim]{escape(line)}[/]", soft_wrap=True)
+        else:
+            self.progress.update(self.task, description=escape(line.strip()[:80]))

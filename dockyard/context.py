@@ -1,0 +1,96 @@
+"""The files that go into a build besides the Dockerfile: CA certificates, wheels, kit files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from . import paths
+from .config import BuildOptions
+from .errors import ConfigError
+from .spec import Spec, Variant
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
+CA_DIR = "ca-certificates"
+WHEEL_DIR = "wheelhouse"
+KIT_DIR = "kit"
+
+
+def _pem_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".crt", ".pem", ".cer"))
+    return [path]
+
+
+def ca_certificates(options: BuildOptions) -> dict[str, bytes]:
+    """Every certificate from the configured CA files, one per file, named by its digest (stable order)."""
+    out: dict[str, bytes] = {}
+    for source in options.ca_certs:
+        found = 0
+        for file in _pem_files(source):
+            for block in _PEM.findall(file.read_bytes()):
+                cert = block.replace(b"\r\n", b"\n") + b"\n"
+                out[f"{CA_DIR}/{hashlib.sha256(cert).hexdigest()[:24]}.crt"] = cert
+                found += 1
+        if not found:
+            raise ConfigError(
+                f"CA certificate path {source} holds no PEM certificate",
+                fix="give a PEM file (-----BEGIN CERTIFICATE-----) or a directory of .crt/.pem files",
+            )
+    return dict(sorted(out.items()))
+
+
+def wheels(variant: Variant, options: BuildOptions) -> dict[str, Path]:
+    """Wheels from the wheelhouse for the packages this variant pins (others would only bloat the context)."""
+    if options.wheelhouse is None:
+        return {}
+    wanted = {canonicalize_name(p.split("==")[0].split("[")[0]) for p in variant.python_packages}
+    out: dict[str, Path] = {}
+    for path in sorted(options.wheelhouse.glob("*.whl")):
+        try:
+            name = parse_wheel_filename(path.name)[0]
+        except InvalidWheelFilename:
+            continue
+        if canonicalize_name(name) in wanted:
+            out[f"{WHEEL_DIR}/{path.name}"] = path
+    return out
+
+
+def kit_files(spec: Spec, variant: Variant) -> dict[str, bytes]:
+    """Small files dockyard itself reads inside a running kernel (the environment marker)."""
+    marker = {
+        "env": spec.name,
+        "variant": variant.name,
+        "display_name": spec.display_name,
+        "framework": spec.framework,
+        "framework_version": spec.framework_version,
+        "python": spec.python,
+        "gpu": variant.gpu,
+    }
+    return {f"{KIT_DIR}/environment.json": (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, cached by (path, size, mtime) so no-op builds stay fast with big wheels."""
+    st = path.stat()
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    cache_path = paths.cache_dir() / "digests.json"
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    cache[key] = h.hexdigest()
+    tmp = cache_path.with_suffix(f".{id(h)}.tmp")
+    tmp.write_text(json.dumps(cache))
+    tmp.replace(cache_path)
+    return cache[key]

@@ -1,0 +1,36 @@
+"""Where dockyard finds environment specs and keeps its own files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# In a source checkout the specs live beside the package; a wheel carries a copy inside it.
+SOURCE_ROOT = PACKAGE_DIR.parent
+
+
+def envs_dirs() -> list[Path]:
+    """Spec directories, first match wins: $DOCKYARD_ENVS_PATH, the checkout's envs/, the packaged copy."""
+    dirs: list[Path] = []
+    extra = os.environ.get("DOCKYARD_ENVS_PATH", "")
+    dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
+    for candidate in (SOURCE_ROOT / "envs", PACKAGE_DIR / "envs"):
+        if candidate.is_dir() and candidate not in dirs:
+            dirs.append(candidate)
+    return dirs
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(base) / "dockyard"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_file() -> Path:
+    explicit = os.environ.get("DOCKYARD_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "dockyard" / "config.yaml"

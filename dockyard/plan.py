@@ -1,0 +1,90 @@
+"""Everything one build needs, and the content hash that names its image."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import context, render
+from .config import BuildOptions
+from .spec import Spec, Variant
+
+# Bump when the rendering changes in a way the Dockerfile text alone would not show.
+FORMAT = "dockyard-build-1"
+HASH_LEN = 12
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    spec: Spec
+    variant: Variant
+    dockerfile: str
+    files: dict[str, bytes | Path]
+    content_hash: str
+    base: str
+
+    @property
+    def repository(self) -> str:
+        return f"dockyard/{self.spec.name}"
+
+    @property
+    def tag(self) -> str:
+        """Content-addressed tag: dockyard/ENV:VARIANT-HASH."""
+        return f"{self.repository}:{self.variant.name}-{self.content_hash}"
+
+    @property
+    def alias(self) -> str:
+        """Moving tag that always names the newest build of this variant."""
+        return f"{self.repository}:{self.variant.name}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            "org.dockyard.env": self.spec.name,
+            "org.dockyard.variant": self.variant.name,
+            "org.dockyard.hash": self.content_hash,
+            "org.dockyard.gpu": self.variant.gpu,
+            "org.opencontainers.image.title": f"{self.spec.display_name} ({self.variant.name})",
+            "org.opencontainers.image.base.name": self.base,
+        }
+
+    def write_context(self, fileobj: io.BufferedIOBase) -> None:
+        """A tar build context with fixed metadata, so equal inputs give equal bytes."""
+        with tarfile.open(fileobj=fileobj, mode="w") as tar:
+            entries: dict[str, bytes | Path] = {"Dockerfile": self.dockerfile.encode(), **self.files}
+            for name in sorted(entries):
+                data = entries[name]
+                info = tarfile.TarInfo(name)
+                info.mode = 0o644
+                info.mtime = 0
+                if isinstance(data, Path):
+                    info.size = data.stat().st_size
+                    with data.open("rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+
+
+def make_plan(spec: Spec, variant: Variant, options: BuildOptions) -> BuildPlan:
+    files: dict[str, bytes | Path] = {}
+    certs = context.ca_certificates(options)
+    files.update(certs)
+    files.update(context.wheels(variant, options))
+    files[f"{context.WHEEL_DIR}/.keep"] = b""  # COPY needs the directory even when it is empty
+    files["requirements.txt"] = render.requirements_txt(variant).encode()
+    conf = render.pip_conf(options)
+    if conf:
+        files["pip.conf"] = conf.encode()
+    files.update(context.kit_files(spec, variant))
+    text = render.dockerfile(spec, variant, options, has_ca=bool(certs), has_pip_conf=bool(conf))
+    h = hashlib.sha256()
+    h.update(FORMAT.encode() + b"\0" + text.encode() + b"\0")
+    for name in sorted(files):
+        data = files[name]
+        digest = context.file_digest(data) if isinstance(data, Path) else hashlib.sha256(data).hexdigest()
+        h.update(f"{name}\0{digest}\0".encode())
+    return BuildPlan(spec, variant, text, files, h.hexdigest()[:HASH_LEN], options.base_for(variant.base))

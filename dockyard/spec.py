@@ -1,0 +1,289 @@
+"""Environment specs: envs/NAME.yaml → validated, immutable Spec objects."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from . import paths
+from .errors import SpecError
+from .yamlsource import YamlDocument, load_yaml, where
+
+# What each pattern-checked field should look like, for error messages.
+_PATTERN_HINTS = {
+    "name": "lower-case letters, digits and dashes, starting with a letter (e.g. 'pytorch')",
+    "version": "a dotted release number such as '2.13.0'",
+    "python": "a Python minor version such as '3.11' (quoted, so YAML keeps it a string)",
+    "base": "an image reference such as 'python:3.11-slim-bookworm'",
+    "shm_size": "a size such as '2g' or '512m'",
+    "memory": "a size such as '8g' or '512m'",
+    "package": "a Python distribution name such as 'torch'",
+}
+_DEFAULT_RESOURCES = {"shm_size": "2g"}
+_REQUIRED_IN_EVERY_IMAGE = ("ipykernel", "ipywidgets")
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads((paths.PACKAGE_DIR / "schemas" / "env.schema.json").read_text())
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One buildable flavour of an environment (e.g. pytorch:cuda), with spec-wide values merged in."""
+
+    env: str
+    name: str
+    base: str
+    description: str
+    system_packages: tuple[str, ...]
+    python_packages: tuple[str, ...]
+    pip_extra_index_urls: tuple[str, ...]
+    env_vars: dict[str, str]
+    gpu: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.env}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    name: str
+    display_name: str
+    description: str
+    framework: str
+    framework_version: str
+    framework_package: str | None
+    python: str
+    resources: dict[str, Any]
+    kernel: dict[str, Any]
+    variants: dict[str, Variant] = field(repr=False)
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    def variant(self, name: str | None = None) -> Variant:
+        if name is None:
+            name = "cpu" if "cpu" in self.variants else next(iter(self.variants))
+        try:
+            return self.variants[name]
+        except KeyError:
+            raise SpecError(
+                f"Environment '{self.name}' has no variant '{name}' (it has: {', '.join(self.variants)})",
+                fix=f"use one of {', '.join(f'{self.name}:{v}' for v in self.variants)}",
+            ) from None
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """'pytorch:cuda' → ('pytorch', 'cuda'); 'pytorch' → ('pytorch', None)."""
+    name, _, variant = ref.partition(":")
+    return name, (variant or None)
+
+
+def spec_files() -> dict[str, Path]:
+    """All env spec files on the search path, by name (first directory wins)."""
+    found: dict[str, Path] = {}
+    for directory in paths.envs_dirs():
+        for path in sorted(directory.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def find_spec(name: str) -> Path:
+    files = spec_files()
+    if name in files:
+        return files[name]
+    close = difflib.get_close_matches(name, files, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    searched = ", ".join(str(d) for d in paths.envs_dirs()) or "(no envs directory found)"
+    raise SpecError(
+        f"No environment named '{name}' (searched {searched}; known: {', '.join(files) or 'none'})",
+        fix=f"{hint}run 'dockyard env list' to see the environments, or add envs/{name}.yaml",
+    )
+
+
+def load(name_or_path: str | Path) -> Spec:
+    """Load and validate a spec by environment name or by file path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = find_spec(str(name_or_path))
+    return load_file(path)
+
+
+def load_all() -> list[Spec]:
+    return [load_file(p) for p in spec_files().values()]
+
+
+def load_file(path: Path) -> Spec:
+    doc = load_yaml(path, SpecError, "environment spec")
+    _check_schema(doc)
+    return _build(doc)
+
+
+def _check_schema(doc: YamlDocument) -> None:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc.data), key=lambda e: (doc.line(list(e.absolute_path)) or 0, str(e.path)))
+    if errors:
+        raise _schema_error(doc, errors[0])
+
+
+def _dotted(path: list) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecError:
+    at = list(err.absolute_path)
+    loc = where(doc.path, doc.line(at))
+    field_name = _dotted(at)
+    value = err.instance
+    leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
+    if err.validator == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        unknown = [k for k in value if k not in allowed]
+        key = unknown[0]
+        loc = where(doc.path, doc.line([*at, key]))
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return SpecError(
+            f"{loc}: unknown key '{key}' in {field_name}",
+            fix=f"{hint}remove it or use one of the allowed keys: {', '.join(allowed)}",
+        )
+    if err.validator == "required":
+        missing = err.message.split("'")[1]
+        return SpecError(
+            f"{loc}: {field_name} is missing the required field '{missing}'",
+            fix=f"add '{missing}:' to {field_name} (see the spec format in README)",
+        )
+    if err.validator == "type":
+        expected = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        shown = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
+                 "integer": "an integer", "boolean": "true/false"}.get(expected, expected)
+        return SpecError(
+            f"{loc}: {field_name} is {json.dumps(value)} ({type(value).__name__}), but must be {shown}",
+            fix=f"write {field_name} as {shown}" + (" (quote it, e.g. \"3.11\")" if expected == "string" else ""),
+        )
+    if err.validator == "enum":
+        options = ", ".join(str(o) for o in err.validator_value)
+        return SpecError(f"{loc}: {field_name} is {json.dumps(value)}, not one of: {options}", fix=f"set {field_name} to one of: {options}")
+    if err.validator == "pattern":
+        hint = _PATTERN_HINTS.get(leaf, f"a value matching {err.validator_value}")
+        return SpecError(f"{loc}: {field_name} is {json.dumps(value)}, which is not valid", fix=f"use {hint}")
+    if err.validator == "propertyNames":
+        return SpecError(
+            f"{loc}: {field_name} has an invalid key {json.dumps(err.instance)}",
+            fix="variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell identifiers",
+        )
+    if err.validator == "uniqueItems":
+        return SpecError(f"{loc}: {field_name} lists the same entry twice", fix="remove the duplicate")
+    if err.validator in ("minProperties", "minItems", "minLength"):
+        return SpecError(f"{loc}: {field_name} is empty", fix=f"give {field_name} at least one entry")
+    return SpecError(f"{loc}: {field_name}: {err.message}", fix="correct the value (see the spec format in README)")
+
+
+def _requirements(doc: YamlDocument, at: tuple, items: list[str]) -> dict[str, Requirement]:
+    """Parse pins; dockyard needs exact '==' pins so an image can be rebuilt identically."""
+    out: dict[str, Requirement] = {}
+    for i, text in enumerate(items):
+        loc = where(doc.path, doc.line([*at, i]))
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise SpecError(
+                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, not a valid requirement ({exc})",
+                fix="write it as NAME==VERSION, e.g. 'numpy==2.4.6'",
+            ) from None
+        specs = list(req.specifier)
+        if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
+            raise SpecError(
+                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, which is not pinned to one version",
+                fix=f"pin it exactly, e.g. '{req.name}==X.Y.Z', so every build installs the same thing",
+            )
+        key = canonicalize_name(req.name)
+        if key in out:
+            raise SpecError(f"{loc}: {req.name} is listed twice in {_dotted(list(at))}", fix="keep one pin")
+        out[key] = req
+    return out
+
+
+def _build(doc: YamlDocument) -> Spec:
+    data = doc.data
+    path = doc.path
+    if data["name"] != path.stem:
+        raise SpecError(
+            f"{where(path, doc.line(['name']))}: name is '{data['name']}' but the file is {path.name}",
+            fix=f"rename the file to {data['name']}.yaml or set name: {path.stem}",
+        )
+    common = _requirements(doc, ("python_packages",), data.get("python_packages", []))
+    fw = data["framework"]
+    variants: dict[str, Variant] = {}
+    for vname, v in data["variants"].items():
+        vpath = ("variants", vname)
+        own = _requirements(doc, (*vpath, "python_packages"), v.get("python_packages", []))
+        for key in own.keys() & common.keys():
+            raise SpecError(
+                f"{where(path, doc.line([*vpath, 'python_packages']))}: {key} is pinned both at the top level and in variant '{vname}'",
+                fix="pin it in one place only",
+            )
+        merged = {**common, **own}
+        for needed in _REQUIRED_IN_EVERY_IMAGE:
+            if needed not in merged:
+                raise SpecError(
+                    f"{where(path, doc.line(['python_packages']))}: variant '{vname}' does not install {needed}, which every dockyard image needs",
+                    fix=f"add a pin such as '{needed}==X.Y.Z' to python_packages",
+                )
+        package = fw.get("package")
+        if package:
+            req = merged.get(canonicalize_name(package))
+            if req is None:
+                raise SpecError(
+                    f"{where(path, doc.line(['framework', 'package']))}: framework.package is '{package}' but variant '{vname}' does not install it",
+                    fix=f"add '{package}=={fw['version']}' to python_packages",
+                )
+            pinned = next(iter(req.specifier)).version
+            if pinned.split("+")[0] != fw["version"]:
+                raise SpecError(
+                    f"{where(path, doc.line(['framework', 'version']))}: framework.version is {fw['version']} but variant '{vname}' pins {req}",
+                    fix="make framework.version and the pin agree",
+                )
+        gpu = v.get("gpu", data.get("gpu", "none" if vname.startswith("cpu") else "optional"))
+        if vname.startswith("cpu") and gpu != "none":
+            raise SpecError(
+                f"{where(path, doc.line([*vpath, 'gpu']))}: variant '{vname}' is a CPU variant but asks for gpu: {gpu}",
+                fix="set gpu: none for cpu variants, or name the variant 'cuda'",
+            )
+        variants[vname] = Variant(
+            env=data["name"],
+            name=vname,
+            base=v["base"],
+            description=v.get("description", ""),
+            system_packages=tuple(sorted({*data.get("system_packages", []), *v.get("system_packages", [])})),
+            python_packages=tuple(str(merged[k]) for k in sorted(merged)),
+            pip_extra_index_urls=tuple(v.get("pip_extra_index_urls", [])),
+            env_vars={**data.get("env", {}), **v.get("env", {})},
+            gpu=gpu,
+        )
+    return Spec(
+        path=path,
+        name=data["name"],
+        display_name=data["display_name"],
+        description=data["description"],
+        framework=fw["name"],
+        framework_version=fw["version"],
+        framework_package=fw.get("package"),
+        python=data["python"],
+        resources={**_DEFAULT_RESOURCES, **data.get("resources", {})},
+        kernel={"language": "python", "interrupt_mode": "signal", "startup_timeout": 60, "env": {}, **data.get("kernel", {})},
+        variants=variants,
+        raw=data,
+    )
