@@ -11,10 +11,12 @@ from typing import Protocol
 
 import docker
 import docker.errors
+import requests
+import urllib3
 
 from . import paths
 from .config import BuildOptions
-from .errors import BuildError
+from .errors import BuildError, EngineError
 from .plan import BuildPlan
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -141,6 +143,11 @@ def build(
                         reporter.output(line)
         except docker.errors.APIError as exc:
             raise BuildError(f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}", fix=f"see {log_path}") from None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise EngineError(
+                f"Lost the connection to the Docker engine while building {plan.variant.ref} ({type(exc).__name__})",
+                fix=f"check that dockerd is still running ('dockyard doctor'), then build again; partial log: {log_path}",
+            ) from None
     image = client.images.get(image_id or plan.tag)
     image.tag(plan.alias)
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)

@@ -144,7 +144,7 @@ def load_settings() -> Settings:
     cfg_path = paths.config_file()
     data: dict[str, Any] = {}
     if cfg_path.exists():
-        doc = load_yaml(cfg_path, ConfigError, "dockyard config")
+        doc = load_yaml(cfg_path, ConfigError, "dockyard config", empty_ok=True)
         errors = sorted(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc.data), key=lambda e: list(map(str, e.path)))
         if errors:
             err = errors[0]

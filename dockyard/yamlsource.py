@@ -32,7 +32,7 @@ def where(path: Path, line: int | None) -> str:
     return f"{path}, line {line}" if line else str(path)
 
 
-def load_yaml(path: Path, error: type[DockyardError], what: str) -> YamlDocument:
+def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bool = False) -> YamlDocument:
     """Parse path as one YAML mapping; syntax errors and duplicate keys become `error`."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -51,6 +51,8 @@ def load_yaml(path: Path, error: type[DockyardError], what: str) -> YamlDocument
             fix="correct the YAML syntax at that line (indentation, quotes, a missing ':')",
         ) from None
     if node is None:
+        if empty_ok:
+            return YamlDocument(path, {}, {})
         raise error(f"{path}: {what} is empty", fix=f"write the {what} as a YAML mapping (see README)")
     lines: dict[tuple, int] = {}
     _index(node, (), lines, path, error, what)

@@ -65,7 +65,7 @@ start_daemon() {  # $1 = storage driver; returns 0 once `docker info` answers
     fi
     log "starting: dockerd ${flags[*]} --storage-driver $driver ${extra[*]} (log: $LOG)"
     echo "=== $(date -Is) dockerd ${flags[*]} --storage-driver $driver ${extra[*]}" >> "$LOG"
-    nohup dockerd "${flags[@]}" --storage-driver "$driver" "${extra[@]}" >> "$LOG" 2>&1 < /dev/null &
+    setsid nohup dockerd "${flags[@]}" --storage-driver "$driver" "${extra[@]}" >> "$LOG" 2>&1 < /dev/null &
     pid=$!
     for ((i = 0; i < WAIT; i++)); do
         if docker info >/dev/null 2>&1; then

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+_NOISE = re.compile(r"^\s*(---> |Removing intermediate container|Successfully built)")
 
 
 class RichReporter:
@@ -32,6 +36,8 @@ class RichReporter:
         self.progress.update(self.task, completed=number - 1, total=total, description="")
 
     def output(self, line: str) -> None:
+        if _NOISE.match(line):
+            return  # builder bookkeeping: kept in the log, not worth a line on screen
         if self.verbose or not self.live:
             self.console.print(f"  [dim]{escape(line)}[/]", soft_wrap=True)
         else:

@@ -1,0 +1,145 @@
+"""Shared fixtures. Engine tests build real images and start real containers; every container
+a test starts carries the label below (or a dockyard label) and is removed at the end, pass or fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_BASE = os.environ.get("DOCKYARD_TEST_BASE", "dockyard-local/python:3.11-bookworm")
+UPSTREAM_BASE = "python:3.11-slim-bookworm"
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+TEST_LABEL = "org.dockyard.test"
+
+# The site options a test machine needs, through the documented user-facing settings:
+# no registry (base override), a TLS-intercepting proxy (extra CA), the local torch wheel (wheelhouse).
+SITE_ENV = {
+    "DOCKYARD_BASE_OVERRIDES": f"{UPSTREAM_BASE}={LOCAL_BASE}",
+    "DOCKYARD_CA_CERTS": HOST_CA,
+    "DOCKYARD_WHEELHOUSE": os.environ.get("DOCKYARD_TEST_WHEELHOUSE", "/opt/wheels"),
+    # The spec's download.pytorch.org index is unreachable here; the wheelhouse has the CPU wheel.
+    "DOCKYARD_IGNORE_SPEC_INDEXES": "1",
+}
+for key, value in SITE_ENV.items():
+    os.environ.setdefault(key, value)
+# Keep the tests away from the user's own config file.
+os.environ.setdefault("DOCKYARD_CONFIG", str(REPO / "tests" / "data" / "no-config.yaml"))
+
+
+def _engine_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CI") or _engine_available():
+        return  # in CI a missing engine must fail loudly, not skip
+    skip = pytest.mark.skip(reason="no Docker engine (start dockerd: scripts/start-dockerd.sh)")
+    for item in items:
+        if "engine" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from dockyard import engine
+
+    return engine.client(timeout=600)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from dockyard.config import load_settings
+
+    return load_settings()
+
+
+_built: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session")
+def built(docker_client, settings):
+    """built('minimal:cpu') → BuildResult; each image is built (or found) once per session."""
+    from dockyard import spec
+    from dockyard.build import build
+    from dockyard.plan import make_plan
+
+    def _build(ref: str):
+        if ref not in _built:
+            name, variant = spec.parse_ref(ref)
+            s = spec.load(name)
+            plan = make_plan(s, s.variant(variant), settings.build)
+            _built[ref] = build(docker_client, plan, settings.build)
+        return _built[ref]
+
+    return _build
+
+
+class ContainerTracker:
+    """Runs containers for a test and removes every one of them afterwards."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.containers: list = []
+
+    def run(self, image: str, command, **kwargs):
+        kwargs.setdefault("labels", {})[TEST_LABEL] = "1"
+        c = self.client.containers.run(image, command, detach=True, **kwargs)
+        self.containers.append(c)
+        return c
+
+    def output(self, image: str, command, **kwargs) -> tuple[int, str]:
+        c = self.run(image, command, **kwargs)
+        status = c.wait(timeout=300)
+        return status["StatusCode"], c.logs().decode()
+
+    def remove_all(self) -> None:
+        for c in self.containers:
+            try:
+                c.remove(force=True)
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def containers(docker_client) -> Iterator[ContainerTracker]:
+    tracker = ContainerTracker(docker_client)
+    yield tracker
+    tracker.remove_all()
+
+
+@pytest.fixture
+def no_new_containers(docker_client):
+    """Asserts that the test leaves no container behind (and that it starts none it keeps)."""
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    yield
+    after = {c.id for c in docker_client.containers.list(all=True)}
+    leftover = after - before
+    for cid in leftover:
+        docker_client.containers.get(cid).remove(force=True)
+    assert not leftover, f"test left {len(leftover)} container(s) behind"
+
+
+@pytest.fixture
+def tmp_envs(tmp_path, monkeypatch) -> Path:
+    """An empty spec directory searched before the repo's envs/."""
+    d = tmp_path / "envs"
+    d.mkdir()
+    monkeypatch.setenv("DOCKYARD_ENVS_PATH", str(d))
+    return d
+
+
+def copy_spec(name: str, dest: Path) -> Path:
+    target = dest / f"{name}.yaml"
+    shutil.copy(REPO / "envs" / f"{name}.yaml", target)
+    return target
