@@ -122,8 +122,8 @@ def build(
                     output = "".join(step_lines[-60:]).rstrip()
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
-                        f"--- output of that step ---\n{output}\n--- full log: {log_path}",
-                        fix="read the step's output above; for TLS/certificate errors add your CA with --ca-cert, "
+                        f"--- output of that step ---\n{output}\n---",
+                        fix=f"read the step's output above (full log: {log_path} ); for TLS/certificate errors add your CA with --ca-cert, "
                         "for unreachable package indexes use --pip-index-url or --wheelhouse",
                     )
                 if "aux" in chunk and "ID" in chunk["aux"]:

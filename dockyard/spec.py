@@ -148,6 +148,11 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
     field_name = _dotted(at)
     value = err.instance
     leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
+    if "propertyNames" in err.schema_path:
+        return SpecError(
+            f"{loc}: {field_name} has an invalid key {json.dumps(err.instance)}",
+            fix="variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell identifiers",
+        )
     if err.validator == "additionalProperties":
         allowed = list(err.schema.get("properties", {}))
         unknown = [k for k in value if k not in allowed]
@@ -179,11 +184,6 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
     if err.validator == "pattern":
         hint = _PATTERN_HINTS.get(leaf, f"a value matching {err.validator_value}")
         return SpecError(f"{loc}: {field_name} is {json.dumps(value)}, which is not valid", fix=f"use {hint}")
-    if err.validator == "propertyNames":
-        return SpecError(
-            f"{loc}: {field_name} has an invalid key {json.dumps(err.instance)}",
-            fix="variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell identifiers",
-        )
     if err.validator == "uniqueItems":
         return SpecError(f"{loc}: {field_name} lists the same entry twice", fix="remove the duplicate")
     if err.validator in ("minProperties", "minItems", "minLength"):
@@ -200,7 +200,7 @@ def _requirements(doc: YamlDocument, at: tuple, items: list[str]) -> dict[str, R
             req = Requirement(text)
         except InvalidRequirement as exc:
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, not a valid requirement ({exc})",
+                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, not a valid requirement ({str(exc).splitlines()[0]})",
                 fix="write it as NAME==VERSION, e.g. 'numpy==2.4.6'",
             ) from None
         specs = list(req.specifier)

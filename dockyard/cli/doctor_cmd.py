@@ -52,13 +52,17 @@ def checks() -> list[Check]:
         out.append(Check("pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn", "storage driver", driver,
                          "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2"))
         support = gpu.gpu_support(info)
-        out.append(Check("pass" if support else "info", "GPU", f"available through {support}" if support else "no GPU support in the engine (CUDA variants run on the CPU)",
-                         "" if support else "for GPUs install the NVIDIA Container Toolkit and restart dockerd"))
+        if support:
+            out.append(Check("pass", "GPU", f"available through {support}"))
+        else:
+            out.append(Check("info", "GPU", "no GPU support in the engine (CUDA variants run on the CPU)",
+                             "for GPUs install the NVIDIA Container Toolkit and restart dockerd"))
         root = info.get("DockerRootDir", "/var/lib/docker")
         try:
             free = shutil.disk_usage(root).free / 1e9
             status = "pass" if free > 30 else ("warn" if free > 10 else "fail")
-            out.append(Check(status, "free disk", f"{free:.0f} GB free under {root}", "" if status == "pass" else "CUDA images need 10-20 GB each; free space or prune ('docker system prune')"))
+            fix = "" if status == "pass" else "CUDA images need 10-20 GB each; free space or prune ('docker system prune')"
+            out.append(Check(status, "free disk", f"{free:.0f} GB free under {root}", fix))
         except OSError:
             out.append(Check("info", "free disk", f"cannot read {root} from here (remote engine?)"))
         for upstream, local in b.base_overrides.items():

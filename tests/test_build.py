@@ -1,0 +1,99 @@
+"""Real builds on the real engine, through the CA + wheelhouse + base-override site options."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard import spec as specs
+from dockyard.build import build, existing_image
+from dockyard.config import load_settings
+from dockyard.errors import BuildError
+from dockyard.plan import make_plan
+
+from .conftest import copy_spec
+
+pytestmark = pytest.mark.engine
+
+
+def test_minimal_builds_and_runs(built, containers) -> None:
+    result = built("minimal:cpu")
+    assert result.tag.startswith("dockyard/minimal:cpu-")
+    code, out = containers.output(result.tag, [
+        "python", "-c", "import ipykernel, ipywidgets, sys, os; print(ipykernel.__version__, ipywidgets.__version__, os.environ['DOCKYARD_ENV'])"])
+    assert code == 0, out
+    assert out.split()[:2] == ["7.4.0", "8.1.9"] and "minimal" in out
+
+
+@pytest.mark.slow
+def test_pytorch_cpu_builds_from_wheelhouse_and_runs(built, containers) -> None:
+    result = built("pytorch:cpu")
+    code, out = containers.output(result.tag, [
+        "python", "-c", "import torch, ipykernel; print(torch.__version__, torch.tensor([1.0, 2.0]).sum().item(), ipykernel.__version__)"])
+    assert code == 0, out
+    assert out.split() == ["2.13.0+cpu", "3.0", "7.4.0"]
+
+
+def test_image_trusts_the_site_ca_and_is_labelled(built, docker_client, containers) -> None:
+    result = built("minimal:cpu")
+    image = docker_client.images.get(result.tag)
+    labels = image.labels
+    assert labels["org.dockyard.env"] == "minimal" and labels["org.dockyard.hash"] == result.tag.rsplit("-", 1)[1]
+    assert "dockyard/minimal:cpu" in image.tags  # the moving alias follows the newest build
+    code, out = containers.output(result.tag, [
+        "python", "-c", "import os, ssl; print(os.environ['PIP_CERT']); print(len(ssl.create_default_context().get_ca_certs()))"])
+    assert code == 0 and out.splitlines()[0] == "/etc/ssl/certs/ca-certificates.crt" and int(out.splitlines()[1]) > 10, out
+    # The wheelhouse stage must not leave wheels in the final image.
+    code, out = containers.output(result.tag, ["sh", "-c", "ls /tmp/dockyard 2>&1 || true"])
+    assert "No such file" in out
+
+
+def test_unchanged_build_is_a_noop(built, docker_client, settings, monkeypatch) -> None:
+    first = built("minimal:cpu")
+    calls: list[object] = []
+    real_build = docker_client.api.build
+    monkeypatch.setattr(docker_client.api, "build", lambda *a, **k: calls.append(a) or real_build(*a, **k))
+    s = specs.load("minimal")
+    start = time.monotonic()
+    again = build(docker_client, make_plan(s, s.variant("cpu"), settings.build), settings.build)
+    elapsed = time.monotonic() - start
+    assert not again.built and again.image_id == first.image_id and calls == []
+    assert elapsed < 5  # generous: the bench measures the real figure
+
+
+def test_failed_step_shows_its_output_and_leaves_nothing(tmp_envs: Path, docker_client, no_new_containers) -> None:
+    path = copy_spec("minimal", tmp_envs)
+    path.write_text(path.read_text().replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
+    settings = load_settings()
+    s = specs.load("minimal")
+    plan = make_plan(s, s.variant("cpu"), settings.build)
+    with pytest.raises(BuildError) as info:
+        build(docker_client, plan, settings.build)
+    text = info.value.text
+    assert "ipywidgets==0.0.0.424242" in text  # pip's own words, from the failing step
+    assert "full log:" in text and Path(text.split("full log: ")[1].split(" ")[0]).exists()
+    assert existing_image(docker_client, plan.tag) is None
+
+
+def test_without_the_proxy_ca_pip_fails_with_a_certificate_hint(tmp_envs: Path, docker_client, monkeypatch, no_new_containers) -> None:
+    """The corporate-proxy problem itself: the same build without --ca-cert cannot reach PyPI."""
+    path = copy_spec("minimal", tmp_envs)
+    # A pin nothing else uses, so no cached layer can hide the download.
+    path.write_text(path.read_text().replace("ipywidgets==8.1.9", "ipywidgets==8.1.8"))
+    monkeypatch.delenv("DOCKYARD_CA_CERTS")
+    settings = load_settings()
+    s = specs.load("minimal")
+    with pytest.raises(BuildError) as info:
+        build(docker_client, make_plan(s, s.variant("cpu"), settings.build), settings.build)
+    assert "CERTIFICATE_VERIFY_FAILED" in info.value.text or "certificate" in info.value.text.lower()
+    assert "--ca-cert" in info.value.text
+
+
+def test_missing_base_image_gives_override_hint(tmp_envs: Path, docker_client, monkeypatch, no_new_containers) -> None:
+    monkeypatch.setenv("DOCKYARD_BASE_OVERRIDES", "python:3.11-slim-bookworm=dockyard-local/does-not-exist:1")
+    settings = load_settings()
+    s = specs.load("minimal")
+    with pytest.raises(BuildError, match="base-override"):
+        build(docker_client, make_plan(s, s.variant("cpu"), settings.build), settings.build)

@@ -1,0 +1,47 @@
+"""With no Docker engine answering, every command that needs one says so clearly (no traceback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+DEAD = "unix:///tmp/dockyard-no-such-daemon.sock"
+
+
+def engine_commands() -> list[list[str]]:
+    from dockyard.cli import parser
+
+    commands = [["build", "minimal:cpu"], ["images"]]
+    groups = parser()._subparsers._group_actions[0].choices  # what this build of the CLI offers
+    if "kernels" in groups:
+        commands.append(["kernels", "gc"])
+    return commands
+
+
+@pytest.mark.parametrize("command", engine_commands(), ids=lambda c: " ".join(c))
+def test_unreachable_daemon_gives_clear_error(command: list[str], monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", DEAD)
+    proc = subprocess.run([sys.executable, "-m", "dockyard", *command], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Cannot reach the Docker engine at unix:///tmp/dockyard-no-such-daemon.sock" in proc.stderr
+    assert "Fix:" in proc.stderr and "dockyard doctor" in proc.stderr
+
+
+def test_doctor_reports_the_engine_as_failed(monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", DEAD)
+    proc = subprocess.run([sys.executable, "-m", "dockyard", "doctor"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "fail" in proc.stdout and "docker engine" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.engine
+def test_doctor_passes_on_a_working_engine() -> None:
+    proc = subprocess.run([sys.executable, "-m", "dockyard", "doctor"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for what in ("docker engine", "storage driver", "GPU", "free disk", "proxy", "CA certificates"):
+        assert any(what in line for line in lines), what
+    assert any(line.startswith("pass") and "CA certificates" in line for line in lines)
