@@ -59,9 +59,18 @@ def existing_image(client: docker.DockerClient, tag: str) -> docker.models.image
         return None
 
 
-def _ensure_base(client: docker.DockerClient, plan: BuildPlan, reporter: Reporter) -> None:
+def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOptions, reporter: Reporter) -> None:
     if existing_image(client, plan.base) is not None:
         return
+    override_hint = (
+        f"dockyard build {plan.variant.ref} --base-override '{plan.variant.base}=LOCAL_IMAGE' "
+        "(or DOCKYARD_BASE_OVERRIDES / base_overrides in the config file)"
+    )
+    if options.pull == "never":
+        raise BuildError(
+            f"Base image '{plan.base}' of {plan.variant.ref} is not available locally, and pulling is off (pull: never)",
+            fix=f"load or build that image locally, or map the base to a local image without editing the spec: {override_hint}",
+        )
     reporter.output(f"Pulling base image {plan.base} ...")
     try:
         client.images.pull(plan.base)
@@ -69,9 +78,7 @@ def _ensure_base(client: docker.DockerClient, plan: BuildPlan, reporter: Reporte
         raise BuildError(
             f"Base image '{plan.base}' of {plan.variant.ref} is not available locally and could not be pulled "
             f"({exc.explanation or exc})",
-            fix=f"pull it ('docker pull {plan.base}'), or map it to a local image without editing the spec: "
-            f"dockyard build {plan.variant.ref} --base-override '{plan.variant.base}=LOCAL_IMAGE' "
-            "(or DOCKYARD_BASE_OVERRIDES / base_overrides in the config file)",
+            fix=f"pull it ('docker pull {plan.base}'), or map it to a local image without editing the spec: {override_hint}",
         ) from None
 
 
@@ -91,7 +98,7 @@ def build(
         if plan.alias not in image.tags:
             image.tag(plan.alias)
         return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
-    _ensure_base(client, plan, reporter)
+    _ensure_base(client, plan, options, reporter)
     log_path = log_path_for(plan)
     buildargs = {}
     for key, names in (("http", ("HTTP_PROXY", "http_proxy")), ("https", ("HTTPS_PROXY", "https_proxy")), ("no_proxy", ("NO_PROXY", "no_proxy"))):

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from . import paths
 from .errors import ConfigError
+from .validation import first_error
 from .yamlsource import load_yaml, where
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
@@ -31,6 +30,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "pip_extra_index_urls": _STR_LIST,
                 "wheelhouse": {"type": "string"},
                 "ignore_spec_indexes": {"type": "boolean"},
+                "pull": {"enum": ["missing", "never"]},
                 "proxy": {
                     "type": "object",
                     "additionalProperties": False,
@@ -64,6 +64,7 @@ class BuildOptions:
     ignore_spec_indexes: bool = False
     base_overrides: dict[str, str] = field(default_factory=dict)
     proxy: dict[str, str] = field(default_factory=dict)
+    pull: str = "missing"  # "never": a missing base image is an error, no registry is contacted
 
     def base_for(self, upstream: str) -> str:
         return self.base_overrides.get(upstream, upstream)
@@ -81,6 +82,8 @@ class BuildOptions:
             changes["wheelhouse"] = _wheelhouse_path(flags["wheelhouse"], "--wheelhouse")
         if flags.get("ignore_spec_indexes"):
             changes["ignore_spec_indexes"] = True
+        if flags.get("no_pull"):
+            changes["pull"] = "never"
         if flags.get("base_override"):
             changes["base_overrides"] = {**self.base_overrides, **_parse_overrides(",".join(flags["base_override"]), "--base-override")}
         return replace(self, **changes)
@@ -145,13 +148,12 @@ def load_settings() -> Settings:
     data: dict[str, Any] = {}
     if cfg_path.exists():
         doc = load_yaml(cfg_path, ConfigError, "dockyard config", empty_ok=True)
-        errors = sorted(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(doc.data), key=lambda e: list(map(str, e.path)))
-        if errors:
-            err = errors[0]
+        err = first_error(CONFIG_SCHEMA, doc)
+        if err is not None:
             at = list(err.absolute_path)
             raise ConfigError(
                 f"{where(cfg_path, doc.line(at))}: {'.'.join(map(str, at)) or 'top level'}: {err.message}",
-                fix="correct the value; the config file format is described in README (section 'Configuration')",
+                fix="correct the value; the config file format is described in README (section 'Corporate proxies')",
             )
         data = doc.data
     b = data.get("build", {})
@@ -175,6 +177,9 @@ def load_settings() -> Settings:
         extra = env["DOCKYARD_PIP_EXTRA_INDEX_URLS"].split()
     if (flag := _env_flag("DOCKYARD_IGNORE_SPEC_INDEXES")) is not None:
         ignore = flag
+    pull = env.get("DOCKYARD_PULL") or b.get("pull", "missing")
+    if pull not in ("missing", "never"):
+        raise ConfigError(f"DOCKYARD_PULL={pull!r} is not a pull policy", fix="use missing (pull absent base images) or never (offline)")
     if env.get("DOCKYARD_BASE_OVERRIDES"):
         overrides.update(_parse_overrides(env["DOCKYARD_BASE_OVERRIDES"], "DOCKYARD_BASE_OVERRIDES"))
     # Standard proxy variables win over nothing, lose to the config file's explicit proxy section.
@@ -206,5 +211,6 @@ def load_settings() -> Settings:
         ignore_spec_indexes=ignore,
         base_overrides=overrides,
         proxy=proxy,
+        pull=pull,
     )
     return Settings(build=build, kernels=kernels, source=str(cfg_path) if cfg_path.exists() else "defaults")

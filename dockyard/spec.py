@@ -9,12 +9,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import paths
 from .errors import SpecError
+from .validation import first_error
 from .yamlsource import YamlDocument, load_yaml, where
 
 # What each pattern-checked field should look like, for error messages.
@@ -129,10 +129,9 @@ def load_file(path: Path) -> Spec:
 
 
 def _check_schema(doc: YamlDocument) -> None:
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(doc.data), key=lambda e: (doc.line(list(e.absolute_path)) or 0, str(e.path)))
-    if errors:
-        raise _schema_error(doc, errors[0])
+    err = first_error(schema(), doc)
+    if err is not None:
+        raise _schema_error(doc, err)
 
 
 def _dotted(path: list) -> str:
@@ -142,7 +141,7 @@ def _dotted(path: list) -> str:
     return out or "(top level)"
 
 
-def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecError:
+def _schema_error(doc: YamlDocument, err: Any) -> SpecError:
     at = list(err.absolute_path)
     loc = where(doc.path, doc.line(at))
     field_name = _dotted(at)

@@ -13,8 +13,9 @@ from .errors import DockyardError
 class YamlDocument:
     """A parsed YAML mapping plus the line of each value, addressed by its path of keys/indexes."""
 
-    def __init__(self, path: Path, data: Any, lines: dict[tuple, int]) -> None:
+    def __init__(self, path: Path, data: Any, lines: dict[tuple, int], text: str = "") -> None:
         self.path = path
+        self.text = text
         self.data = data
         self._lines = lines
 
@@ -52,7 +53,7 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
         ) from None
     if node is None:
         if empty_ok:
-            return YamlDocument(path, {}, {})
+            return YamlDocument(path, {}, {}, text)
         raise error(f"{path}: {what} is empty", fix=f"write the {what} as a YAML mapping (see README)")
     lines: dict[tuple, int] = {}
     _index(node, (), lines, path, error, what)
@@ -62,7 +63,7 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
             f"{where(path, 1)}: {what} must be a YAML mapping of fields, not a {type(data).__name__}",
             fix="start the file with fields such as 'name: ...' (see README)",
         )
-    return YamlDocument(path, data, lines)
+    return YamlDocument(path, data, lines, text)
 
 
 def _index(node: yaml.Node, at: tuple, lines: dict[tuple, int], path: Path, error: type[DockyardError], what: str) -> None:

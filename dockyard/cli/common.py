@@ -18,6 +18,7 @@ def add_build_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pip-extra-index-url", action="append", metavar="URL", help="additional package index (repeatable)")
     g.add_argument("--wheelhouse", metavar="DIR", help="local directory of wheels to install from")
     g.add_argument("--ignore-spec-indexes", action="store_true", default=None, help="ignore package indexes named in specs (your mirror has everything)")
+    g.add_argument("--no-pull", action="store_true", default=None, help="never contact a registry: a missing base image is an error")
     g.add_argument("--base-override", action="append", metavar="UPSTREAM=LOCAL", help="use a local image instead of an upstream base (repeatable)")
 
 
