@@ -1,0 +1,195 @@
+"""`dockyard kernels install|list|remove|gc|generate`: container kernels in Jupyter's kernel list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from rich.markup import escape
+from rich.table import Table
+
+from .. import engine
+from .. import spec as specs
+from ..build import existing_image
+from ..config import load_settings
+from ..errors import DockyardError
+from ..kernel import kernelspec
+from ..plan import make_plan
+from .common import console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    k = sub.add_parser("kernels", help="install, list and remove the container kernels' kernelspecs")
+    k_sub = k.add_subparsers(dest="kernels_command", metavar="ACTION", required=True)
+
+    p = k_sub.add_parser("install", help="install kernelspecs into Jupyter's data dirs (every variant of every environment when none are given)")
+    p.add_argument("refs", nargs="*", metavar="ENV[:VARIANT]", help="e.g. pytorch (all its variants) or pytorch:cuda")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="into your user data dir (the default)")
+    where.add_argument("--sys-prefix", action="store_true", help=f"into this Python's prefix ({sys.prefix}), e.g. a venv or conda env")
+    where.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
+    p.set_defaults(func=cmd_install)
+
+    p = k_sub.add_parser("list", help="installed dockyard kernels and whether their images are built")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = k_sub.add_parser("remove", help="uninstall dockyard kernelspecs (all of them when no name is given)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="kernel names as shown by 'dockyard kernels list', e.g. dockyard-pytorch-cpu")
+    p.set_defaults(func=cmd_remove)
+
+    p = k_sub.add_parser("gc", help="remove kernel containers whose Jupyter server is gone")
+    p.set_defaults(func=cmd_gc)
+
+    p = k_sub.add_parser("generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)")
+    p.add_argument("--output", type=Path, default=Path(kernelspec.DIRNAME), metavar="DIR", help="where to write (default: ./kernels)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs")
+    p.set_defaults(func=cmd_generate)
+
+
+def _targets(refs: list[str]) -> list[tuple[specs.Spec, specs.Variant]]:
+    if not refs:
+        return [(s, v) for s in specs.load_all() for v in s.variants.values()]
+    out = []
+    for ref in refs:
+        name, variant = specs.parse_ref(ref)
+        s = specs.load(name)
+        out += [(s, s.variant(variant))] if variant else [(s, v) for v in s.variants.values()]
+    return out
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    targets = _targets(args.refs)
+    ksm = KernelSpecManager()
+    prefix = sys.prefix if args.sys_prefix else args.prefix
+    with tempfile.TemporaryDirectory(prefix="dockyard-kernelspec-") as tmp:
+        for s, v in targets:
+            source = kernelspec.write_dir(s, v, Path(tmp))
+            try:
+                dest = ksm.install_kernel_spec(str(source), kernelspec.kernel_name(s, v), user=prefix is None, prefix=prefix)
+            except OSError as exc:
+                raise DockyardError(
+                    f"Cannot install kernelspec {kernelspec.kernel_name(s, v)} ({exc.strerror or exc}: {exc.filename or ''})",
+                    fix="install into a directory you may write: --user (the default), --sys-prefix inside a venv, or --prefix DIR",
+                ) from None
+            console.print(f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}", soft_wrap=True)
+    refs = " ".join(sorted({v.ref for _, v in targets}))
+    console.print(f"Kernels start the images on first use; build them now with: dockyard build {escape(refs)}", soft_wrap=True)
+    return 0
+
+
+def installed() -> dict[str, dict[str, Any]]:
+    """Installed dockyard kernelspecs by name: {'resource_dir': ..., 'spec': kernel.json as a dict}."""
+    found = KernelSpecManager().get_all_specs()
+    return {name: info for name, info in sorted(found.items()) if kernelspec.is_dockyard(Path(info["resource_dir"]))}
+
+
+def _image_status(info: dict[str, Any], client: Any, settings: Any) -> str:
+    meta = info["spec"]["metadata"]["dockyard"]
+    if client is None:
+        return "unknown (no Docker engine)"
+    try:
+        s = specs.load(meta["env"])
+        plan = make_plan(s, s.variant(meta["variant"]), settings.build)
+    except DockyardError:
+        return "unknown (no such environment here)"
+    if existing_image(client, plan.tag):
+        return "built"
+    if existing_image(client, plan.alias):
+        return "outdated (spec or site settings changed)"
+    return "not built"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    kernels = installed()
+    try:
+        client = engine.client(timeout=10)
+    except DockyardError:
+        client = None  # listing must still work with the daemon stopped
+    settings = load_settings()
+    rows = []
+    for name, info in kernels.items():
+        meta = info["spec"]["metadata"]["dockyard"]
+        rows.append({
+            "name": name,
+            "display_name": info["spec"]["display_name"],
+            "env": f"{meta['env']}:{meta['variant']}",
+            "image": _image_status(info, client, settings),
+            "resource_dir": info["resource_dir"],
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        console.print("no dockyard kernels installed; run 'dockyard kernels install'")
+        return 0
+    table = Table(title="dockyard kernels")
+    for col in ("name", "display name", "environment", "image", "location"):
+        table.add_column(col)
+    for r in rows:
+        colour = {"built": "green", "not built": "yellow"}.get(r["image"], "red" if r["image"].startswith("outdated") else "dim")
+        table.add_row(r["name"], escape(r["display_name"]), r["env"], f"[{colour}]{escape(r['image'])}[/]", escape(r["resource_dir"]))
+    console.print(table)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    ksm = KernelSpecManager()
+    names = args.names or list(installed())
+    if not names:
+        console.print("no dockyard kernels installed")
+        return 0
+    for name in names:
+        removed = 0
+        # A name can be installed in several data dirs (user, sys-prefix); remove every copy of ours.
+        while True:
+            try:
+                resource_dir = Path(ksm.get_kernel_spec(name).resource_dir)
+            except NoSuchKernel:
+                break
+            if not kernelspec.is_dockyard(resource_dir):
+                raise DockyardError(f"Kernel '{name}' at {resource_dir} was not installed by dockyard", fix="remove it with 'jupyter kernelspec remove'")
+            try:
+                ksm.remove_kernel_spec(name)
+            except OSError as exc:
+                raise DockyardError(f"Cannot remove {resource_dir} ({exc.strerror or exc})", fix="run as a user who may write there") from None
+            console.print(f"[yellow]removed[/] {name}  ({escape(str(resource_dir))})", soft_wrap=True)
+            removed += 1
+        if not removed:
+            raise DockyardError(f"No kernel named '{name}' is installed", fix="see 'dockyard kernels list' for the names")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ..kernel import reaper  # imported here: it pulls in the provisioner's labels and the docker SDK
+
+    removed = reaper.reap(engine.client())
+    for name in removed:
+        console.print(f"[yellow]removed[/] {escape(name)}")
+    console.print(f"{len(removed)} leftover kernel container(s) removed")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    tree = kernelspec.render_all(specs.load_all())
+    out_dir: Path = args.output
+    count = len({rel.split("/")[0] for rel in tree})
+    if args.check:
+        problems = kernelspec.differences(tree, out_dir, complete=True)
+        for line in problems:
+            console.print(f"[red]{escape(line)}[/]", soft_wrap=True)
+        if problems:
+            console.print("run 'dockyard kernels generate' and commit the result")
+            return 1
+        console.print(f"[green]up to date[/] {count} kernelspec(s) in {escape(str(out_dir))}")
+        return 0
+    changed = kernelspec.write(tree, out_dir, complete=True)
+    for path in changed:
+        console.print(f"[green]wrote[/] {escape(str(path))}" if path.exists() else f"[yellow]removed[/] {escape(str(path))}", soft_wrap=True)
+    console.print(f"{count} kernelspec(s) in {escape(str(out_dir))}, {len(changed)} changed")
+    return 0

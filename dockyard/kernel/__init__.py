@@ -1,0 +1,1 @@
+"""Container kernels: kernelspecs, the Docker provisioner and the reaper of leftover containers."""

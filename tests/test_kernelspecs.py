@@ -1,0 +1,223 @@
+"""Generated kernelspecs: checked-in files match the specs byte for byte, say the right things, and install."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+from dockyard import spec as specs
+from dockyard.cli import main
+from dockyard.kernel import kernelspec, logos
+
+from .conftest import REPO, copy_spec
+
+CHECKED_IN = REPO / kernelspec.DIRNAME
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_checked_in_kernelspecs_match_the_specs(tmp_path):
+    """Regenerate into a temp dir; any difference means someone edited a spec without regenerating."""
+    out = tmp_path / "kernels"
+    kernelspec.write(kernelspec.render_all(specs.load_all()), out, complete=True)
+    fresh, committed = _tree(out), _tree(CHECKED_IN)
+    assert sorted(fresh) == sorted(committed), "run 'dockyard kernels generate' and commit kernels/"
+    for rel, data in fresh.items():
+        assert committed[rel] == data, f"kernels/{rel} is outdated: run 'dockyard kernels generate'"
+
+
+def test_generate_check_passes_on_the_repo_and_fails_on_drift(tmp_path, monkeypatch, capsys):
+    assert main(["kernels", "generate", "--check", "--output", str(CHECKED_IN)]) == 0
+    work = tmp_path / "kernels"
+    shutil.copytree(CHECKED_IN, work)
+    (tmp_path / "envs").mkdir()
+    for name in specs.spec_files():
+        copy_spec(name, tmp_path / "envs")
+    monkeypatch.setenv("DOCKYARD_ENVS_PATH", str(tmp_path / "envs"))
+    target = work / "dockyard-minimal-cpu" / kernelspec.KERNEL_JSON
+    target.write_bytes(target.read_bytes().replace(b'"signal"', b'"message"'))
+    shutil.copytree(work / "dockyard-minimal-cpu", work / "dockyard-gone-cpu")  # a removed env: stale
+    (work / "mine").mkdir()  # someone's own kernelspec: never touched
+    (work / "mine" / kernelspec.KERNEL_JSON).write_text('{"argv": ["x"], "display_name": "mine"}\n')
+    capsys.readouterr()
+    assert main(["kernels", "generate", "--check", "--output", str(work)]) == 1
+    out = capsys.readouterr().out
+    assert "outdated" in out and "dockyard-minimal-cpu" in out and "stale" in out and "dockyard-gone-cpu" in out and "mine" not in out
+    assert main(["kernels", "generate", "--output", str(work)]) == 0
+    assert not (work / "dockyard-gone-cpu").exists() and (work / "mine").exists()
+    assert main(["kernels", "generate", "--check", "--output", str(work)]) == 0
+
+
+def test_one_kernelspec_per_variant():
+    tree = kernelspec.render_all(specs.load_all())
+    names = {rel.split("/")[0] for rel in tree}
+    expected = {f"dockyard-{s.name}-{v}" for s in specs.load_all() for v in s.variants}
+    assert names == expected
+    for name in names:
+        assert {f"{name}/kernel.json", f"{name}/logo-32x32.png", f"{name}/logo-64x64.png"} <= tree.keys()
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("pytorch:cpu", "PyTorch 2.13.0 (CPU, container)"),
+        ("pytorch:cuda", "PyTorch 2.13.0 (CUDA, container)"),
+        ("minimal:cuda", "Python 3.11 minimal (CUDA, container)"),
+        ("minimal:cpu", "Python 3.11 minimal (CPU, container)"),
+        ("jax:cpu", "JAX 0.10.2 (CPU, container)"),
+        ("tensorflow:cuda", "TensorFlow 2.21.0 (CUDA, container)"),
+    ],
+)
+def test_display_names_say_framework_version_variant_and_container(ref, expected):
+    name, variant = specs.parse_ref(ref)
+    s = specs.load(name)
+    assert kernelspec.display_name(s, s.variant(variant)) == expected
+
+
+def test_display_names_are_unique():
+    names = [kernelspec.display_name(s, v) for s in specs.load_all() for v in s.variants.values()]
+    assert len(names) == len(set(names))
+
+
+def test_kernel_json_selects_the_provisioner_and_runs_ipykernel_in_the_image():
+    for s in specs.load_all():
+        for v in s.variants.values():
+            data = json.loads(kernelspec.files(s, v)["kernel.json"])
+            assert data["argv"] == ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            assert data["language"] == "python"
+            assert data["interrupt_mode"] == s.kernel["interrupt_mode"] == "signal"
+            assert data["env"] == s.kernel["env"]
+            prov = data["metadata"]["kernel_provisioner"]
+            assert prov == {"provisioner_name": "dockyard-docker-provisioner", "config": {"env": s.name, "variant": v.name}}
+            assert data["metadata"]["debugger"] is True
+            assert data["metadata"]["dockyard"]["gpu"] == v.gpu
+            # Nothing machine-specific: the same file is right on every machine.
+            text = json.dumps(data)
+            assert "/root" not in text and "/home" not in text and str(REPO) not in text
+
+
+def test_provisioner_entry_point_is_registered():
+    from importlib.metadata import entry_points
+
+    names = [ep.name for ep in entry_points(group="jupyter_client.kernel_provisioners")]
+    assert kernelspec.PROVISIONER_NAME in names
+
+
+def test_kernel_json_format_is_stable():
+    s = specs.load("minimal")
+    data = kernelspec.files(s, s.variant("cpu"))["kernel.json"]
+    assert data.endswith(b"}\n") and not data.endswith(b"\n\n")
+    assert data == (json.dumps(json.loads(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
+    """Decode our palette PNGs with nothing but zlib: proves they are valid PNGs."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks[kind] = chunks.get(kind, b"") + body
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour) == (8, 3)
+    return width, height, zlib.decompress(chunks[b"IDAT"])
+
+
+def test_logos_are_valid_pngs_distinct_per_framework_and_reproducible():
+    seen = set()
+    for framework in ("python", "pytorch", "tensorflow", "jax", "mxnet"):
+        for size in logos.SIZES:
+            data = logos.png(framework, size)
+            assert data == logos.png(framework, size)
+            w, h, raw = _png_pixels(data)
+            assert (w, h) == (size, size) and len(raw) == size * (size + 1)
+            assert len(set(raw)) >= 3  # transparent corners, tile, monogram
+            seen.add(data)
+    assert len(seen) == 10
+
+
+def _jupyter_env(prefix: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = str(prefix / "share" / "jupyter")
+    env["JUPYTER_DATA_DIR"] = str(prefix / "data")  # keep the user's own data dir out of the listing
+    return env
+
+
+def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(tmp_path):
+    prefix = tmp_path / "prefix"
+    dockyard = [sys.executable, "-m", "dockyard"]
+    env = _jupyter_env(prefix)
+    subprocess.run([*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)], env=env, check=True, capture_output=True)
+    listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
+    found = json.loads(listing.stdout)["kernelspecs"]
+    for name in ("dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"):
+        assert name in found
+        assert Path(found[name]["resource_dir"]).is_relative_to(prefix)
+        assert found[name]["spec"]["metadata"]["kernel_provisioner"]["provisioner_name"] == "dockyard-docker-provisioner"
+    installed = prefix / "share" / "jupyter" / "kernels" / "dockyard-pytorch-cpu"
+    s = specs.load("pytorch")
+    assert _tree(installed) == kernelspec.files(s, s.variant("cpu"))  # exactly what kernels/ holds
+
+    ours = subprocess.run([*dockyard, "kernels", "list", "--json"], env=env, check=True, capture_output=True, text=True)
+    rows = {r["name"]: r for r in json.loads(ours.stdout)}
+    assert set(rows) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"}
+    assert rows["dockyard-pytorch-cuda"]["env"] == "pytorch:cuda"
+
+    subprocess.run([*dockyard, "kernels", "remove", "dockyard-pytorch-cuda"], env=env, check=True, capture_output=True)
+    listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
+    found = json.loads(listing.stdout)["kernelspecs"]
+    assert "dockyard-pytorch-cuda" not in found and "dockyard-pytorch-cpu" in found
+
+    subprocess.run([*dockyard, "kernels", "remove"], env=env, check=True, capture_output=True)  # all of ours
+    listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
+    assert not [n for n in json.loads(listing.stdout)["kernelspecs"] if n.startswith("dockyard-")]
+
+
+def test_remove_refuses_foreign_and_unknown_kernels(tmp_path, monkeypatch, capsys):
+    prefix = tmp_path / "prefix"
+    for key, value in _jupyter_env(prefix).items():
+        monkeypatch.setenv(key, value)
+    foreign = prefix / "share" / "jupyter" / "kernels" / "dockyard-lookalike"
+    foreign.mkdir(parents=True)
+    (foreign / "kernel.json").write_text('{"argv": ["python"], "display_name": "not ours", "language": "python"}\n')
+    assert main(["kernels", "remove", "dockyard-lookalike"]) == 2
+    assert "not installed by dockyard" in capsys.readouterr().err
+    assert foreign.exists()
+    assert main(["kernels", "remove", "dockyard-nothing-cpu"]) == 2
+    assert "No kernel named" in capsys.readouterr().err
+
+
+def test_install_where_not_writable_is_a_clear_error(tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(["kernels", "install", "minimal:cpu", "--prefix", str(locked)]) == 2
+    assert "Cannot install kernelspec" in capsys.readouterr().err
+
+
+def test_gc_calls_the_reaper(monkeypatch, capsys):
+    import types
+
+    from dockyard import engine
+
+    fake = types.ModuleType("dockyard.kernel.reaper")
+    fake.reap = lambda client: ["dockyard-minimal-cpu-deadbeef"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dockyard.kernel.reaper", fake)
+    monkeypatch.setattr("dockyard.kernel.reaper", fake, raising=False)
+    monkeypatch.setattr(engine, "client", lambda *a, **k: object())
+    assert main(["kernels", "gc"]) == 0
+    out = capsys.readouterr().out
+    assert "dockyard-minimal-cpu-deadbeef" in out and "1 leftover" in out
