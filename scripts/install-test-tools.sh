@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the tools the tests drive from outside Python, pinned, into the git-ignored .tools/:
+# the dev containers CLI (@devcontainers/cli, what VS Code's "Reopen in Container" uses).
+# Idempotent (a no-op when the pinned version is there). Prints the CLI's path on stdout.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DEVCONTAINERS_CLI_VERSION="${DEVCONTAINERS_CLI_VERSION:-0.89.0}"
+PREFIX="$PWD/.tools"
+BIN="$PREFIX/node_modules/.bin/devcontainer"
+log() { echo "[install-test-tools] $*" >&2; }
+
+command -v npm >/dev/null || { log "npm not found: install Node.js 20+ (apt-get install -y nodejs npm)"; exit 1; }
+installed=$(node -p "require('$PREFIX/node_modules/@devcontainers/cli/package.json').version" 2>/dev/null || true)
+if [[ $installed != "$DEVCONTAINERS_CLI_VERSION" ]]; then
+    log "installing @devcontainers/cli@$DEVCONTAINERS_CLI_VERSION into $PREFIX"
+    mkdir -p "$PREFIX"
+    # --prefix keeps it out of the repo's (absent) package.json and out of global node_modules.
+    npm install --prefix "$PREFIX" --no-save --no-audit --no-fund --loglevel=error \
+        "@devcontainers/cli@$DEVCONTAINERS_CLI_VERSION" >&2
+fi
+# The tests run the CLI as an unprivileged user too: make the tree readable and traversable.
+chmod -R a+rX "$PREFIX"
+"$BIN" --version >/dev/null
+echo "$BIN"
