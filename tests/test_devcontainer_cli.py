@@ -31,7 +31,7 @@ TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")
 TEST_UID = int(os.environ.get("DOCKYARD_TEST_UID", "1234"))
 CONFIGS = sorted(p.parent.name for p in (REPO / devcontainer.DIRNAME).glob(f"*/{devcontainer.CONFIG_NAME}"))
 # Copying the whole checkout would drag caches and the CLI along; the copy only needs what a clone has.
-_NOT_COPIED = shutil.ignore_patterns(".git", ".tools", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".benchmarks", "*.egg-info")
+_NOT_COPIED = shutil.ignore_patterns(".git", ".tools", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".benchmarks", "*.egg-info", "node_modules")
 HELLO_NOTEBOOK = {
     "cells": [
         {"cell_type": "code", "execution_count": 1, "id": "hello", "metadata": {}, "source": "# NBVAL_CHECK_OUTPUT\nimport sys\nprint(sys.prefix)",
