@@ -208,7 +208,7 @@ def test_devcontainer_up_as_unprivileged_user(folder, workspace, built, docker_c
         "set -e; python -m venv /tmp/nbval-venv; "
         f"/tmp/nbval-venv/bin/pip install -q nbval=={nbval}; "
         f"{VENV}/bin/python -m ipykernel install --user --name dockyard-env >/dev/null; "
-        "/tmp/nbval-venv/bin/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-kernel-name dockyard-env "
+        "/tmp/nbval-venv/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --nbval --nbval-kernel-name dockyard-env "
         + " ".join(_notebooks(workspace.root, env))
     )
     run = workspace.dc("exec", folder, "bash", "-c", script)
