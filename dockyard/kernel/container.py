@@ -1,0 +1,208 @@
+"""What a kernel container looks like: pure functions from launch settings to docker SDK arguments.
+
+Kept free of I/O against the engine so every security-relevant choice (no privileges, loopback-only
+ports, read-only connection file, filtered environment) can be unit-tested without a daemon.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docker.types import DeviceRequest, Mount
+
+from ..errors import DockyardError
+from .labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
+
+CONNECTION_FILE = "/run/dockyard/kernel.json"  # where the kernel reads its (read-only) connection file
+HOME = "/home/dockyard-user"  # a private tmpfs: the host UID has no home inside the image
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
+
+# Host variables that describe the host, not the kernel: paths that do not exist in the image, the
+# parent-PID poller (it would kill the kernel: its parent in the container is docker-init), secrets
+# of the Jupyter server, and the user's dockyard/docker settings.
+_HOST_ONLY = frozenset(
+    "PATH HOME USER LOGNAME SHELL PWD OLDPWD HOSTNAME TMPDIR TEMP TMP MAIL VIRTUAL_ENV VIRTUAL_ENV_PROMPT PYTHONPATH PYTHONHOME "
+    "PYTHONSTARTUP PYTHONUSERBASE PYTHONEXECUTABLE PYTHONPYCACHEPREFIX JPY_PARENT_PID SSH_AUTH_SOCK SSH_AGENT_PID DISPLAY "
+    "WAYLAND_DISPLAY KRB5CCNAME GNUPGHOME _".split()
+)
+_HOST_ONLY_PREFIXES = ("LD_", "DYLD_", "CONDA", "_CE_", "PYENV", "XDG_", "DOCKER_", "JUPYTER_", "DOCKYARD_", "LC_", "DBUS_", "SSH_", "MAMBA")
+# System directories that must never be the workspace mount (it would shadow the image or expose the host).
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr", "/var/run", "/var/lib")
+_TOP_LEVEL_ONLY = ("/", "/home", "/opt", "/var")
+_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock")
+
+
+@dataclass(frozen=True)
+class KernelContainer:
+    """Everything needed to create one kernel container."""
+
+    image: str
+    env_name: str
+    variant: str
+    kernel_id: str
+    owner: str
+    argv: list[str]
+    environment: dict[str, str]
+    workspace: Path  # the directory bind-mounted at the same path
+    cwd: Path  # the kernel's working directory (inside workspace)
+    connection_file: Path  # host file mounted at CONNECTION_FILE, read-only unless connection_file_writable
+    ports: tuple[int, ...]
+    network: str = "host"
+    uid: int = 0
+    gid: int = 0
+    shm_size: str | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    device_requests: list[DeviceRequest] = field(default_factory=list)
+    connection_file_writable: bool = False  # only for a private copy (see DockerProvisioner._connection_file)
+
+    @property
+    def name(self) -> str:
+        return container_name(self.env_name, self.variant, self.kernel_id)
+
+
+def container_name(env_name: str, variant: str, kernel_id: str) -> str:
+    raw = f"dockyard-{env_name}-{variant}-{kernel_id[:8]}"
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", raw)
+
+
+def container_argv(spec_argv: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+    """The kernelspec argv as run inside the image: '{connection_file}' → the mounted file.
+
+    Unlike KernelManager.format_kernel_cmd, 'python' is kept (the image's PATH finds its venv python;
+    the host's sys.executable does not exist there). Host-only placeholders are refused.
+    """
+    out = []
+    for arg in [*spec_argv, *extra]:
+        arg = arg.replace("{connection_file}", CONNECTION_FILE)
+        if m := re.search(r"\{(resource_dir|prefix)\}", arg):
+            raise DockyardError(
+                f"The kernelspec argv uses {{{m.group(1)}}}, a host path that does not exist inside the kernel container",
+                fix="regenerate the kernelspec with 'dockyard kernels install'",
+            )
+        out.append(arg)
+    return out
+
+
+def kernel_environment(
+    requested: Mapping[str, str],
+    *,
+    kernelspec_env: Mapping[str, str],
+    image_env: Sequence[str],
+    secret: str,
+    user: str,
+) -> dict[str, str]:
+    """The container's environment from what the KernelManager asked for.
+
+    The kernelspec's own variables always pass. Other variables pass unless they describe the host
+    (see _HOST_ONLY) or the image already sets them (its PATH, DOCKYARD_ENV, CA bundle paths win).
+    Nothing whose value contains the session key passes.
+    """
+    image_names = {item.partition("=")[0] for item in image_env}
+    out: dict[str, str] = {}
+    for name, value in requested.items():
+        if name not in kernelspec_env:
+            if name in _HOST_ONLY or name.startswith(_HOST_ONLY_PREFIXES) or name in image_names:
+                continue
+        if secret and secret in value:
+            continue
+        out[name] = value
+    out.update({"HOME": HOME, "USER": user, "LOGNAME": user})  # getpass and ~ work for an unknown UID
+    return out
+
+
+def check_loopback(ip: str) -> None:
+    """Kernel ports are for this machine only; the HMAC key is all that guards them."""
+    try:
+        loopback = ip == "localhost" or ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise DockyardError(
+            f"The kernel would listen on {ip}, which is not a loopback address; dockyard kernels only listen on 127.0.0.1",
+            fix="remove the KernelManager.ip / --ip setting (it defaults to 127.0.0.1)",
+        )
+
+
+def workspace_mount(cwd: Path, root: Path | None) -> Path:
+    """The directory to bind-mount: the configured workspace root if any, else the kernel's cwd."""
+    cwd = Path(os.path.realpath(cwd))
+    if not cwd.is_dir():
+        raise DockyardError(f"The kernel's working directory {cwd} does not exist", fix="open the notebook from an existing directory")
+    mount = cwd
+    if root is not None:
+        root = Path(os.path.realpath(root))
+        if not root.is_dir():
+            raise DockyardError(
+                f"The kernel workspace root {root} does not exist",
+                fix="create it, or change DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root / the kernelspec's workspace_root",
+            )
+        if cwd != root and root not in cwd.parents:
+            raise DockyardError(
+                f"The notebook directory {cwd} is outside the kernel workspace root {root}, so the kernel could not see it",
+                fix=f"open notebooks under {root}, or change DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root / the kernelspec's workspace_root",
+            )
+        mount = root
+    if _system_dir(mount):
+        raise DockyardError(
+            f"Refusing to mount the system directory {mount} into a kernel container (it would shadow the image or expose the host)",
+            fix="start Jupyter (or set the workspace root) in a project directory, e.g. under your home directory",
+        )
+    for sock in _SOCKETS:
+        real = Path(os.path.realpath(sock))
+        if os.path.exists(real) and (real == mount or mount in real.parents):
+            raise DockyardError(
+                f"Refusing to mount {mount} into a kernel container: it contains the container engine's socket {real}",
+                fix="start Jupyter (or set the workspace root) in a project directory",
+            )
+    return mount
+
+
+def _system_dir(path: Path) -> bool:
+    text = path.as_posix()
+    return text in _TOP_LEVEL_ONLY or any(text == d or text.startswith(f"{d}/") for d in _SYSTEM_TREES)
+
+
+def create_kwargs(k: KernelContainer) -> dict[str, Any]:
+    """Arguments for client.containers.create()."""
+    mounts = [
+        Mount(target=k.workspace.as_posix(), source=k.workspace.as_posix(), type="bind"),
+        Mount(target=CONNECTION_FILE, source=k.connection_file.as_posix(), type="bind", read_only=not k.connection_file_writable),
+    ]
+    kwargs: dict[str, Any] = {
+        "image": k.image,
+        "command": k.argv,  # a list: never a shell string
+        "name": k.name,
+        "labels": {LABEL_KERNEL_ID: k.kernel_id, LABEL_ENV: k.env_name, LABEL_VARIANT: k.variant, LABEL_OWNER: k.owner},
+        "environment": k.environment,
+        "working_dir": k.cwd.as_posix(),
+        "user": f"{k.uid}:{k.gid}",
+        "init": True,  # docker-init (tini) as PID 1 forwards SIGINT to the kernel and reaps zombies
+        "mounts": mounts,
+        "tmpfs": {HOME: f"rw,nosuid,nodev,uid={k.uid},gid={k.gid},mode=0700"},
+        "privileged": False,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "stdin_open": False,
+        "tty": False,
+        "detach": True,
+        "device_requests": list(k.device_requests),
+    }
+    if k.network == "host":
+        kwargs["network_mode"] = "host"  # the kernel binds the 127.0.0.1 ports its connection file names
+    else:
+        kwargs["network_mode"] = "bridge"
+        kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in k.ports}  # published on loopback only
+    if k.shm_size:
+        kwargs["shm_size"] = k.shm_size
+    if k.memory:
+        kwargs["mem_limit"] = k.memory
+    if k.cpus:
+        kwargs["nano_cpus"] = int(k.cpus * 1e9)
+    return kwargs

@@ -1,0 +1,370 @@
+"""DockerProvisioner: a jupyter_client kernel provisioner that runs the kernel in a dockyard image.
+
+LocalProvisioner's pre_launch is reused as is (ports, connection file, CurveZMQ keys); only the
+process handling is replaced by a container. The kernel talks to the host over loopback TCP, reads its
+connection file from a read-only bind mount, works in the notebook's directory (same absolute path)
+as the host UID:GID, and gets SIGINT through docker-init for interrupts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+import zmq
+import zmq.asyncio
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Float, Unicode
+
+from .. import engine
+from ..config import load_settings
+from ..errors import DockyardError, EngineError
+from .container import CONNECTION_FILE, KernelContainer, check_loopback, container_argv, create_kwargs, kernel_environment, workspace_mount
+from .labels import LABEL_KERNEL_ID
+from .reaper import owner_id, reap
+from .target import Request, Target, resolve
+
+_LOG_TAIL = 25
+_CONFIG_KEYS = ("env", "variant", "image", "gpu", "network", "workspace_root", "shm_size", "memory", "cpus", "startup_timeout")
+_CHOICES = {"gpu": ("auto", "off", "required"), "network": ("host", "bridge")}
+
+
+class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
+    """Runs a kernel in a container; selected by metadata.kernel_provisioner in kernel.json."""
+
+    # The kernelspec's metadata.kernel_provisioner.config keys (the factory passes them as traits).
+    env = Unicode(None, allow_none=True, help="dockyard environment name (envs/NAME.yaml)")
+    variant = Unicode(None, allow_none=True, help="variant of the environment (cpu, cuda, ...)")
+    image = Unicode(None, allow_none=True, help="explicit image tag; skips the spec's content tag")
+    gpu = Unicode(None, allow_none=True, help="auto/off/required; default: the user's settings")
+    network = Unicode(None, allow_none=True, help="host/bridge; default: the user's settings")
+    workspace_root = Unicode(None, allow_none=True, help="mount this directory instead of the kernel's cwd")
+    shm_size = Unicode(None, allow_none=True, help="size of /dev/shm, e.g. '2g'")
+    memory = Unicode(None, allow_none=True, help="memory limit, e.g. '8g'")
+    cpus = Float(None, allow_none=True, help="CPU limit, e.g. 2.5")
+    startup_timeout = Float(60.0, help="seconds to wait for the kernel's heartbeat after the container starts")
+
+    container_id: str | None = None
+    container_name: str | None = None
+    _target: Target | None = None
+    _client: docker.DockerClient | None = None
+    _private_file: Path | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        # A typo in kernel.json should fail loudly, not become a traitlets deprecation warning.
+        unknown = sorted(set(kwargs) - {"kernel_id", "kernel_spec", "parent", "config", "log", *_CONFIG_KEYS})
+        if unknown:
+            raise DockyardError(
+                f"Unknown key(s) {', '.join(unknown)} in the kernelspec's metadata.kernel_provisioner.config",
+                fix=f"use only: {', '.join(_CONFIG_KEYS)}",
+            )
+        for key, allowed in _CHOICES.items():
+            if kwargs.get(key) is not None and kwargs[key] not in allowed:
+                raise DockyardError(f"Kernel provisioner config {key}={kwargs[key]!r} is not valid", fix=f"use one of: {', '.join(allowed)}")
+        super().__init__(**kwargs)
+
+    @property
+    def has_process(self) -> bool:
+        return self.container_id is not None
+
+    @property
+    def docker_client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = engine.client()
+        return self._client
+
+    # --- start -----------------------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        km = self.parent
+        if km is None:
+            raise DockyardError("DockerProvisioner needs a KernelManager parent", fix="start the kernel through jupyter_client")
+        if km.transport != "tcp":
+            raise DockyardError(f"Container kernels use the tcp transport, not {km.transport}", fix="remove the KernelManager.transport setting")
+        check_loopback(km.ip)
+        extra = list(kwargs.get("extra_arguments") or [])
+        if self._target is None:  # restarts reuse the image and settings of the first start
+            self._target = await asyncio.to_thread(self._resolve)
+        kwargs = await super().pre_launch(**kwargs)
+        kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
+        return kwargs
+
+    def _resolve(self) -> Target:
+        settings = load_settings()
+        client = self.docker_client
+        try:
+            removed = reap(client)
+            if removed:
+                self.log.info("dockyard: removed %d orphaned kernel container(s): %s", len(removed), ", ".join(removed))
+        except Exception as exc:  # the reaper must never stop a kernel from starting
+            self.log.warning("dockyard: could not check for orphaned kernel containers: %s", exc)
+        req = Request(**{k: getattr(self, k) for k in _CONFIG_KEYS if k != "startup_timeout"})
+        return _engine_call(resolve, client, settings, req)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        assert self._target is not None and self.parent is not None
+        t = self._target
+        cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
+        workspace = workspace_mount(cwd, t.workspace_root)
+        key = self.parent.session.key.decode("utf-8", "replace") if self.parent.session.key else ""
+        user = _user_name()
+        environment = kernel_environment(
+            kwargs.get("env") or {}, kernelspec_env=self.kernel_spec.env or {}, image_env=t.image_env, secret=key, user=user
+        )
+        connection_file, writable = self._connection_file(t.network)
+        spec = KernelContainer(
+            image=t.image,
+            env_name=t.env_name,
+            variant=t.variant,
+            kernel_id=self.kernel_id or "unknown",
+            owner=owner_id(),
+            argv=cmd,
+            environment=environment,
+            workspace=workspace,
+            cwd=cwd,
+            connection_file=connection_file,
+            ports=tuple(int(self.connection_info[p]) for p in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")),
+            network=t.network,
+            uid=os.getuid(),
+            gid=os.getgid(),
+            shm_size=t.shm_size,
+            memory=t.memory,
+            cpus=t.cpus,
+            device_requests=t.device_requests,
+            connection_file_writable=writable,
+        )
+        self.container_name = spec.name
+        try:
+            self.container_id = await asyncio.to_thread(_engine_call, self._create_and_start, spec)
+            await self._wait_until_ready()
+        except BaseException:
+            await self._remove_container()
+            await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
+            self.ports_cached = False
+            raise
+        self.cwd = str(cwd)
+        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, spec.name, t.image)
+        return self.connection_info
+
+    def _connection_file(self, network: str) -> tuple[Path, bool]:
+        """The host file to mount at CONNECTION_FILE, and whether the kernel may write it.
+
+        Normally the KernelManager's own file, read-only. A private copy (mode 600, next to it) when
+        the kernel needs different content or write access: in bridge mode it must bind 0.0.0.0 *inside*
+        its network namespace (the host side stays 127.0.0.1); with CurveZMQ keys ipykernel (7.4)
+        rewrites its connection file at start (it compares str keys from the file with bytes), which
+        fails on a read-only mount.
+        """
+        assert self.parent is not None
+        original = Path(os.path.realpath(self.parent.connection_file))
+        curve = self.parent.curve_publickey is not None
+        if network != "bridge" and not curve:
+            return original, False
+        info = json.loads(original.read_text())
+        if network == "bridge":
+            info["ip"] = "0.0.0.0"
+        path = original.with_name(f"{original.stem}-dockyard.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+        self._private_file = path
+        return path, curve
+
+    def _create_and_start(self, spec: KernelContainer) -> str:
+        kwargs = create_kwargs(spec)
+        try:
+            container = self.docker_client.containers.create(**kwargs)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            # A container of the same name: a leftover of this very kernel (e.g. an interrupted restart).
+            old = self.docker_client.containers.get(spec.name)
+            if old.labels.get(LABEL_KERNEL_ID) != spec.kernel_id:
+                raise
+            old.remove(force=True)
+            container = self.docker_client.containers.create(**kwargs)
+        try:
+            container.start()
+        except BaseException:
+            container.remove(force=True)
+            raise
+        return str(container.id)
+
+    async def _wait_until_ready(self) -> None:
+        """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
+        assert self.parent is not None
+        ctx = zmq.asyncio.Context()
+        sock = ctx.socket(zmq.REQ)
+        sock.linger = 0
+        if self.parent.curve_publickey is not None:  # same keys the KernelManager's own sockets use
+            sock.curve_secretkey = self.parent.curve_secretkey
+            sock.curve_publickey = self.parent.curve_publickey
+            sock.curve_serverkey = self.parent.curve_publickey
+        sock.connect(f"tcp://{self.connection_info['ip']}:{self.connection_info['hb_port']}")
+        deadline = time.monotonic() + float(self.startup_timeout)
+        try:
+            await sock.send(b"dockyard-ready?")
+            while not await sock.poll(200):
+                state, code = await asyncio.to_thread(self._state)
+                if state != "running":
+                    what = "was removed" if state == "missing" else f"exited with code {code}"
+                    raise DockyardError(
+                        f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel was ready."
+                        f"{self._log_tail()}",
+                        fix="fix the cause shown in the container's log above (e.g. a package that fails to import), "
+                        "rebuild with 'dockyard build', then start the kernel again",
+                    )
+                if time.monotonic() > deadline:
+                    raise DockyardError(
+                        f"The kernel in container {self.container_name} ({self._describe()}) did not answer within "
+                        f"{self.startup_timeout:.0f} s.{self._log_tail()}",
+                        fix="check the container's log above; if the image is just slow to start, raise 'startup_timeout' "
+                        "in the kernelspec's provisioner config",
+                    )
+            await sock.recv()
+        finally:
+            sock.close()
+            ctx.term()
+
+    def _describe(self) -> str:
+        t = self._target
+        return f"{t.ref}, image {t.image}" if t else "dockyard kernel"
+
+    def _log_tail(self) -> str:
+        if self.container_id is None:
+            return ""
+        try:
+            text = self.docker_client.api.logs(self.container_id, tail=_LOG_TAIL).decode("utf-8", "replace").rstrip()
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return ""
+        return f"\n--- last lines of the container's log ---\n{text or '(empty)'}\n---\n"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def _state(self) -> tuple[str, int | None]:
+        """('running'|'exited'|'missing'|'unknown', exit code)."""
+        try:
+            attrs = self.docker_client.api.inspect_container(self.container_id)
+        except docker.errors.NotFound:
+            return "missing", -1
+        except (docker.errors.DockerException, requests.exceptions.RequestException, EngineError) as exc:
+            self.log.warning("dockyard: cannot inspect kernel container %s: %s", self.container_name, exc)
+            return "unknown", None
+        st = attrs.get("State") or {}
+        if st.get("Status") in ("created", "running", "paused", "restarting"):
+            return "running", None
+        return "exited", int(st.get("ExitCode", -1))
+
+    async def poll(self) -> int | None:
+        if self.container_id is None:
+            return 0
+        state, code = await asyncio.to_thread(self._state)
+        if state in ("running", "unknown"):
+            return None  # an engine hiccup is not a dead kernel: the restarter would start a storm
+        return code
+
+    async def wait(self) -> int | None:
+        if self.container_id is None:
+            return 0
+        while (ret := await self.poll()) is None:
+            await asyncio.sleep(0.1)
+        await self._remove_container()
+        return ret
+
+    async def send_signal(self, signum: int) -> None:
+        if self.container_id is None:
+            return
+        await asyncio.to_thread(self._kill, int(signum))
+
+    def _kill(self, signum: int) -> None:
+        # docker kill → docker-init (PID 1) → the kernel process; SIGKILL ends the whole container.
+        try:
+            self.docker_client.api.kill(self.container_id, signal=signum)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: not running any more
+                raise
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await self._remove_container()
+        await super().cleanup(restart=restart)  # returns cached ports unless restarting
+
+    async def _remove_container(self) -> None:
+        cid, self.container_id = self.container_id, None
+        if self._private_file is not None:
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
+        if cid is not None:
+            await asyncio.to_thread(self._remove, cid)
+
+    def _remove(self, cid: str) -> None:
+        try:
+            self.docker_client.api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    # --- persistence and timing ------------------------------------------------------------
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info.update({"container_id": self.container_id, "container_name": self.container_name})
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.container_id = provisioner_info.get("container_id")
+        self.container_name = provisioner_info.get("container_name")
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return max(recommended, 6.0)  # container teardown adds up to a second to the kernel's own exit
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        return max(recommended, 20.0)  # container start + kernel start, slower with several at once
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or "dockyard-user"
+
+
+def _engine_call(fn: Any, *args: Any) -> Any:
+    """Run fn; engine failures become one clear DockyardError for start_kernel to raise."""
+    try:
+        return fn(*args)
+    except DockyardError:
+        raise
+    except docker.errors.APIError as exc:
+        raise DockyardError(
+            f"The Docker engine refused to start the kernel container: {exc.explanation or exc}",
+            fix="check the message above (a bad mount, an unknown runtime, a resource limit); 'dockyard doctor' checks the engine",
+        ) from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineError(
+            f"Lost the connection to the Docker engine at {engine.describe_host()} while starting a kernel ({type(exc).__name__})",
+            fix="check that dockerd is running ('dockyard doctor'), then start the kernel again",
+        ) from None
+
+
+__all__ = ["CONNECTION_FILE", "DockerProvisioner"]

@@ -1,0 +1,89 @@
+"""Remove kernel containers whose owning process is gone (a server that crashed or was SIGKILLed).
+
+Every kernel container carries an owner label "HOST:PID:START" naming the process that started it.
+The start time (clock ticks since boot, from /proc) makes the check survive PID reuse: a new process
+with the same PID has a different start time. Containers owned by other hosts are left alone, since
+this host cannot see their processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+import docker.errors
+
+from .labels import LABEL_KERNEL_ID, LABEL_OWNER
+
+log = logging.getLogger(__name__)
+_UNKNOWN = "?"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot; None if no such process; '?' without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        if not os.path.isdir("/proc/self"):
+            return _UNKNOWN if _pid_exists(pid) else None
+        return None
+    except OSError:
+        return _UNKNOWN
+    # Field 2 (comm) may hold spaces and ')', so split after the last ')'; starttime is field 22.
+    fields = text.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else _UNKNOWN
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_id(pid: int | None = None) -> str:
+    """'HOST:PID:START' for pid (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or _UNKNOWN}"
+
+
+def owner_gone(owner: str) -> bool:
+    """True only when owner is a process of this host that no longer exists (or whose PID was reused)."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False  # not a label we wrote: not ours to judge
+    host, pid_text, start = parts
+    if host != socket.gethostname():
+        return False
+    now = process_start_time(int(pid_text))
+    if now is None:
+        return True
+    if _UNKNOWN in (start, now):
+        return False  # the PID is taken and we cannot tell by whom: keep the container
+    return start != now
+
+
+def reap(client: Any) -> list[str]:
+    """Remove labelled kernel containers of dead owners on this host; returns the removed names."""
+    removed: list[str] = []
+    for container in client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID}):
+        owner = container.labels.get(LABEL_OWNER, "")
+        if not owner or not owner_gone(owner):
+            continue
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            continue  # removed meanwhile (its owner's clean-up, or another reaper)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # removal already in progress
+                continue
+            raise
+        log.info("removed orphaned kernel container %s (owner %s is gone)", container.name, owner)
+        removed.append(container.name)
+    return removed

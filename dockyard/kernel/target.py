@@ -1,0 +1,130 @@
+"""Which image a kernel runs, with which resources and GPUs: resolved once per kernel, reused on restart."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest
+
+from .. import gpu, spec
+from ..config import Settings
+from ..errors import DockyardError
+from ..plan import make_plan
+
+log = logging.getLogger(__name__)
+_DEFAULT_SHM = "2g"  # PyTorch DataLoader workers need far more than Docker's 64 MB
+
+
+@dataclass(frozen=True)
+class Target:
+    image: str
+    env_name: str
+    variant: str
+    image_env: tuple[str, ...]  # the image's own ENV entries (they win over the host's variables)
+    network: str
+    workspace_root: Path | None
+    shm_size: str | None
+    memory: str | None
+    cpus: float | None
+    device_requests: list[DeviceRequest] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.env_name}:{self.variant}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """The kernelspec's provisioner config (metadata.kernel_provisioner.config)."""
+
+    env: str | None = None
+    variant: str | None = None
+    image: str | None = None
+    gpu: str | None = None
+    network: str | None = None
+    workspace_root: str | None = None
+    shm_size: str | None = None
+    memory: str | None = None
+    cpus: float | None = None
+
+
+def _image(client: docker.DockerClient, tag: str) -> Any | None:
+    try:
+        return client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Target:
+    """Find (or, with auto_build, build) the image and work out the container's resources."""
+    s = spec.load(req.env) if req.env else None
+    settings_gpu = req.gpu or settings.kernels.gpu
+    if req.image:
+        image = _image(client, req.image)
+        if image is None:
+            raise DockyardError(
+                f"The kernel's image {req.image} is not in the local Docker engine",
+                fix=f"pull or build it ('docker pull {req.image}'), or remove 'image' from the kernelspec's provisioner config",
+            )
+        labels = image.labels or {}
+        env_name = req.env or labels.get("org.dockyard.env", "custom")
+        variant_name = req.variant or labels.get("org.dockyard.variant", "custom")
+        env_gpu = s.variant(variant_name).gpu if s else labels.get("org.dockyard.gpu", "none")
+        requests = _gpu_requests(client, env_gpu, settings_gpu, f"{env_name}:{variant_name}")
+        tag = req.image
+    elif s is not None:
+        variant = s.variant(req.variant)
+        env_name, variant_name = s.name, variant.name
+        # GPU first: "no GPU here" is the more useful message than "not built" for a cuda kernel.
+        requests = _gpu_requests(client, variant.gpu, settings_gpu, variant.ref)
+        plan = make_plan(s, variant, settings.build)
+        tag = plan.tag
+        image = _image(client, tag) or _build_or_explain(client, settings, plan)
+    else:
+        raise DockyardError(
+            "The kernelspec's provisioner config names neither an environment ('env') nor an image ('image')",
+            fix="regenerate the kernelspec with 'dockyard kernels install'",
+        )
+    network = req.network or settings.kernels.network
+    if network == "host" and sys.platform != "linux":
+        network = "bridge"  # Docker Desktop's host network is the VM's, not the Mac's/PC's loopback
+    resources = s.resources if s else {}
+    root = req.workspace_root or settings.kernels.workspace_root
+    return Target(
+        image=tag,
+        env_name=env_name,
+        variant=variant_name,
+        image_env=tuple((image.attrs.get("Config") or {}).get("Env") or ()),
+        network=network,
+        workspace_root=Path(root).expanduser() if root else None,
+        shm_size=req.shm_size or resources.get("shm_size") or _DEFAULT_SHM,
+        memory=req.memory or resources.get("memory"),
+        cpus=req.cpus or resources.get("cpus"),
+        device_requests=requests,
+    )
+
+
+def _gpu_requests(client: docker.DockerClient, env_gpu: str, mode: str, ref: str) -> list[DeviceRequest]:
+    needs_info = env_gpu != "none" and mode != "off"  # skip the (slowish) info call for CPU kernels
+    return gpu.device_requests(env_gpu, mode, client.info() if needs_info else {}, ref)
+
+
+def _build_or_explain(client: docker.DockerClient, settings: Settings, plan: Any) -> Any:
+    ref = plan.variant.ref
+    if not settings.kernels.auto_build:
+        raise DockyardError(
+            f"The image for {ref} ({plan.tag}) is not built yet",
+            fix=f"run 'dockyard build {ref}' with the same site settings (config file, DOCKYARD_* variables) as this "
+            "Jupyter server, or set DOCKYARD_AUTO_BUILD=1 (kernels.auto_build: true) to build it on first use",
+        )
+    from ..build import build
+
+    log.warning("dockyard: building %s (%s) for a kernel; this can take minutes", ref, plan.tag)
+    result = build(client, plan, settings.build)
+    return client.images.get(result.tag)

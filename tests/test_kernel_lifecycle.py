@@ -1,0 +1,636 @@
+"""Container kernels end to end: the DockerProvisioner under real jupyter_client KernelManagers.
+
+Every test starts real containers from the minimal:cpu image (except the few pure unit tests of
+argument building) and must leave no kernel container behind (autouse fixture below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker.errors
+import pytest
+from docker.types import DeviceRequest
+from jupyter_client import AsyncKernelManager, KernelManager
+from jupyter_client.connect import LocalPortCache
+
+from dockyard.errors import DockyardError, EngineError
+from dockyard.gpu import device_requests, gpu_support
+from dockyard.kernel.container import (
+    CONNECTION_FILE,
+    KernelContainer,
+    check_loopback,
+    container_argv,
+    create_kwargs,
+    kernel_environment,
+    workspace_mount,
+)
+from dockyard.kernel.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
+from dockyard.kernel.reaper import owner_id, reap
+from dockyard.kernel.target import Request, resolve
+
+from .conftest import REPO, SITE_ENV
+
+pytestmark = pytest.mark.engine
+
+SCRIPT = Path(__file__).with_name("kernel_script.py")
+ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+TEST_UID = 1234
+# Processes whose kernel containers the leftover check counts: this one plus helper processes.
+_OWNER_PIDS: set[int] = {os.getpid()}
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+def _write_kernelspec(root: Path, name: str, config: dict, *, argv: list[str] | None = None, env: dict | None = None, curve: bool = False) -> None:
+    d = root / "kernels" / name
+    d.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": argv or ARGV,
+        "display_name": name,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": env or {},
+        "metadata": {"kernel_provisioner": {"provisioner_name": "dockyard-docker-provisioner", "config": config}},
+    }
+    if curve:
+        spec["metadata"]["supported_encryption"] = ["curve"]  # the image's ipykernel (7.4) reads CurveZMQ keys
+    (d / "kernel.json").write_text(json.dumps(spec))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Iterator[Path]:
+    """A world-readable scratch dir (pytest's tmp dirs are mode 700, closed to the unprivileged user)."""
+    d = Path(tempfile.mkdtemp(prefix="dockyard-kernel-tests-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kernelspecs(shared_dir: Path, built) -> Iterator[Path]:
+    """Test kernelspecs on JUPYTER_PATH (the contract part B generates), and a private runtime dir."""
+    built("minimal:cpu")
+    root = shared_dir / "jupyter"
+    cfg = {"env": "minimal", "variant": "cpu"}
+    _write_kernelspec(root, "dy-minimal", cfg, env={"FOO": "bar"})
+    _write_kernelspec(root, "dy-bridge", {**cfg, "network": "bridge"})
+    _write_kernelspec(root, "dy-curve", cfg, curve=True)
+    _write_kernelspec(root, "dy-crash", {**cfg, "startup_timeout": 30}, argv=["python", "-c", "import sys; print('boom: no kernel today'); sys.exit(3)"])
+    _write_kernelspec(root, "dy-noimage", {"image": "dockyard/does-not-exist:nope"})
+    _write_kernelspec(root, "dy-unbuilt", {"env": "kerneltest", "variant": "cpu"})
+    _write_kernelspec(root, "dy-gpu", {"env": "minimal", "variant": "cuda", "gpu": "required"})
+    _write_kernelspec(root, "dy-typo", {**cfg, "varient": "cpu"})
+    _write_kernelspec(root, "dy-rooted", {**cfg, "workspace_root": str(shared_dir / "root")})
+    for p in [root, *root.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    runtime = shared_dir / "runtime"
+    runtime.mkdir()
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
+    os.environ["JUPYTER_PATH"] = str(root)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    yield root
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _ours(container) -> bool:
+    host, _, rest = container.labels.get(LABEL_OWNER, "").partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and int(pid) in _OWNER_PIDS
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_container_left(docker_client):
+    """Each test leaves no labelled kernel container of its own processes (others may run in parallel)."""
+    before = {c.id for c in docker_client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})}
+    yield
+    left = [c for c in docker_client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID}) if c.id not in before and _ours(c)]
+    for c in left:
+        c.remove(force=True)
+    assert not left, f"kernel containers left behind: {[c.name for c in left]}"
+
+
+@contextlib.contextmanager
+def kernel(name: str, cwd: Path, **start_kw) -> Iterator[tuple[KernelManager, object]]:
+    km = KernelManager(kernel_name=name)
+    km.start_kernel(cwd=str(cwd), **start_kw)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel()
+
+
+def run(kc, code: str, timeout: float = 30) -> tuple[dict, str]:
+    out: list[str] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+    return reply["content"], "".join(out)
+
+
+def run_json(kc, code: str) -> dict:
+    content, out = run(kc, code)
+    assert content["status"] == "ok", content
+    return json.loads(out)
+
+
+def _listeners(ports: set[int]) -> dict[int, set[str]]:
+    """LISTEN sockets on the given ports from /proc/net/tcp{,6}: port → local addresses."""
+    found: dict[int, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            addr, port_hex = fields[1].split(":")
+            port = int(port_hex, 16)
+            if fields[3] != "0A" or port not in ports:
+                continue
+            if len(addr) == 8:
+                ip = socket.inet_ntop(socket.AF_INET, bytes.fromhex(addr)[::-1])
+            else:
+                raw = b"".join(bytes.fromhex(addr[i : i + 8])[::-1] for i in range(0, 32, 8))
+                ip = socket.inet_ntop(socket.AF_INET6, raw)
+            found.setdefault(port, set()).add(ip)
+    return found
+
+
+def _ports(km: KernelManager) -> set[int]:
+    return {km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port}
+
+
+def _gone(client, cid: str) -> bool:
+    try:
+        client.containers.get(cid)
+    except docker.errors.NotFound:
+        return True
+    return False
+
+
+# --- running in the container ----------------------------------------------------------------
+
+
+def test_kernel_runs_in_container_in_notebook_dir(kernelspecs, tmp_path, docker_client):
+    nb = tmp_path / "project" / "notebooks"
+    nb.mkdir(parents=True)
+    (nb / "data.csv").write_text("a,b\n1,2\n")
+    km_env = {**os.environ, "JPY_SESSION_NAME": str(nb / "x.ipynb"), "DY_PASSED": "yes", "VIRTUAL_ENV": "/host/venv",
+              "PYTHONPATH": "/host/lib", "JPY_PARENT_PID": str(os.getpid())}
+    with kernel("dy-minimal", nb, env=km_env) as (km, kc):
+        info = run_json(kc, """
+import os, json, getpass, pathlib
+open('written_by_kernel.txt', 'w').write('hello')
+pathlib.Path.home().joinpath('scratch').write_text('ok')  # HOME is writable
+print(json.dumps({'cwd': os.getcwd(), 'env': dict(os.environ), 'uid': os.getuid(), 'gid': os.getgid(),
+                  'user': getpass.getuser(), 'kit': os.path.exists('/opt/dockyard/kit/environment.json'),
+                  'data': open('data.csv').read(), 'exe': __import__('sys').executable}))
+""")
+        cid = km.provisioner.container_id
+        assert docker_client.containers.get(cid).status == "running"
+    assert info["cwd"] == str(nb)
+    assert info["kit"] and info["exe"].startswith("/opt/dockyard/venv/")
+    env = info["env"]
+    assert env["DOCKYARD_ENV"] == "minimal" and env["DOCKYARD_VARIANT"] == "cpu"
+    assert env["FOO"] == "bar"  # kernelspec env
+    assert env["JPY_SESSION_NAME"] == str(nb / "x.ipynb") and env["DY_PASSED"] == "yes"
+    assert env["PATH"].startswith("/opt/dockyard/venv/bin")  # the image's, not the host's
+    assert env["VIRTUAL_ENV"] == "/opt/dockyard/venv"
+    for host_only in ("PYTHONPATH", "JPY_PARENT_PID"):
+        assert host_only not in env
+    assert env["HOME"] == "/home/dockyard-user"
+    assert info["data"] == "a,b\n1,2\n"
+    assert (info["uid"], info["gid"]) == (os.getuid(), os.getgid())
+    written = nb / "written_by_kernel.txt"
+    assert written.read_text() == "hello"
+    assert (written.stat().st_uid, written.stat().st_gid) == (os.getuid(), os.getgid())
+    assert _gone(docker_client, cid)
+
+
+def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_path, docker_client):
+    km_env = {**os.environ}
+    with kernel("dy-minimal", tmp_path, env=km_env) as (km, _kc):
+        key = km.session.key.decode()
+        assert len(key) >= 16 and key in Path(km.connection_file).read_text()
+        ports = _ports(km)
+        listeners = _listeners(ports)
+        assert set(listeners) == ports, f"kernel ports not all listening: {listeners}"
+        assert all(addrs == {"127.0.0.1"} for addrs in listeners.values()), listeners
+        cid = km.provisioner.container_id
+        attrs = docker_client.api.inspect_container(cid)
+        assert key not in json.dumps(attrs)
+        hc, cfg = attrs["HostConfig"], attrs["Config"]
+        assert hc["Privileged"] is False and hc["CapDrop"] == ["ALL"] and hc["SecurityOpt"] == ["no-new-privileges"]
+        assert hc["Init"] is True and hc["NetworkMode"] == "host" and hc["ShmSize"] == 1024**3  # minimal.yaml: shm_size 1g
+        assert cfg["User"] == f"{os.getuid()}:{os.getgid()}" and "/home/dockyard-user" in hc["Tmpfs"]
+        assert cfg["Cmd"] == ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE]
+        mounts = {m["Destination"]: m for m in attrs["Mounts"]}
+        assert set(mounts) == {str(tmp_path.resolve()), CONNECTION_FILE}
+        assert mounts[CONNECTION_FILE]["RW"] is False and mounts[str(tmp_path.resolve())]["RW"] is True
+        assert not any("docker.sock" in m["Source"] for m in attrs["Mounts"])
+        labels = cfg["Labels"]
+        assert labels[LABEL_KERNEL_ID] == km.kernel_id and labels[LABEL_ENV] == "minimal" and labels[LABEL_VARIANT] == "cpu"
+        assert labels[LABEL_OWNER] == owner_id()
+        assert attrs["Name"] == f"/dockyard-minimal-cpu-{km.kernel_id[:8]}"
+        assert not hc.get("DeviceRequests")  # a CPU kernel asks for no GPU
+
+
+def test_bridge_network_publishes_on_loopback_only(kernelspecs, tmp_path, docker_client):
+    with kernel("dy-bridge", tmp_path) as (km, kc):
+        _, out = run(kc, "print(6 * 7)")
+        assert out.strip() == "42"
+        attrs = docker_client.api.inspect_container(km.provisioner.container_id)
+        bindings = attrs["HostConfig"]["PortBindings"]
+        assert {int(k.split("/")[0]) for k in bindings} == _ports(km)
+        assert all(b == [{"HostIp": "127.0.0.1", "HostPort": k.split("/")[0]}] for k, b in bindings.items())
+        assert all(addrs <= {"127.0.0.1"} for addrs in _listeners(_ports(km)).values())  # docker-proxy, if any
+        copy = km.provisioner._private_file
+        assert copy is not None and json.loads(copy.read_text())["ip"] == "0.0.0.0" and copy.stat().st_mode & 0o077 == 0
+        assert json.loads(Path(km.connection_file).read_text())["ip"] == "127.0.0.1"
+    assert not copy.exists()
+
+
+def test_curve_encrypted_transport(kernelspecs, tmp_path, docker_client):
+    km = KernelManager(kernel_name="dy-curve", transport_encryption="required")
+    km.start_kernel(cwd=str(tmp_path))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        assert km.curve_publickey is not None
+        assert run(kc, "print('encrypted')")[1].strip() == "encrypted"
+        attrs = docker_client.api.inspect_container(km.provisioner.container_id)
+        assert km.curve_secretkey.decode() not in json.dumps(attrs) and km.session.key.decode() not in json.dumps(attrs)
+        # ipykernel rewrites its connection file under CurveZMQ: it gets a private copy, never the manager's file.
+        copy = km.provisioner._private_file
+        mount = next(m for m in attrs["Mounts"] if m["Destination"] == CONNECTION_FILE)
+        assert copy is not None and mount["Source"] == str(copy) and copy.stat().st_mode & 0o077 == 0
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()
+    assert not copy.exists()
+
+
+# --- interrupt, restart, shutdown, kill ----------------------------------------------------
+
+
+def _wait_busy(kc, msg_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=20)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+            return
+    raise AssertionError("cell never started")
+
+
+def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
+    with kernel("dy-minimal", tmp_path) as (km, kc):
+        run(kc, "x = 1; open('before_restart.txt', 'w').write('1')")
+        msg_id = kc.execute("while True: pass")
+        _wait_busy(kc, msg_id)
+        time.sleep(0.3)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=15)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert km.is_alive()
+        assert run(kc, "print(x + 41)")[1].strip() == "42"  # same kernel, state intact
+
+        first = km.provisioner.container_id
+        km.restart_kernel()
+        kc.wait_for_ready(timeout=60)
+        second = km.provisioner.container_id
+        assert second != first and _gone(docker_client, first)
+        info = run_json(kc, "import os, json; print(json.dumps({'x': 'x' in globals(), 'cwd': os.getcwd(), "
+                            "'foo': os.environ.get('FOO'), 'file': open('before_restart.txt').read()}))")
+        assert info == {"x": False, "cwd": str(tmp_path.resolve()), "foo": "bar", "file": "1"}
+        ports = _ports(km)
+        assert ports <= LocalPortCache.instance().currently_used_ports
+        km.shutdown_kernel()
+        assert not km.is_alive() and _gone(docker_client, second)
+        assert not km.has_kernel
+        assert not ports & LocalPortCache.instance().currently_used_ports  # handed back, as LocalProvisioner does
+
+
+def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path, docker_client):
+    km = KernelManager(kernel_name="dy-minimal")
+    km.start_kernel(cwd=str(tmp_path))
+    prov = km.provisioner
+    cid = prov.container_id
+    km.shutdown_kernel(now=True)
+    assert _gone(docker_client, cid) and prov.container_id is None
+
+    async def again() -> None:  # every step once more, on a container that is already gone (404s)
+        prov.container_id = cid
+        await prov.send_signal(signal.SIGINT)
+        await prov.kill()
+        await prov.terminate()
+        assert await prov.poll() == -1
+        await prov.cleanup()
+        await prov.cleanup()
+        assert await prov.poll() == 0 and not prov.has_process
+
+    asyncio.run(again())
+
+
+def test_container_removed_from_outside_then_restart(kernelspecs, tmp_path, docker_client):
+    with kernel("dy-minimal", tmp_path) as (km, kc):
+        cid = km.provisioner.container_id
+        docker_client.containers.get(cid).remove(force=True)
+        assert not km.is_alive()
+        km.restart_kernel(now=True)
+        kc.wait_for_ready(timeout=60)
+        assert run(kc, "print('back')")[1].strip() == "back"
+        assert km.provisioner.container_id != cid
+
+
+# --- orphans -------------------------------------------------------------------------------
+
+
+def test_owner_sigkilled_then_reaped(kernelspecs, tmp_path, docker_client):
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "hold", "dy-minimal", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    _OWNER_PIDS.add(proc.pid)
+    try:
+        line = proc.stdout.readline()
+        assert line, f"helper exited early with {proc.wait()}"
+        started = json.loads(line)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    container = docker_client.containers.get(started["container_id"])
+    assert container.status == "running" and container.labels[LABEL_KERNEL_ID] == started["kernel_id"]
+    assert container.labels[LABEL_OWNER].split(":")[1] == str(proc.pid)
+    removed = reap(docker_client)
+    assert container.name in removed
+    assert _gone(docker_client, container.id)
+
+
+class _FakeContainer:
+    def __init__(self, name: str, owner: str) -> None:
+        self.name, self.labels, self.removed = name, {LABEL_KERNEL_ID: name, LABEL_OWNER: owner}, False
+
+    def remove(self, force: bool = False) -> None:
+        self.removed = True
+
+
+class _FakeContainers:
+    def __init__(self, items: list[_FakeContainer]) -> None:
+        self.items = items
+
+    def list(self, all: bool = False, filters: dict | None = None) -> list[_FakeContainer]:
+        assert all and filters == {"label": LABEL_KERNEL_ID}
+        return self.items
+
+
+def test_reaper_judges_owners_by_pid_and_start_time():
+    done = subprocess.run(["true"], check=True)
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    host = socket.gethostname()
+    fakes = [
+        _FakeContainer("alive", owner_id()),
+        _FakeContainer("other-host", f"not-{host}:{dead_pid.pid}:1"),
+        _FakeContainer("dead", f"{host}:{dead_pid.pid}:12345"),
+        _FakeContainer("pid-reused", f"{host}:{os.getpid()}:1"),  # our PID, someone else's start time
+        _FakeContainer("unlabelled", "garbage"),
+    ]
+    client = type("C", (), {"containers": _FakeContainers(fakes)})()
+    assert sorted(reap(client)) == ["dead", "pid-reused"]
+    assert [f.name for f in fakes if f.removed] == ["dead", "pid-reused"]
+    assert done.returncode == 0
+
+
+# --- many at once ------------------------------------------------------------------------------
+
+
+def test_eight_kernels_at_once_each_sees_only_its_workspace(kernelspecs, tmp_path, docker_client):
+    dirs = [tmp_path / f"ws{i}" for i in range(8)]
+    markers = [d / f"marker{i}" for i, d in enumerate(dirs)]
+    for d, m in zip(dirs, markers, strict=True):
+        d.mkdir()
+        m.write_text("x")
+    code = f"import os, json; print(json.dumps({{'cwd': os.getcwd(), 'seen': [p for p in {[str(m) for m in markers]!r} if os.path.exists(p)]}}))"
+
+    async def scenario() -> tuple[list[dict], float, set[str]]:
+        kms = [AsyncKernelManager(kernel_name="dy-minimal") for _ in dirs]
+        clients = []
+        t0 = time.monotonic()
+        try:
+            await asyncio.gather(*(km.start_kernel(cwd=str(d)) for km, d in zip(kms, dirs, strict=True)))
+            cids = {km.provisioner.container_id for km in kms}
+            clients = [km.client() for km in kms]
+            for kc in clients:
+                kc.start_channels()
+            await asyncio.gather(*(kc.wait_for_ready(timeout=90) for kc in clients))
+            results = []
+            for kc in clients:
+                out: list[str] = []
+                reply = await kc.execute_interactive(code, timeout=60, output_hook=lambda m, out=out: out.append(m["content"].get("text", "")))
+                assert reply["content"]["status"] == "ok", reply["content"]
+                results.append(json.loads("".join(out)))
+            return results, time.monotonic() - t0, cids
+        finally:
+            for kc in clients:
+                kc.stop_channels()
+            await asyncio.gather(*(km.shutdown_kernel() for km in kms if km.has_kernel))
+
+    results, seconds, cids = asyncio.run(scenario())
+    print(f"8 kernels started and executed in {seconds:.1f} s")
+    assert len(cids) == 8
+    for d, m, r in zip(dirs, markers, results, strict=True):
+        assert r == {"cwd": str(d.resolve()), "seen": [str(m)]}
+    assert all(_gone(docker_client, c) for c in cids)
+
+
+# --- unprivileged user ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def user_venv() -> Path:
+    """Debian's python3 venv with dockyard installed editable, readable by dockyard-test; cached across runs."""
+    if os.getuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root (runuser) to run as the unprivileged test user")
+    try:
+        import pwd
+
+        pwd.getpwnam("dockyard-test")
+    except KeyError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("no dockyard-test account (scripts/make-test-user.sh)")
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    venv = Path(tempfile.gettempdir()) / f"dockyard-kernel-test-venv-{key}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+        pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(REPO)], capture_output=True, text=True, timeout=600)
+        assert pip.returncode == 0, pip.stderr[-3000:]
+        subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
+        (venv / ".complete").write_text("ok")
+    return python
+
+
+def test_unprivileged_user_owns_what_the_kernel_writes(kernelspecs, user_venv, shared_dir, docker_client):
+    base = shared_dir / "as-user"
+    home, runtime, ws = base / "home", base / "runtime", base / "work"
+    for d in (base, home, runtime, ws):
+        d.mkdir(parents=True)
+        os.chown(d, TEST_UID, TEST_UID)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "JUPYTER_PATH": str(kernelspecs),
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "DOCKYARD_CONFIG": os.environ["DOCKYARD_CONFIG"],
+        **{k: os.environ.get(k, v) for k, v in SITE_ENV.items()},
+    }
+    res = subprocess.run(
+        [shutil.which("runuser") or "runuser", "-u", "dockyard-test", "--", str(user_venv), str(SCRIPT), "write", "dy-minimal", str(ws)],
+        env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["kernel"] == {"uid": TEST_UID, "cwd": str(ws)}
+    written = ws / "from_kernel.txt"
+    assert written.read_text() == "hi"
+    assert (written.stat().st_uid, written.stat().st_gid) == (TEST_UID, TEST_UID)
+    assert _gone(docker_client, report["container_id"])
+
+
+# --- errors: one clear message from start_kernel ---------------------------------------------
+
+
+def _start_error(name: str, cwd: Path) -> str:
+    km = KernelManager(kernel_name=name)
+    with pytest.raises(DockyardError) as info:
+        km.start_kernel(cwd=str(cwd))
+    return str(info.value)
+
+
+def test_container_exiting_at_start_shows_its_log(kernelspecs, tmp_path):
+    before = set(LocalPortCache.instance().currently_used_ports)
+    msg = _start_error("dy-crash", tmp_path)
+    assert LocalPortCache.instance().currently_used_ports == before  # a failed start keeps no ports
+    assert "exited with code 3 before the kernel was ready" in msg and "boom: no kernel today" in msg
+    assert "minimal:cpu" in msg
+
+
+def test_missing_image_names_the_build_command(kernelspecs, tmp_envs, tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCKYARD_AUTO_BUILD", raising=False)
+    (tmp_envs / "kerneltest.yaml").write_text((REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest"))
+    msg = _start_error("dy-unbuilt", tmp_path)
+    assert "is not built yet" in msg and "'dockyard build kerneltest:cpu'" in msg and "DOCKYARD_AUTO_BUILD=1" in msg
+    assert "dockyard/does-not-exist:nope" in _start_error("dy-noimage", tmp_path)
+
+
+def test_engine_down_is_an_engine_error(kernelspecs, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    km = KernelManager(kernel_name="dy-minimal")
+    with pytest.raises(EngineError, match="Cannot reach the Docker engine"):
+        km.start_kernel(cwd=str(tmp_path))
+
+
+def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_client):
+    if gpu_support(docker_client.info()):
+        pytest.skip("this engine offers GPUs")
+    assert "requires a GPU" in _start_error("dy-gpu", tmp_path)
+
+
+def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, docker_client):
+    assert "varient" in _start_error("dy-typo", tmp_path)
+    root = shared_dir / "root"
+    (root / "sub").mkdir(parents=True, exist_ok=True)
+    (root / "top.txt").write_text("t")
+    assert "outside the kernel workspace root" in _start_error("dy-rooted", tmp_path)
+    with kernel("dy-rooted", root / "sub") as (_km, kc):  # the root is mounted, the kernel works in sub/
+        info = run_json(kc, "import os, json; print(json.dumps({'cwd': os.getcwd(), 'top': open('../top.txt').read()}))")
+        assert info == {"cwd": str(root / "sub"), "top": "t"}
+
+
+# --- argument building (no engine needed) ----------------------------------------------------
+
+
+def test_container_arguments_unit(tmp_path):
+    assert container_argv(ARGV, ["--debug"]) == ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE, "--debug"]
+    with pytest.raises(DockyardError, match="resource_dir"):
+        container_argv(["python", "{resource_dir}/x.py"])
+    env = kernel_environment(
+        {"PATH": "/host", "HOME": "/root", "SECRETISH": "k=abc123", "OK": "1", "LANG": "de_DE.UTF-8", "FOO": "/host", "JUPYTER_TOKEN": "t"},
+        kernelspec_env={"FOO": "/host"}, image_env=["PATH=/opt/venv/bin", "LANG=C.UTF-8"], secret="abc123", user="alice",
+    )
+    assert env == {"OK": "1", "FOO": "/host", "HOME": "/home/dockyard-user", "USER": "alice", "LOGNAME": "alice"}
+    for bad in ("0.0.0.0", "192.168.1.5"):
+        with pytest.raises(DockyardError, match="loopback"):
+            check_loopback(bad)
+    check_loopback("127.0.0.1")
+    for system in ("/", "/etc", "/usr/lib"):
+        with pytest.raises(DockyardError, match="system directory"):
+            workspace_mount(Path(system), None)
+    with pytest.raises(DockyardError, match="does not exist"):
+        workspace_mount(tmp_path / "missing", None)
+    assert workspace_mount(tmp_path, None) == tmp_path.resolve()
+
+
+def test_device_requests_modes(tmp_path):
+    nvidia = {"Runtimes": {"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}}
+    plain = {"Runtimes": {"runc": {}}, "CDISpecDirs": [str(tmp_path)]}
+    gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    assert device_requests("optional", "auto", nvidia, "t:cuda") == gpus
+    assert device_requests("required", "required", nvidia, "t:cuda") == gpus
+    assert device_requests("optional", "auto", plain, "t:cuda") == []
+    assert device_requests("optional", "off", nvidia, "t:cuda") == []
+    assert device_requests("none", "auto", nvidia, "t:cpu") == []
+    for env_gpu, mode, info in (("optional", "required", plain), ("required", "auto", plain), ("none", "required", nvidia)):
+        with pytest.raises(DockyardError):
+            device_requests(env_gpu, mode, info, "t:x")
+    (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\n")
+    assert gpu_support(plain) == "CDI"
+
+
+def test_gpu_request_reaches_container_create_args(settings, tmp_path):
+    """A daemon reporting the nvidia runtime → the create call carries the GPU DeviceRequest."""
+    from docker.models.containers import _create_container_args
+
+    image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": ["PATH=/opt/dockyard/venv/bin:/usr/bin"]}}})()
+    images = type("Is", (), {"get": staticmethod(lambda tag: image)})()
+    fake = type("C", (), {"images": images, "info": staticmethod(lambda: {"Runtimes": {"nvidia": {}}})})()
+    target = resolve(fake, settings, Request(env="minimal", variant="cuda"))
+    assert target.device_requests == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    cpu = resolve(fake, settings, Request(env="minimal", variant="cpu"))
+    assert cpu.device_requests == []
+    spec = KernelContainer(
+        image=target.image, env_name="minimal", variant="cuda", kernel_id="0123456789ab", owner=owner_id(), argv=container_argv(ARGV),
+        environment={}, workspace=tmp_path, cwd=tmp_path, connection_file=tmp_path / "k.json", ports=(1, 2, 3, 4, 5),
+        uid=1000, gid=1000, shm_size=target.shm_size, device_requests=target.device_requests,
+    )
+    args = _create_container_args({**create_kwargs(spec), "version": "1.41"})  # what containers.create() sends
+    assert args["host_config"]["DeviceRequests"] == [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
+    hc = args["host_config"]
+    assert not hc.get("Privileged") and hc["CapDrop"] == ["ALL"] and hc["NetworkMode"] == "host" and hc["Init"] is True
+    assert args["name"] == "dockyard-minimal-cuda-01234567"
