@@ -7,6 +7,7 @@ argument building) and must leave no kernel container behind (autouse fixture be
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -39,6 +40,7 @@ from dockyard.kernel.container import (
     workspace_mount,
 )
 from dockyard.kernel.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
+from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.reaper import owner_id, reap
 from dockyard.kernel.target import Request, resolve
 
@@ -256,6 +258,12 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
         assert labels[LABEL_OWNER] == owner_id()
         assert attrs["Name"] == f"/dockyard-minimal-cpu-{km.kernel_id[:8]}"
         assert not hc.get("DeviceRequests")  # a CPU kernel asks for no GPU
+        # Persistence: another provisioner instance can take over the running container from the info.
+        info = asyncio.run(km.provisioner.get_provisioner_info())
+        assert info["container_id"] == cid and info["container_name"] == attrs["Name"].lstrip("/")
+        other = DockerProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec)
+        asyncio.run(other.load_provisioner_info(info))
+        assert other.has_process and asyncio.run(other.poll()) is None
 
 
 def test_bridge_network_publishes_on_loopback_only(kernelspecs, tmp_path, docker_client):
@@ -370,23 +378,37 @@ def test_container_removed_from_outside_then_restart(kernelspecs, tmp_path, dock
 # --- orphans -------------------------------------------------------------------------------
 
 
-def test_owner_sigkilled_then_reaped(kernelspecs, tmp_path, docker_client):
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "hold", "dy-minimal", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+def _orphan(cwd: Path) -> dict:
+    """A kernel whose owning process was SIGKILLed: its container keeps running."""
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "hold", "dy-minimal", str(cwd)], stdout=subprocess.PIPE, text=True)
     _OWNER_PIDS.add(proc.pid)
     try:
         line = proc.stdout.readline()
         assert line, f"helper exited early with {proc.wait()}"
-        started = json.loads(line)
+        return {**json.loads(line), "pid": proc.pid}
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-    container = docker_client.containers.get(started["container_id"])
-    assert container.status == "running" and container.labels[LABEL_KERNEL_ID] == started["kernel_id"]
-    assert container.labels[LABEL_OWNER].split(":")[1] == str(proc.pid)
-    removed = reap(docker_client)
-    assert container.name in removed
-    assert _gone(docker_client, container.id)
+
+
+def test_owner_sigkilled_then_reaped(kernelspecs, tmp_path, docker_client):
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(_orphan, [tmp_path, tmp_path])
+    containers = [docker_client.containers.get(o["container_id"]) for o in (first, second)]
+    for c, o in zip(containers, (first, second), strict=True):
+        assert c.status == "running" and c.labels[LABEL_KERNEL_ID] == o["kernel_id"]
+        assert c.labels[LABEL_OWNER].split(":")[1] == str(o["pid"])
+    # `dockyard kernels gc` calls reap(); it removes both orphans (and would keep live owners' kernels).
+    assert sorted(reap(docker_client)) == sorted(c.name for c in containers)
+    assert all(_gone(docker_client, c.id) for c in containers)
+
+
+def test_kernel_start_reaps_orphans(kernelspecs, tmp_path, docker_client):
+    orphan = _orphan(tmp_path)
+    with kernel("dy-minimal", tmp_path) as (km, _kc):  # the provisioner reaps when it starts
+        assert _gone(docker_client, orphan["container_id"])
+        assert not _gone(docker_client, km.provisioner.container_id)
 
 
 class _FakeContainer:
@@ -562,8 +584,37 @@ def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_clien
     assert "requires a GPU" in _start_error("dy-gpu", tmp_path)
 
 
+def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
+    """With kernels.auto_build the provisioner builds instead of failing (the build itself is faked here:
+    test_build covers real builds; this checks the plan handed over is the one whose tag was missing)."""
+    import dataclasses
+
+    import dockyard.build
+
+    (tmp_envs / "kerneltest.yaml").write_text((REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest"))
+    plans = []
+    image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": []}}})()
+
+    def fake_build(client, plan, options):
+        plans.append(plan)
+        return type("R", (), {"tag": plan.tag})()
+
+    def get(tag):
+        if not plans:
+            raise docker.errors.ImageNotFound(tag)
+        return image
+
+    monkeypatch.setattr(dockyard.build, "build", fake_build)
+    fake = type("C", (), {"images": type("Is", (), {"get": staticmethod(get)})(), "info": staticmethod(dict)})()
+    auto = dataclasses.replace(settings, kernels=dataclasses.replace(settings.kernels, auto_build=True))
+    target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
+    assert [p.variant.ref for p in plans] == ["kerneltest:cpu"] and target.image == plans[0].tag
+
+
 def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, docker_client):
     assert "varient" in _start_error("dy-typo", tmp_path)
+    with pytest.raises(DockyardError, match="Invalid value"):
+        DockerProvisioner(kernel_id="x", env="minimal", cpus="lots")
     root = shared_dir / "root"
     (root / "sub").mkdir(parents=True, exist_ok=True)
     (root / "top.txt").write_text("t")

@@ -24,12 +24,12 @@ import zmq
 import zmq.asyncio
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Float, Unicode
+from traitlets import Float, TraitError, Unicode
 
 from .. import engine
 from ..config import load_settings
 from ..errors import DockyardError, EngineError
-from .container import CONNECTION_FILE, KernelContainer, check_loopback, container_argv, create_kwargs, kernel_environment, workspace_mount
+from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv, create_kwargs, kernel_environment, workspace_mount
 from .labels import LABEL_KERNEL_ID
 from .reaper import owner_id, reap
 from .target import Request, Target, resolve
@@ -71,7 +71,13 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         for key, allowed in _CHOICES.items():
             if kwargs.get(key) is not None and kwargs[key] not in allowed:
                 raise DockyardError(f"Kernel provisioner config {key}={kwargs[key]!r} is not valid", fix=f"use one of: {', '.join(allowed)}")
-        super().__init__(**kwargs)
+        try:
+            super().__init__(**kwargs)
+        except TraitError as exc:
+            raise DockyardError(
+                f"Invalid value in the kernelspec's metadata.kernel_provisioner.config: {exc}",
+                fix="sizes are strings such as '8g', cpus and startup_timeout are numbers",
+            ) from None
 
     @property
     def has_process(self) -> bool:
@@ -113,27 +119,39 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         assert self._target is not None and self.parent is not None
-        t = self._target
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
-        workspace = workspace_mount(cwd, t.workspace_root)
+        try:
+            spec = self._container_spec(cmd, cwd, kwargs.get("env") or {})
+            self.container_name = spec.name
+            await asyncio.to_thread(_engine_call, self._create_and_start, spec)
+            await self._wait_until_ready()
+        except BaseException:
+            await self._remove_container()
+            await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
+            self.ports_cached = False
+            raise
+        self.cwd = str(cwd)
+        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, spec.name, spec.image)
+        return self.connection_info
+
+    def _container_spec(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
+        assert self._target is not None and self.parent is not None
+        t = self._target
         key = self.parent.session.key.decode("utf-8", "replace") if self.parent.session.key else ""
         user = _user_name()
-        environment = kernel_environment(
-            kwargs.get("env") or {}, kernelspec_env=self.kernel_spec.env or {}, image_env=t.image_env, secret=key, user=user
-        )
         connection_file, writable = self._connection_file(t.network)
-        spec = KernelContainer(
+        return KernelContainer(
             image=t.image,
             env_name=t.env_name,
             variant=t.variant,
             kernel_id=self.kernel_id or "unknown",
             owner=owner_id(),
             argv=cmd,
-            environment=environment,
-            workspace=workspace,
+            environment=kernel_environment(env, kernelspec_env=self.kernel_spec.env or {}, image_env=t.image_env, secret=key, user=user),
+            workspace=workspace_mount(cwd, t.workspace_root),
             cwd=cwd,
             connection_file=connection_file,
-            ports=tuple(int(self.connection_info[p]) for p in ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")),
+            ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),
             network=t.network,
             uid=os.getuid(),
             gid=os.getgid(),
@@ -143,18 +161,6 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             device_requests=t.device_requests,
             connection_file_writable=writable,
         )
-        self.container_name = spec.name
-        try:
-            self.container_id = await asyncio.to_thread(_engine_call, self._create_and_start, spec)
-            await self._wait_until_ready()
-        except BaseException:
-            await self._remove_container()
-            await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
-            self.ports_cached = False
-            raise
-        self.cwd = str(cwd)
-        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, spec.name, t.image)
-        return self.connection_info
 
     def _connection_file(self, network: str) -> tuple[Path, bool]:
         """The host file to mount at CONNECTION_FILE, and whether the kernel may write it.
@@ -180,7 +186,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         self._private_file = path
         return path, curve
 
-    def _create_and_start(self, spec: KernelContainer) -> str:
+    def _create_and_start(self, spec: KernelContainer) -> None:
         kwargs = create_kwargs(spec)
         try:
             container = self.docker_client.containers.create(**kwargs)
@@ -193,12 +199,8 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                 raise
             old.remove(force=True)
             container = self.docker_client.containers.create(**kwargs)
-        try:
-            container.start()
-        except BaseException:
-            container.remove(force=True)
-            raise
-        return str(container.id)
+        self.container_id = str(container.id)  # at once, so a failed start still removes it
+        container.start()
 
     async def _wait_until_ready(self) -> None:
         """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
@@ -219,17 +221,16 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                 if state != "running":
                     what = "was removed" if state == "missing" else f"exited with code {code}"
                     raise DockyardError(
-                        f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel was ready."
-                        f"{self._log_tail()}",
-                        fix="fix the cause shown in the container's log above (e.g. a package that fails to import), "
-                        "rebuild with 'dockyard build', then start the kernel again",
+                        f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel was ready",
+                        fix="fix the cause shown in the container's log below (e.g. a package that fails to import), "
+                        f"rebuild with 'dockyard build', then start the kernel again{self._log_tail()}",
                     )
                 if time.monotonic() > deadline:
                     raise DockyardError(
                         f"The kernel in container {self.container_name} ({self._describe()}) did not answer within "
-                        f"{self.startup_timeout:.0f} s.{self._log_tail()}",
-                        fix="check the container's log above; if the image is just slow to start, raise 'startup_timeout' "
-                        "in the kernelspec's provisioner config",
+                        f"{self.startup_timeout:.0f} s",
+                        fix="check the container's log below; if the image is just slow to start, raise 'startup_timeout' "
+                        f"in the kernelspec's provisioner config{self._log_tail()}",
                     )
             await sock.recv()
         finally:
@@ -247,7 +248,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             text = self.docker_client.api.logs(self.container_id, tail=_LOG_TAIL).decode("utf-8", "replace").rstrip()
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return ""
-        return f"\n--- last lines of the container's log ---\n{text or '(empty)'}\n---\n"
+        return f"\n--- last lines of the container's log ---\n{text or '(empty)'}\n---"
 
     # --- lifecycle -------------------------------------------------------------------------
 
