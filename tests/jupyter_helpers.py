@@ -60,3 +60,17 @@ def remove_leftovers(client, pid: int, wait: float = 0.0) -> list[str]:
         except Exception:
             pass
     return names
+
+
+def remove_mounting(client, directory: Path) -> list[str]:
+    """Force-removes kernel containers that bind-mount directory or a folder inside it; returns their names."""
+    names = []
+    for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        sources = [Path(m.get("Source", "")) for m in c.attrs.get("Mounts", [])]
+        if any(src == directory or directory in src.parents for src in sources):
+            names.append(c.name)
+            try:
+                c.remove(force=True)
+            except Exception:
+                pass
+    return names

@@ -7,15 +7,23 @@ and the test can check that none outlives the run.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from .conftest import REPO
-from .jupyter_helpers import install_kernelspecs, jupyter_env, remove_leftovers
+from .jupyter_helpers import install_kernelspecs, jupyter_env, remove_leftovers, remove_mounting
 
 NOTEBOOKS = REPO / "notebooks"
+TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")
 
 pytestmark = pytest.mark.engine
 
@@ -35,12 +43,16 @@ def jupyter_path(tmp_path_factory):
 def test_notebooks_pass_nbval_in_the_container_kernel(ref, folders, built, docker_client, jupyter_path, tmp_path):
     built(ref)  # the kernel would fail with "image not built" otherwise; build (or find) it first
     kernel = "dockyard-" + ref.replace(":", "-")
+    # A copy, so the run writes nothing into the checkout and works for a user who may not write there.
+    work = tmp_path / "notebooks"
+    for folder in folders:
+        shutil.copytree(NOTEBOOKS / folder, work / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     cmd = [
         sys.executable, "-m", "pytest", "--nbval", "--nbval-kernel-name", kernel,
         "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q",
-        *(str(NOTEBOOKS / f) for f in folders),
+        *(str(work / f) for f in folders),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, env=jupyter_env(jupyter_path, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=work, env=jupyter_env(jupyter_path, tmp_path / "jupyter"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=600)
     finally:
@@ -53,6 +65,64 @@ def test_notebooks_pass_nbval_in_the_container_kernel(ref, folders, built, docke
     assert not leftovers, f"kernel containers left behind: {leftovers}"
     # The notebooks clean up after themselves: nothing new next to them.
     for folder in folders:
-        assert sorted(p.name for p in (NOTEBOOKS / folder).iterdir() if not p.name.startswith(".")) == sorted(
-            p.name for p in (NOTEBOOKS / folder).glob("*.ipynb")
-        )
+        assert sorted(p.name for p in (work / folder).iterdir()) == sorted(p.name for p in (NOTEBOOKS / folder).glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def user_python() -> Path:
+    """A venv with dockyard and nbval that the unprivileged account dockyard-test can run; cached across runs."""
+    if os.getuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root (runuser) to run as the unprivileged test user")
+    try:
+        pwd.getpwnam(TEST_USER)
+    except KeyError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no {TEST_USER} account (scripts/make-test-user.sh)")
+    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    venv = Path(tempfile.gettempdir()) / f"dockyard-nbval-venv-{key}"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", str(REPO), "nbval"]
+        pip = subprocess.run(install, capture_output=True, text=True, timeout=600)
+        assert pip.returncode == 0, pip.stderr[-3000:]
+        subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
+        (venv / ".complete").write_text("ok")
+    return venv / "bin" / "python"
+
+
+@pytest.fixture
+def user_dir() -> Iterator[Path]:
+    """A directory the unprivileged user can reach (pytest's temp root is private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="dockyard-nbval-user-"))
+    os.chmod(base, 0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_common_notebooks_pass_as_an_unprivileged_user(user_python, user_dir, built, docker_client):
+    """CI runs as root, which hides UID bugs: the kernel must write the notebook's folder and its home as the user."""
+    built("minimal:cpu")
+    base = user_dir
+    shutil.copytree(NOTEBOOKS / "common", base / "work" / "common")
+    prefix = base / "prefix"
+    subprocess.run([str(user_python), "-m", "dockyard", "kernels", "install", "minimal:cpu", "--prefix", str(prefix)], check=True, capture_output=True)
+    (base / "home").mkdir()
+    subprocess.run(["chown", "-R", f"{TEST_USER}:{TEST_USER}", str(base)], check=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(base / "home"), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+    env |= {k: v for k, v in os.environ.items() if k.startswith("DOCKYARD_")}  # the site settings
+    cmd = [shutil.which("runuser") or "runuser", "-u", TEST_USER, "--",  # the env's PATH has no sbin: resolve it here
+           str(user_python), "-m", "pytest", "--nbval", "--nbval-kernel-name", "dockyard-minimal-cpu", "-p", "no:cacheprovider", "-q", "common"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=base / "work", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            out, _ = proc.communicate()
+        # runuser forks, so the owner label names its child: find this run's kernels by their workspace mount.
+        leftovers = remove_mounting(docker_client, base)
+    assert proc.returncode == 0, f"nbval failed as {TEST_USER}:\n{out[-6000:]}"
+    assert not leftovers, f"kernel containers left behind: {leftovers}"
+    assert [p.name for p in (base / "work" / "common").iterdir()] == ["environment.ipynb"]
