@@ -155,41 +155,54 @@ def _jupyter_env(prefix: Path) -> dict[str, str]:
     return env
 
 
-def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(tmp_path):
-    prefix = tmp_path / "prefix"
-    dockyard = [sys.executable, "-m", "dockyard"]
-    env = _jupyter_env(prefix)
-    subprocess.run([*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)], env=env, check=True, capture_output=True)
+def _listed(env: dict[str, str], prefix: Path) -> dict[str, dict]:
+    """`jupyter kernelspec list --json`, limited to kernelspecs under prefix (the machine may have its own)."""
     listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
     found = json.loads(listing.stdout)["kernelspecs"]
-    for name in ("dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"):
-        assert name in found
-        assert Path(found[name]["resource_dir"]).is_relative_to(prefix)
-        assert found[name]["spec"]["metadata"]["kernel_provisioner"]["provisioner_name"] == "dockyard-docker-provisioner"
-    installed = prefix / "share" / "jupyter" / "kernels" / "dockyard-pytorch-cpu"
-    s = specs.load("pytorch")
-    assert _tree(installed) == kernelspec.files(s, s.variant("cpu"))  # exactly what kernels/ holds
+    return {n: info for n, info in found.items() if Path(info["resource_dir"]).is_relative_to(prefix)}
 
-    ours = subprocess.run([*dockyard, "kernels", "list", "--json"], env=env, check=True, capture_output=True, text=True)
-    rows = {r["name"]: r for r in json.loads(ours.stdout)}
-    assert set(rows) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"}
+
+@pytest.fixture
+def isolated_jupyter(tmp_path, monkeypatch) -> Path:
+    """`dockyard kernels list/remove` in this process see only tmp_path/prefix: Jupyter always searches
+    sys.prefix too, and a test must never remove kernelspecs the machine's user installed there."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from dockyard.cli import kernels_cmd
+
+    prefix = tmp_path / "prefix"
+    kernels = prefix / "share" / "jupyter" / "kernels"
+    monkeypatch.setattr(kernels_cmd, "KernelSpecManager", lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")))
+    return prefix
+
+
+def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyter, capsys):
+    prefix = isolated_jupyter
+    env = _jupyter_env(prefix)
+    dockyard = [sys.executable, "-m", "dockyard"]
+    subprocess.run([*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)], env=env, check=True, capture_output=True)
+    found = _listed(env, prefix)  # what Jupyter itself sees
+    assert set(found) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"}
+    for info in found.values():
+        assert info["spec"]["metadata"]["kernel_provisioner"]["provisioner_name"] == "dockyard-docker-provisioner"
+    s = specs.load("pytorch")
+    assert _tree(Path(found["dockyard-pytorch-cpu"]["resource_dir"])) == kernelspec.files(s, s.variant("cpu"))  # exactly what kernels/ holds
+
+    capsys.readouterr()
+    assert main(["kernels", "list", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(found)
     assert rows["dockyard-pytorch-cuda"]["env"] == "pytorch:cuda"
 
-    subprocess.run([*dockyard, "kernels", "remove", "dockyard-pytorch-cuda"], env=env, check=True, capture_output=True)
-    listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
-    found = json.loads(listing.stdout)["kernelspecs"]
-    assert "dockyard-pytorch-cuda" not in found and "dockyard-pytorch-cpu" in found
-
-    subprocess.run([*dockyard, "kernels", "remove"], env=env, check=True, capture_output=True)  # all of ours
-    listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
-    assert not [n for n in json.loads(listing.stdout)["kernelspecs"] if n.startswith("dockyard-")]
+    assert main(["kernels", "remove", "dockyard-pytorch-cuda"]) == 0
+    assert set(_listed(env, prefix)) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu"}
+    assert main(["kernels", "remove"]) == 0  # all of ours
+    assert _listed(env, prefix) == {}
+    assert "removed" in capsys.readouterr().out
 
 
-def test_remove_refuses_foreign_and_unknown_kernels(tmp_path, monkeypatch, capsys):
-    prefix = tmp_path / "prefix"
-    for key, value in _jupyter_env(prefix).items():
-        monkeypatch.setenv(key, value)
-    foreign = prefix / "share" / "jupyter" / "kernels" / "dockyard-lookalike"
+def test_remove_refuses_foreign_and_unknown_kernels(isolated_jupyter, capsys):
+    foreign = isolated_jupyter / "share" / "jupyter" / "kernels" / "dockyard-lookalike"
     foreign.mkdir(parents=True)
     (foreign / "kernel.json").write_text('{"argv": ["python"], "display_name": "not ours", "language": "python"}\n')
     assert main(["kernels", "remove", "dockyard-lookalike"]) == 2
