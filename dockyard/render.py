@@ -95,12 +95,14 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
         "# The wheelhouse only exists in this stage, so its wheels never land in the final image.",
         f"COPY {WHEEL_DIR}/ /tmp/dockyard/{WHEEL_DIR}/",
         "COPY requirements.txt /tmp/dockyard/requirements.txt",
+        "# Kernels run as the host UID, so the venv is writable: `%pip install` works in a notebook.",
         f"RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == ({major}, {minor}) else "
         f"\"base image has Python %d.%d but the spec asks for {spec.python}\" % v)' \\\n"
         f"    && python3 -m venv {VENV} \\\n"
         f"    && {VENV}/bin/pip install {' '.join(shlex.quote(a) for a in pip_args(variant, options))} \\\n"
         "        -r /tmp/dockyard/requirements.txt \\\n"
-        f"    && {VENV}/bin/pip check",
+        f"    && {VENV}/bin/pip check \\\n"
+        f"    && chmod -R a+rwX {VENV}",
         "",
         "FROM system",
         f"COPY --from=python-packages {VENV} {VENV}",

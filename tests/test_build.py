@@ -45,6 +45,10 @@ def test_image_trusts_the_site_ca_and_is_labelled(built, docker_client, containe
     code, out = containers.output(result.tag, [
         "python", "-c", "import os, ssl; print(os.environ['PIP_CERT']); print(len(ssl.create_default_context().get_ca_certs()))"])
     assert code == 0 and out.splitlines()[0] == "/etc/ssl/certs/ca-certificates.crt" and int(out.splitlines()[1]) > 10, out
+    # Kernels run as an arbitrary host UID and may `%pip install` into the environment.
+    code, out = containers.output(result.tag, ["python", "-c", "import os, sysconfig; print(os.access(sysconfig.get_paths()['purelib'], os.W_OK))"],
+                                  user="4321:4321")
+    assert (code, out.strip()) == (0, "True"), out
     # The wheelhouse stage must not leave wheels in the final image.
     code, out = containers.output(result.tag, ["sh", "-c", "ls /tmp/dockyard 2>&1 || true"])
     assert "No such file" in out
