@@ -12,6 +12,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .generated import Tree
 from .render import REMOTE_USER, VENV
 from .spec import Spec, Variant
 
@@ -88,45 +89,15 @@ def render_all(specs: list[Spec], workspace: Path) -> dict[str, bytes]:
     return dict(sorted(out.items()))
 
 
-def _generated_folders(out_dir: Path) -> set[str]:
-    """Folders under out_dir whose config dockyard wrote (hand-written ones are never touched)."""
-    found = set()
-    for path in out_dir.glob(f"*/{CONFIG_NAME}"):
+def owned(folder: Path) -> list[Path]:
+    """The config dockyard wrote in folder, if any (hand-written configs are never touched)."""
+    path = folder / CONFIG_NAME
+    try:
         with path.open("rb") as f:
-            if f.read(len(MARKER)) == MARKER.encode():
-                found.add(f"{path.parent.name}/{CONFIG_NAME}")
-    return found
+            return [path] if f.read(len(MARKER)) == MARKER.encode() else []
+    except OSError:
+        return []
 
 
-def differences(files: dict[str, bytes], out_dir: Path, *, complete: bool) -> list[str]:
-    """What `write` would change: missing, outdated and (when `files` is the complete set) stale files."""
-    problems = []
-    for rel, data in files.items():
-        path = out_dir / rel
-        if not path.exists():
-            problems.append(f"missing: {path}")
-        elif path.read_bytes() != data:
-            problems.append(f"outdated: {path}")
-    if complete and out_dir.is_dir():
-        problems += [f"stale: {out_dir / rel}" for rel in sorted(_generated_folders(out_dir) - files.keys())]
-    return problems
-
-
-def write(files: dict[str, bytes], out_dir: Path, *, complete: bool) -> list[Path]:
-    """Write the files that differ; with the complete set, remove generated folders of gone envs/variants."""
-    changed = []
-    for rel, data in files.items():
-        path = out_dir / rel
-        if path.exists() and path.read_bytes() == data:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        changed.append(path)
-    if complete and out_dir.is_dir():
-        for rel in sorted(_generated_folders(out_dir) - files.keys()):
-            path = out_dir / rel
-            path.unlink()
-            if not any(path.parent.iterdir()):  # keep folders that hold the user's own files
-                path.parent.rmdir()
-            changed.append(path)
-    return changed
+def tree(specs: list[Spec], workspace: Path) -> Tree:
+    return Tree(render_all(specs, workspace), workspace / DIRNAME, owned)

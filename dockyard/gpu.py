@@ -44,4 +44,8 @@ def device_requests(env_gpu: str, user_mode: str, info: dict[str, Any], ref: str
                 f"then restart dockerd), or use the CPU variant {ref.split(':')[0]}:cpu",
             )
         return []
+    if support == "CDI":
+        # What `docker run --device nvidia.com/gpu=all` sends (Docker 25+ with CDI enabled).
+        return [DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])]
+    # What `docker run --gpus all` sends; the NVIDIA Container Toolkit's hook attaches the devices.
     return [DeviceRequest(count=-1, capabilities=[["gpu"]])]

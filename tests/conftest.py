@@ -3,8 +3,12 @@ a test starts carries the label below (or a dockyard label) and is removed at th
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ LOCAL_BASE = os.environ.get("DOCKYARD_TEST_BASE", "dockyard-local/python:3.11-bo
 UPSTREAM_BASE = "python:3.11-slim-bookworm"
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 TEST_LABEL = "org.dockyard.test"
+TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")  # scripts/make-test-user.sh
 
 # The site options a test machine needs, through the documented user-facing settings:
 # no registry (base override), a TLS-intercepting proxy (extra CA), the local torch wheel (wheelhouse).
@@ -147,3 +152,32 @@ def copy_spec(name: str, dest: Path) -> Path:
     target = dest / f"{name}.yaml"
     shutil.copy(REPO / "envs" / f"{name}.yaml", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def user_python() -> Path:
+    """Python with dockyard (editable) and nbval that the unprivileged account TEST_USER can run.
+
+    CI runs as root, which hides UID bugs, so some tests run as TEST_USER through runuser. Root's
+    Python may live where that account cannot read (/root), hence a venv from Debian's python3 in
+    the temp dir; cached across runs per checkout and pyproject.
+    """
+    if os.getuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root (runuser) to run as the unprivileged test user")
+    try:
+        pwd.getpwnam(TEST_USER)
+    except KeyError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no {TEST_USER} account (scripts/make-test-user.sh)")
+    key = hashlib.sha256(str(REPO).encode() + (REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    venv = Path(tempfile.gettempdir()) / f"dockyard-user-venv-{key}"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", str(REPO), "nbval"]
+        pip = subprocess.run(install, capture_output=True, text=True, timeout=600)
+        assert pip.returncode == 0, pip.stderr[-3000:]
+        subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
+        (venv / ".complete").write_text("ok")
+    return venv / "bin" / "python"

@@ -52,25 +52,23 @@ def remove_leftovers(client, pid: int, wait: float = 0.0) -> list[str]:
     deadline = time.monotonic() + wait
     while (left := owned_containers(client, pid)) and time.monotonic() < deadline:
         time.sleep(0.25)
-    names = []
-    for c in left:
-        names.append(c.name)
+    return force_remove(left)
+
+
+def force_remove(containers: list) -> list[str]:
+    """Force-removes containers (already gone is fine); returns their names."""
+    for c in containers:
         try:
             c.remove(force=True)
         except Exception:
             pass
-    return names
+    return [c.name for c in containers]
 
 
 def remove_mounting(client, directory: Path) -> list[str]:
     """Force-removes kernel containers that bind-mount directory or a folder inside it; returns their names."""
-    names = []
-    for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+    def mounts_it(c) -> bool:
         sources = [Path(m.get("Source", "")) for m in c.attrs.get("Mounts", [])]
-        if any(src == directory or directory in src.parents for src in sources):
-            names.append(c.name)
-            try:
-                c.remove(force=True)
-            except Exception:
-                pass
-    return names
+        return any(src == directory or directory in src.parents for src in sources)
+
+    return force_remove([c for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}) if mounts_it(c)])

@@ -12,6 +12,7 @@ import pytest
 from dockyard import devcontainer, render
 from dockyard import spec as specs
 from dockyard.cli import main
+from dockyard.generated import Tree
 
 from .conftest import REPO, copy_spec
 
@@ -30,7 +31,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_checked_in_configs_match_the_specs(tmp_path):
     """Regenerate into a temp dir; any difference means someone edited a spec without regenerating."""
     out = tmp_path / devcontainer.DIRNAME
-    devcontainer.write(devcontainer.render_all(specs.load_all(), REPO), out, complete=True)
+    Tree(devcontainer.render_all(specs.load_all(), REPO), out, devcontainer.owned).write(complete=True)
     fresh, committed = _tree(out), _tree(CHECKED_IN)
     assert sorted(fresh) == sorted(committed), "run 'dockyard devcontainer generate' and commit .devcontainer/"
     for rel, data in fresh.items():

@@ -29,7 +29,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_checked_in_kernelspecs_match_the_specs(tmp_path):
     """Regenerate into a temp dir; any difference means someone edited a spec without regenerating."""
     out = tmp_path / "kernels"
-    kernelspec.write(kernelspec.render_all(specs.load_all()), out, complete=True)
+    kernelspec.tree(specs.load_all(), out).write(complete=True)
     fresh, committed = _tree(out), _tree(CHECKED_IN)
     assert sorted(fresh) == sorted(committed), "run 'dockyard kernels generate' and commit kernels/"
     for rel, data in fresh.items():
@@ -234,3 +234,13 @@ def test_gc_calls_the_reaper(monkeypatch, capsys):
     assert main(["kernels", "gc"]) == 0
     out = capsys.readouterr().out
     assert "dockyard-minimal-cpu-deadbeef" in out and "1 leftover" in out
+
+
+def test_curve_encryption_declared_only_for_ipykernel_7(tmp_envs):
+    """jupyter_client encrypts kernel traffic only for kernelspecs that declare CurveZMQ support."""
+    path = copy_spec("minimal", tmp_envs)
+    s = specs.load("minimal")
+    assert kernelspec.kernel_json(s, s.variant())["metadata"]["supported_encryption"] == ["curve"]
+    path.write_text(path.read_text().replace("ipykernel==7.4.0", "ipykernel==6.29.5"))
+    s = specs.load("minimal")
+    assert "supported_encryption" not in kernelspec.kernel_json(s, s.variant())["metadata"]

@@ -7,9 +7,7 @@ and the test can check that none outlives the run.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -19,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, TEST_USER
 from .jupyter_helpers import install_kernelspecs, jupyter_env, remove_leftovers, remove_mounting
 
 NOTEBOOKS = REPO / "notebooks"
-TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")
+
 
 pytestmark = pytest.mark.engine
 
@@ -66,30 +64,6 @@ def test_notebooks_pass_nbval_in_the_container_kernel(ref, folders, built, docke
     # The notebooks clean up after themselves: nothing new next to them.
     for folder in folders:
         assert sorted(p.name for p in (work / folder).iterdir()) == sorted(p.name for p in (NOTEBOOKS / folder).glob("*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def user_python() -> Path:
-    """A venv with dockyard and nbval that the unprivileged account dockyard-test can run; cached across runs."""
-    if os.getuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs root (runuser) to run as the unprivileged test user")
-    try:
-        pwd.getpwnam(TEST_USER)
-    except KeyError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no {TEST_USER} account (scripts/make-test-user.sh)")
-    key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    venv = Path(tempfile.gettempdir()) / f"dockyard-nbval-venv-{key}"
-    if not (venv / ".complete").exists():
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", str(REPO), "nbval"]
-        pip = subprocess.run(install, capture_output=True, text=True, timeout=600)
-        assert pip.returncode == 0, pip.stderr[-3000:]
-        subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
-        (venv / ".complete").write_text("ok")
-    return venv / "bin" / "python"
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import BuildOptions, load_settings
+from ..generated import Tree
 
 console = Console(highlight=False)
 
@@ -24,3 +26,22 @@ def add_build_flags(p: argparse.ArgumentParser) -> None:
 
 def build_options(args: argparse.Namespace) -> BuildOptions:
     return load_settings().build.with_flags(**vars(args))
+
+
+def sync_generated(tree: Tree, *, check: bool, complete: bool, what: str, command: str) -> int:
+    """`generate` / `generate --check` for a checked-in generated tree; exit 1 when --check finds differences."""
+    count = len(tree.folders)
+    if check:
+        problems = tree.differences(complete=complete)
+        for line in problems:
+            console.print(f"[red]{escape(line)}[/]", soft_wrap=True)  # paths stay whole for copy-paste
+        if problems:
+            console.print(f"run '{command}' and commit the result")
+            return 1
+        console.print(f"[green]up to date[/] {count} {what} in {escape(str(tree.out_dir))}")
+        return 0
+    changed = tree.write(complete=complete)
+    for path in changed:
+        console.print(f"[green]wrote[/] {escape(str(path))}" if path.exists() else f"[yellow]removed[/] {escape(str(path))}", soft_wrap=True)
+    console.print(f"{count} {what} in {escape(str(tree.out_dir))}, {len(changed)} changed")
+    return 0

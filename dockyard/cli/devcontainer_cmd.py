@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.markup import escape
-
 from .. import devcontainer
 from .. import spec as specs
-from .common import console
+from .common import sync_generated
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,20 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     loaded = [specs.load(n) for n in args.envs] if args.envs else specs.load_all()
-    files = devcontainer.render_all(loaded, args.workspace)
-    out_dir = args.workspace / devcontainer.DIRNAME
-    complete = not args.envs  # only a full run knows which generated folders are stale
-    if args.check:
-        problems = devcontainer.differences(files, out_dir, complete=complete)
-        for line in problems:
-            console.print(f"[red]{escape(line)}[/]", soft_wrap=True)  # paths stay whole for copy-paste
-        if problems:
-            console.print("run 'dockyard devcontainer generate' and commit the result")
-            return 1
-        console.print(f"[green]up to date[/] {len(files)} dev container config(s) in {escape(str(out_dir))}")
-        return 0
-    changed = devcontainer.write(files, out_dir, complete=complete)
-    for path in changed:
-        console.print(f"[green]wrote[/] {escape(str(path))}" if path.exists() else f"[yellow]removed[/] {escape(str(path))}", soft_wrap=True)
-    console.print(f"{len(files)} dev container config(s) in {escape(str(out_dir))}, {len(changed)} changed")
-    return 0
+    # Only a full run knows which generated folders are stale.
+    return sync_generated(devcontainer.tree(loaded, args.workspace), check=args.check, complete=not args.envs,
+                          what="dev container config(s)", command="dockyard devcontainer generate")

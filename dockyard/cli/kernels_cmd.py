@@ -20,7 +20,7 @@ from ..config import load_settings
 from ..errors import DockyardError
 from ..kernel import kernelspec
 from ..plan import make_plan
-from .common import console
+from .common import console, sync_generated
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -176,20 +176,5 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    tree = kernelspec.render_all(specs.load_all())
-    out_dir: Path = args.output
-    count = len({rel.split("/")[0] for rel in tree})
-    if args.check:
-        problems = kernelspec.differences(tree, out_dir, complete=True)
-        for line in problems:
-            console.print(f"[red]{escape(line)}[/]", soft_wrap=True)
-        if problems:
-            console.print("run 'dockyard kernels generate' and commit the result")
-            return 1
-        console.print(f"[green]up to date[/] {count} kernelspec(s) in {escape(str(out_dir))}")
-        return 0
-    changed = kernelspec.write(tree, out_dir, complete=True)
-    for path in changed:
-        console.print(f"[green]wrote[/] {escape(str(path))}" if path.exists() else f"[yellow]removed[/] {escape(str(path))}", soft_wrap=True)
-    console.print(f"{count} kernelspec(s) in {escape(str(out_dir))}, {len(changed)} changed")
-    return 0
+    return sync_generated(kernelspec.tree(specs.load_all(), args.output), check=args.check, complete=True,
+                          what="kernelspec(s)", command="dockyard kernels generate")

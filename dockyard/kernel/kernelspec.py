@@ -8,10 +8,12 @@ the same on every machine, are checked in under kernels/, and a test regenerates
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
+from ..generated import Tree
 from ..spec import Spec, Variant
 from . import logos
 
@@ -43,8 +45,14 @@ def display_name(spec: Spec, variant: Variant) -> str:
     return f"{what} ({variant_label(variant)}, container)"
 
 
+def supports_curve(variant: Variant) -> bool:
+    """ipykernel 7 reads CurveZMQ keys from its connection file; older ones would ignore them and hang."""
+    pin = next((p for p in variant.python_packages if p.startswith("ipykernel==")), "")
+    return bool(pin) and Version(pin.split("==")[1]) >= Version("7")
+
+
 def kernel_json(spec: Spec, variant: Variant) -> dict[str, Any]:
-    return {
+    data = {
         "argv": list(ARGV),
         "display_name": display_name(spec, variant),
         "language": spec.kernel["language"],
@@ -68,6 +76,10 @@ def kernel_json(spec: Spec, variant: Variant) -> dict[str, Any]:
             },
         },
     }
+    if supports_curve(variant):
+        # jupyter_client then encrypts kernel traffic whenever its transport_encryption is on.
+        data["metadata"]["supported_encryption"] = ["curve"]
+    return data
 
 
 def files(spec: Spec, variant: Variant) -> dict[str, bytes]:
@@ -98,52 +110,15 @@ def is_dockyard(spec_dir: Path) -> bool:
     return isinstance(data, dict) and "dockyard" in data.get("metadata", {})
 
 
-def _generated(out_dir: Path) -> set[str]:
-    if not out_dir.is_dir():
-        return set()
-    return {p.name for p in out_dir.glob(f"{PREFIX}*") if p.is_dir() and is_dockyard(p)}
+def owned(folder: Path) -> list[Path]:
+    """Every file of a kernelspec dockyard generated; [] for anyone else's."""
+    if not folder.name.startswith(PREFIX) or not is_dockyard(folder):
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def differences(tree: dict[str, bytes], out_dir: Path, *, complete: bool) -> list[str]:
-    """What `write` would change: missing, outdated, extra and (with the complete set) stale kernelspecs."""
-    problems = []
-    for rel, data in tree.items():
-        path = out_dir / rel
-        if not path.exists():
-            problems.append(f"missing: {path}")
-        elif path.read_bytes() != data:
-            problems.append(f"outdated: {path}")
-    wanted_dirs = {rel.split("/")[0] for rel in tree}
-    for name in sorted(_generated(out_dir)):
-        if name in wanted_dirs:
-            extra = sorted(p for p in (out_dir / name).rglob("*") if p.is_file() and f"{name}/{p.relative_to(out_dir / name)}" not in tree)
-            problems += [f"extra: {p}" for p in extra]
-        elif complete:
-            problems.append(f"stale: {out_dir / name}")
-    return problems
-
-
-def write(tree: dict[str, bytes], out_dir: Path, *, complete: bool) -> list[Path]:
-    """Write the files that differ; with the complete set, remove generated kernelspecs of gone envs/variants."""
-    changed = []
-    for rel, data in tree.items():
-        path = out_dir / rel
-        if path.exists() and path.read_bytes() == data:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        changed.append(path)
-    wanted_dirs = {rel.split("/")[0] for rel in tree}
-    for name in sorted(_generated(out_dir)):
-        if name in wanted_dirs:
-            for p in sorted((out_dir / name).rglob("*")):
-                if p.is_file() and f"{name}/{p.relative_to(out_dir / name)}" not in tree:
-                    p.unlink()
-                    changed.append(p)
-        elif complete:
-            shutil.rmtree(out_dir / name)
-            changed.append(out_dir / name)
-    return changed
+def tree(specs: list[Spec], out_dir: Path) -> Tree:
+    return Tree(render_all(specs), out_dir, owned)
 
 
 def write_dir(spec: Spec, variant: Variant, dest: Path) -> Path:
