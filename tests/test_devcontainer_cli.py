@@ -23,11 +23,10 @@ import pytest
 from dockyard import devcontainer
 from dockyard.render import VENV
 
-from .conftest import REPO, SITE_ENV
+from .conftest import REPO, SITE_ENV, TEST_USER
 
 pytestmark = pytest.mark.engine
 
-TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")
 TEST_UID = int(os.environ.get("DOCKYARD_TEST_UID", "1234"))
 CONFIGS = sorted(p.parent.name for p in (REPO / devcontainer.DIRNAME).glob(f"*/{devcontainer.CONFIG_NAME}"))
 # Copying the whole checkout would drag caches and the CLI along; the copy only needs what a clone has.
