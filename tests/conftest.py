@@ -148,6 +148,18 @@ def tmp_envs(tmp_path, monkeypatch) -> Path:
     return d
 
 
+def assert_same_files(fresh: Path, committed: Path, command: str) -> None:
+    """A freshly generated tree equals the checked-in one, byte for byte (else: run `command`)."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    new, old = files(fresh), files(committed)
+    assert sorted(new) == sorted(old), f"run '{command}' and commit {committed.name}/"
+    for rel, data in new.items():
+        assert old[rel] == data, f"{committed.name}/{rel} is outdated: run '{command}'"
+
+
 def copy_spec(name: str, dest: Path) -> Path:
     target = dest / f"{name}.yaml"
     shutil.copy(REPO / "envs" / f"{name}.yaml", target)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -14,7 +13,7 @@ from dockyard import spec as specs
 from dockyard.cli import main
 from dockyard.generated import Tree
 
-from .conftest import REPO, copy_spec
+from .conftest import REPO, assert_same_files, copy_spec
 
 CHECKED_IN = REPO / devcontainer.DIRNAME
 
@@ -24,18 +23,11 @@ def _jsonc(data: bytes) -> dict:
     return json.loads(re.sub(rb"(?m)^\s*//.*$", b"", data))
 
 
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def test_checked_in_configs_match_the_specs(tmp_path):
     """Regenerate into a temp dir; any difference means someone edited a spec without regenerating."""
     out = tmp_path / devcontainer.DIRNAME
     Tree(devcontainer.render_all(specs.load_all(), REPO), out, devcontainer.owned).write(complete=True)
-    fresh, committed = _tree(out), _tree(CHECKED_IN)
-    assert sorted(fresh) == sorted(committed), "run 'dockyard devcontainer generate' and commit .devcontainer/"
-    for rel, data in fresh.items():
-        assert committed[rel] == data, f"{rel} is outdated: run 'dockyard devcontainer generate'"
+    assert_same_files(out, CHECKED_IN, "dockyard devcontainer generate")
 
 
 def test_check_mode_passes_on_the_repo_and_fails_on_drift(tmp_path, monkeypatch, capsys):
