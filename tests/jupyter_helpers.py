@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -72,3 +73,18 @@ def remove_mounting(client, directory: Path) -> list[str]:
         return any(src == directory or directory in src.parents for src in sources)
 
     return force_remove([c for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}) if mounts_it(c)])
+
+
+def run_and_clean(cmd: list[str], *, timeout: float, clean, **popen_kwargs) -> tuple[int, str, list[str]]:
+    """Runs cmd to the end (killed after timeout), then clean(pid) whatever happened.
+
+    Returns (exit code, combined output, what clean had to remove)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen_kwargs)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            out, _ = proc.communicate()
+        leftovers = clean(proc.pid)
+    return proc.returncode, out, leftovers

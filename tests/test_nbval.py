@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO, TEST_USER
-from .jupyter_helpers import install_kernelspecs, jupyter_env, remove_leftovers, remove_mounting
+from .jupyter_helpers import install_kernelspecs, jupyter_env, remove_leftovers, remove_mounting, run_and_clean
 
 NOTEBOOKS = REPO / "notebooks"
 
@@ -50,15 +50,9 @@ def test_notebooks_pass_nbval_in_the_container_kernel(ref, folders, built, docke
         "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q",
         *(str(work / f) for f in folders),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=work, env=jupyter_env(jupyter_path, tmp_path / "jupyter"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            out, _ = proc.communicate()
-        leftovers = remove_leftovers(docker_client, proc.pid, wait=10)
-    assert proc.returncode == 0, f"nbval failed in {kernel}:\n{out[-6000:]}"
+    code, out, leftovers = run_and_clean(cmd, timeout=600, clean=lambda pid: remove_leftovers(docker_client, pid, wait=10),
+                                         cwd=work, env=jupyter_env(jupyter_path, tmp_path / "jupyter"))
+    assert code == 0, f"nbval failed in {kernel}:\n{out[-6000:]}"
     assert " passed" in out and "skipped" not in out.splitlines()[-1]
     assert not leftovers, f"kernel containers left behind: {leftovers}"
     # The notebooks clean up after themselves: nothing new next to them.
@@ -88,15 +82,8 @@ def test_common_notebooks_pass_as_an_unprivileged_user(user_python, user_dir, bu
     env |= {k: v for k, v in os.environ.items() if k.startswith("DOCKYARD_")}  # the site settings
     cmd = [shutil.which("runuser") or "runuser", "-u", TEST_USER, "--",  # the env's PATH has no sbin: resolve it here
            str(user_python), "-m", "pytest", "--nbval", "--nbval-kernel-name", "dockyard-minimal-cpu", "-p", "no:cacheprovider", "-q", "common"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=base / "work", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            out, _ = proc.communicate()
-        # runuser forks, so the owner label names its child: find this run's kernels by their workspace mount.
-        leftovers = remove_mounting(docker_client, base)
-    assert proc.returncode == 0, f"nbval failed as {TEST_USER}:\n{out[-6000:]}"
+    # runuser forks, so the owner label names its child: find this run's kernels by their workspace mount.
+    code, out, leftovers = run_and_clean(cmd, timeout=300, clean=lambda _pid: remove_mounting(docker_client, base), cwd=base / "work", env=env)
+    assert code == 0, f"nbval failed as {TEST_USER}:\n{out[-6000:]}"
     assert not leftovers, f"kernel containers left behind: {leftovers}"
     assert [p.name for p in (base / "work" / "common").iterdir()] == ["environment.ipynb"]
