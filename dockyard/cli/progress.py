@@ -32,7 +32,10 @@ class RichReporter:
             self.progress.stop()
 
     def step(self, number: int, total: int, text: str) -> None:
-        self.console.print(f"[cyan]Step {number}/{total}[/] {escape(text[:160])}")
+        label = f"Step {number}/{total}"
+        room = max(20, self.console.width - len(label) - 2)
+        line = " ".join(text.split())  # RUN lines span several Dockerfile lines
+        self.console.print(f"[cyan]{label}[/] {escape(line if len(line) <= room else line[: room - 1] + '…')}")
         self.progress.update(self.task, completed=number - 1, total=total, description="")
 
     def output(self, line: str) -> None:
