@@ -46,6 +46,7 @@ if ((local_base)); then
     export DOCKYARD_BASE_OVERRIDES="${DOCKYARD_BASE_OVERRIDES:-python:3.11-slim-bookworm=dockyard-local/python:3.11-bookworm}"
     [[ -f /etc/ssl/certs/ca-certificates.crt ]] && export DOCKYARD_CA_CERTS="${DOCKYARD_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}"
     links=$(python3 -m pip config get global.find-links 2>/dev/null || true)
+    links=${links:-${PIP_FIND_LINKS:-}}  # pip's environment variable counts too
     if [[ -n $links && -d $links ]]; then
         export DOCKYARD_WHEELHOUSE="${DOCKYARD_WHEELHOUSE:-$links}"
         export DOCKYARD_IGNORE_SPEC_INDEXES="${DOCKYARD_IGNORE_SPEC_INDEXES:-1}"
