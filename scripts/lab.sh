@@ -62,6 +62,7 @@ if os.environ.get("DOCKYARD_CA_CERTS"):
 if os.environ.get("DOCKYARD_WHEELHOUSE"):
     build["wheelhouse"] = os.environ["DOCKYARD_WHEELHOUSE"]
     build["ignore_spec_indexes"] = os.environ.get("DOCKYARD_IGNORE_SPEC_INDEXES") == "1"
+build["pull"] = "never"  # no registry here: never try one
 overrides = dict(item.split("=", 1) for item in os.environ["DOCKYARD_BASE_OVERRIDES"].split(","))
 with open(sys.argv[1], "w") as f:
     f.write("# Written by scripts/lab.sh --local-base: site settings for a machine without a registry.\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from rich.console import Console
 from rich.markup import escape
@@ -10,7 +12,8 @@ from rich.markup import escape
 from ..config import BuildOptions, load_settings
 from ..generated import Tree
 
-console = Console(highlight=False)
+# Logs and CI are not terminals: give tables room instead of rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160))
 
 
 def add_build_flags(p: argparse.ArgumentParser) -> None:

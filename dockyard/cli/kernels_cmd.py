@@ -78,9 +78,21 @@ def cmd_install(args: argparse.Namespace) -> int:
                     fix="install into a directory you may write: --user (the default), --sys-prefix inside a venv, or --prefix DIR",
                 ) from None
             console.print(f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}", soft_wrap=True)
-    refs = " ".join(sorted({v.ref for _, v in targets}))
-    console.print(f"Kernels start the images on first use; build them now with: dockyard build {escape(refs)}", soft_wrap=True)
+    missing = _not_built(targets)
+    if missing:
+        console.print(f"These kernels need their images first: dockyard build {escape(' '.join(missing))}", soft_wrap=True)
     return 0
+
+
+def _not_built(targets: list[tuple[specs.Spec, specs.Variant]]) -> list[str]:
+    """Refs among targets whose image (for the current site settings) is not built; all of them without an engine."""
+    refs = sorted({v.ref for _, v in targets})
+    try:
+        client = engine.client(timeout=10)
+    except DockyardError:
+        return refs
+    build = load_settings().build
+    return [v.ref for s, v in sorted(targets, key=lambda t: t[1].ref) if not existing_image(client, make_plan(s, v, build).tag)]
 
 
 def installed() -> dict[str, dict[str, Any]]:
