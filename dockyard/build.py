@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -94,10 +97,36 @@ def build(
     reporter = reporter or NullReporter()
     start = time.monotonic()
     image = None if rebuild else existing_image(client, plan.tag)
-    if image is not None:
-        if plan.alias not in image.tags:
-            image.tag(plan.alias)
-        return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
+    if image is None:
+        # One build per tag at a time on this machine: a second `dockyard build`, kernel auto-build or
+        # dev container opening waits, then finds the image (concurrent classic builds of the same
+        # Dockerfile race in the daemon and can leave intermediate containers behind).
+        with _tag_lock(plan.tag, reporter):
+            image = None if rebuild else existing_image(client, plan.tag)
+            if image is None:
+                return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
+    if plan.alias not in image.tags:
+        image.tag(plan.alias)
+    return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
+
+
+@contextmanager
+def _tag_lock(tag: str, reporter: Reporter) -> Iterator[None]:
+    directory = paths.cache_dir() / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", tag) + ".lock")).open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            reporter.output(f"waiting for another build of {tag} to finish ...")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(client: docker.DockerClient, plan: BuildPlan, options: BuildOptions, reporter: Reporter, *, rebuild: bool, start: float) -> BuildResult:
     _ensure_base(client, plan, options, reporter)
     log_path = log_path_for(plan)
     buildargs = {}

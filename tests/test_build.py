@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from dockyard import spec as specs
-from dockyard.build import build, existing_image
+from dockyard.build import NullReporter, _tag_lock, build, existing_image
 from dockyard.config import load_settings
 from dockyard.errors import BuildError
 from dockyard.plan import make_plan
@@ -101,3 +103,27 @@ def test_missing_base_image_gives_override_hint(tmp_envs: Path, docker_client, m
     s = specs.load("minimal")
     with pytest.raises(BuildError, match=r"pulling is off.*base-override"):
         build(docker_client, make_plan(s, s.variant("cpu"), settings.build), settings.build)
+
+
+def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_client, no_new_containers) -> None:
+    """Two `dockyard build` at once (say a kernel auto-build and a dev container opening): one builds, one waits."""
+    original = built("minimal:cpu")  # its layers are cached: only the changed ENV layer and the kit are new
+    path = copy_spec("minimal", tmp_envs)
+    path.write_text(path.read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
+    s = specs.load("minimal")
+    plan = make_plan(s, s.variant("cpu"), load_settings().build)
+    cmd = [sys.executable, "-m", "dockyard", "build", "minimal:cpu"]
+    try:
+        # Hold the tag's lock while both start, so both really arrive while a build is under way.
+        with _tag_lock(plan.tag, NullReporter()):
+            procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+            time.sleep(8)
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert all("waiting for another build" in o for o in outputs), outputs
+        assert sorted(f"built {plan.tag}" in o for o in outputs) == [False, True], outputs
+        assert sorted(f"up to date {plan.tag}" in o for o in outputs) == [False, True], outputs
+    finally:
+        docker_client.images.get(original.image_id).tag(plan.alias)  # give the alias back to the suite's image
+        if existing_image(docker_client, plan.tag):
+            docker_client.images.remove(plan.tag)  # its last tag: the image goes with it

@@ -51,9 +51,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         with RichReporter(console, plan.variant.ref, verbose=args.verbose) as reporter:
             result = build(client, plan, options, reporter, rebuild=args.rebuild)
         if result.built:
-            console.print(f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})")
+            console.print(f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})", soft_wrap=True)
         else:
-            console.print(f"[green]up to date[/] {result.tag}")
+            console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
     return 0
 
 
