@@ -544,6 +544,15 @@ def test_missing_image_names_the_build_command(kernelspecs, tmp_envs, tmp_path, 
     assert "dockyard/does-not-exist:nope" in _start_error("dy-noimage", tmp_path)
 
 
+def test_other_site_settings_are_named_as_the_likely_cause(kernelspecs, built, tmp_path, monkeypatch):
+    """The server sees other settings than `dockyard build` did: the message says an older image exists."""
+    built("minimal:cpu")
+    monkeypatch.delenv("DOCKYARD_AUTO_BUILD", raising=False)
+    monkeypatch.setenv("DOCKYARD_PIP_INDEX_URL", "https://mirror.invalid/simple")  # another site → another content tag
+    msg = _start_error("dy-minimal", tmp_path)
+    assert "is not built yet" in msg and "other site settings exists: dockyard/minimal:cpu" in msg
+
+
 def test_engine_down_is_an_engine_error(kernelspecs, tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
     km = KernelManager(kernel_name="dy-minimal")

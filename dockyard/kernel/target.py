@@ -118,8 +118,11 @@ def _gpu_requests(client: docker.DockerClient, env_gpu: str, mode: str, ref: str
 def _build_or_explain(client: docker.DockerClient, settings: Settings, plan: Any) -> Any:
     ref = plan.variant.ref
     if not settings.kernels.auto_build:
+        # The usual cause when the alias exists: the server sees other site settings than `dockyard build` did.
+        other = _image(client, plan.alias)
+        older = f" (an image from an older spec or other site settings exists: {plan.alias})" if other is not None else ""
         raise DockyardError(
-            f"The image for {ref} ({plan.tag}) is not built yet",
+            f"The image for {ref} ({plan.tag}) is not built yet{older}",
             fix=f"run 'dockyard build {ref}' with the same site settings (config file, DOCKYARD_* variables) as this "
             "Jupyter server, or set DOCKYARD_AUTO_BUILD=1 (kernels.auto_build: true) to build it on first use",
         )
