@@ -18,7 +18,7 @@ import requests
 import urllib3
 
 from . import paths
-from .config import BuildOptions
+from .config import PROXY_VARIABLES, BuildOptions
 from .errors import BuildError, EngineError
 from .plan import BuildPlan
 
@@ -130,7 +130,7 @@ def _build(client: docker.DockerClient, plan: BuildPlan, options: BuildOptions, 
     _ensure_base(client, plan, options, reporter)
     log_path = log_path_for(plan)
     buildargs = {}
-    for key, names in (("http", ("HTTP_PROXY", "http_proxy")), ("https", ("HTTPS_PROXY", "https_proxy")), ("no_proxy", ("NO_PROXY", "no_proxy"))):
+    for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             buildargs |= {n: options.proxy[key] for n in names}  # predefined ARGs: not baked into the image
     step_lines: list[str] = []

@@ -53,6 +53,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
 }
 
 
+# BuildOptions.proxy keys → the standard variables that carry them (read from the environment, passed to builds).
+PROXY_VARIABLES = {"http": ("HTTP_PROXY", "http_proxy"), "https": ("HTTPS_PROXY", "https_proxy"), "no_proxy": ("NO_PROXY", "no_proxy")}
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """Site settings that shape a build. Those that change image content enter the content hash."""
@@ -183,7 +187,7 @@ def load_settings() -> Settings:
     if env.get("DOCKYARD_BASE_OVERRIDES"):
         overrides.update(_parse_overrides(env["DOCKYARD_BASE_OVERRIDES"], "DOCKYARD_BASE_OVERRIDES"))
     # Standard proxy variables win over nothing, lose to the config file's explicit proxy section.
-    for key, names in (("http", ("HTTP_PROXY", "http_proxy")), ("https", ("HTTPS_PROXY", "https_proxy")), ("no_proxy", ("NO_PROXY", "no_proxy"))):
+    for key, names in PROXY_VARIABLES.items():
         for name in names:
             if env.get(name) and key not in proxy:
                 proxy[key] = env[name]

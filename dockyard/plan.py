@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import context, render
 from .config import BuildOptions
+from .labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_VARIANT
 from .spec import Spec, Variant
 
 # Bump when the rendering changes in a way the Dockerfile text alone would not show.
@@ -43,10 +44,10 @@ class BuildPlan:
     @property
     def labels(self) -> dict[str, str]:
         return {
-            "org.dockyard.env": self.spec.name,
-            "org.dockyard.variant": self.variant.name,
-            "org.dockyard.hash": self.content_hash,
-            "org.dockyard.gpu": self.variant.gpu,
+            LABEL_ENV: self.spec.name,
+            LABEL_VARIANT: self.variant.name,
+            LABEL_HASH: self.content_hash,
+            LABEL_GPU: self.variant.gpu,
             "org.opencontainers.image.title": f"{self.spec.display_name} ({self.variant.name})",
             "org.opencontainers.image.base.name": self.base,
         }

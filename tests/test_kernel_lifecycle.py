@@ -38,10 +38,10 @@ from dockyard.kernel.container import (
     kernel_environment,
     workspace_mount,
 )
-from dockyard.kernel.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.reaper import owner_id, reap
 from dockyard.kernel.target import Request, resolve
+from dockyard.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
 from .conftest import REPO, SITE_ENV
 

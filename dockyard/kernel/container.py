@@ -17,7 +17,7 @@ from typing import Any
 from docker.types import DeviceRequest, Mount
 
 from ..errors import DockyardError
-from .labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
+from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
 CONNECTION_FILE = "/run/dockyard/kernel.json"  # where the kernel reads its (read-only) connection file
 HOME = "/home/dockyard-user"  # a private tmpfs: the host UID has no home inside the image

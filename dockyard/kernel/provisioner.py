@@ -29,8 +29,8 @@ from traitlets import Float, TraitError, Unicode
 from .. import engine
 from ..config import load_settings
 from ..errors import DockyardError, EngineError
+from ..labels import LABEL_KERNEL_ID
 from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv, create_kwargs, kernel_environment, workspace_mount
-from .labels import LABEL_KERNEL_ID
 from .reaper import owner_id, reap
 from .target import Request, Target, resolve
 

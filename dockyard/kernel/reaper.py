@@ -15,7 +15,7 @@ from typing import Any
 
 import docker.errors
 
-from .labels import LABEL_KERNEL_ID, LABEL_OWNER
+from ..labels import LABEL_KERNEL_ID, LABEL_OWNER
 
 log = logging.getLogger(__name__)
 _UNKNOWN = "?"

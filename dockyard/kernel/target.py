@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 from docker.types import DeviceRequest
 
 from .. import gpu, spec
+from ..build import existing_image
 from ..config import Settings
 from ..errors import DockyardError
+from ..labels import LABEL_ENV, LABEL_GPU, LABEL_VARIANT
 from ..plan import make_plan
 
 log = logging.getLogger(__name__)
@@ -54,28 +55,21 @@ class Request:
     cpus: float | None = None
 
 
-def _image(client: docker.DockerClient, tag: str) -> Any | None:
-    try:
-        return client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return None
-
-
 def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Target:
     """Find (or, with auto_build, build) the image and work out the container's resources."""
     s = spec.load(req.env) if req.env else None
     settings_gpu = req.gpu or settings.kernels.gpu
     if req.image:
-        image = _image(client, req.image)
+        image = existing_image(client, req.image)
         if image is None:
             raise DockyardError(
                 f"The kernel's image {req.image} is not in the local Docker engine",
                 fix=f"pull or build it ('docker pull {req.image}'), or remove 'image' from the kernelspec's provisioner config",
             )
         labels = image.labels or {}
-        env_name = req.env or labels.get("org.dockyard.env", "custom")
-        variant_name = req.variant or labels.get("org.dockyard.variant", "custom")
-        env_gpu = s.variant(variant_name).gpu if s else labels.get("org.dockyard.gpu", "none")
+        env_name = req.env or labels.get(LABEL_ENV, "custom")
+        variant_name = req.variant or labels.get(LABEL_VARIANT, "custom")
+        env_gpu = s.variant(variant_name).gpu if s else labels.get(LABEL_GPU, "none")
         requests = _gpu_requests(client, env_gpu, settings_gpu, f"{env_name}:{variant_name}")
         tag = req.image
     elif s is not None:
@@ -85,7 +79,7 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         requests = _gpu_requests(client, variant.gpu, settings_gpu, variant.ref)
         plan = make_plan(s, variant, settings.build)
         tag = plan.tag
-        image = _image(client, tag) or _build_or_explain(client, settings, plan)
+        image = existing_image(client, tag) or _build_or_explain(client, settings, plan)
     else:
         raise DockyardError(
             "The kernelspec's provisioner config names neither an environment ('env') nor an image ('image')",
@@ -119,7 +113,7 @@ def _build_or_explain(client: docker.DockerClient, settings: Settings, plan: Any
     ref = plan.variant.ref
     if not settings.kernels.auto_build:
         # The usual cause when the alias exists: the server sees other site settings than `dockyard build` did.
-        other = _image(client, plan.alias)
+        other = existing_image(client, plan.alias)
         older = f" (an image from an older spec or other site settings exists: {plan.alias})" if other is not None else ""
         raise DockyardError(
             f"The image for {ref} ({plan.tag}) is not built yet{older}",

@@ -1,0 +1,13 @@
+"""Label names dockyard writes: on images (build) and on kernel containers (provisioner, reaper)."""
+
+# On images and kernel containers.
+
+LABEL_ENV = "org.dockyard.env"
+LABEL_VARIANT = "org.dockyard.variant"
+# On images only.
+LABEL_HASH = "org.dockyard.hash"
+LABEL_GPU = "org.dockyard.gpu"
+# On kernel containers only.
+LABEL_KERNEL_ID = "org.dockyard.kernel-id"
+# "HOST:PID:START" of the process that owns the kernel (see reaper.owner_id); never any secret.
+LABEL_OWNER = "org.dockyard.owner"
