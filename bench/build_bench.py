@@ -37,9 +37,9 @@ def main() -> int:
     ap.add_argument("--ref", default="minimal:cpu")
     args = ap.parse_args()
 
-    from dockyard import spec
+    from dockyard import specs as spec
     from dockyard.config import load_settings
-    from dockyard.plan import make_plan
+    from dockyard.images.plan import make_plan
 
     dockyard = [sys.executable, "-m", "dockyard"]
     subprocess.run([*dockyard, "build", args.ref], check=True)  # make sure it exists
@@ -56,9 +56,13 @@ def main() -> int:
         with open(ctx, "wb") as f:
             plan.write_context(f)
         full = median_of(args.full_runs, [*dockyard, "build", args.ref, "--rebuild"])
-        baseline = median_of(args.full_runs, ["docker", "build", "--no-cache", "-t", "dockyard-bench/baseline:1", "-"], ctx)
+        baseline = median_of(
+            args.full_runs, ["docker", "build", "--no-cache", "-t", "dockyard-bench/baseline:1", "-"], ctx
+        )
         subprocess.run(["docker", "image", "rm", "dockyard-bench/baseline:1"], stdout=subprocess.DEVNULL, check=False)
-    print(f"full build    dockyard {full:6.2f}s   docker build --no-cache {baseline:6.2f}s   ratio {full / baseline:5.2f}x")
+    print(
+        f"full build    dockyard {full:6.2f}s   docker build --no-cache {baseline:6.2f}s   ratio {full / baseline:5.2f}x"
+    )
     return 0
 
 

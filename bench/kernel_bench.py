@@ -41,7 +41,9 @@ def measure(kernel: str, executions: int, cwd: str) -> tuple[float, float]:
     """(seconds from start_kernel to kernel_info reply, seconds for `executions` execute round trips)."""
     km = KernelManager(kernel_name=kernel)
     start = time.perf_counter()
-    km.start_kernel(cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # kernels' banners would drown the table
+    km.start_kernel(
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )  # kernels' banners would drown the table
     kc = km.client()
     kc.start_channels()
     try:
@@ -66,20 +68,19 @@ def main() -> int:
     ap.add_argument("--ref", default="minimal:cpu", help="environment whose image all container kernels use")
     args = ap.parse_args()
 
-    from dockyard import engine
-    from dockyard import spec as specs
-    from dockyard.build import existing_image
+    from dockyard import engine, specs
     from dockyard.cli import main as dockyard_main
     from dockyard.config import load_settings
+    from dockyard.engine import find_image
+    from dockyard.images.plan import make_plan
     from dockyard.kernel.kernelspec import kernel_name
-    from dockyard.plan import make_plan
 
     name, variant = specs.parse_ref(args.ref)
     s = specs.load(name)
     v = s.variant(variant)
     plan = make_plan(s, v, load_settings().build)
     client = engine.client()
-    if existing_image(client, plan.tag) is None:
+    if find_image(client, plan.tag) is None:
         print(f"{plan.tag} is not built; run: dockyard build {args.ref}", file=sys.stderr)
         return 2
 
@@ -107,7 +108,10 @@ def main() -> int:
                 for label, kernel in kernels.items():
                     results[label].append(measure(kernel, args.executions, str(work)))
                     ready, loop = results[label][-1]
-                    print(f"run {run + 1}/{args.runs} {label:<10} ready {ready:6.2f} s   {args.executions} round trips {loop:6.2f} s", flush=True)
+                    print(
+                        f"run {run + 1}/{args.runs} {label:<10} ready {ready:6.2f} s   {args.executions} round trips {loop:6.2f} s",
+                        flush=True,
+                    )
         finally:
             # dockernel-style kernels leave containers when their `docker run` client is killed: clean up.
             for c in client.containers.list(all=True, filters={"label": BENCH_LABEL}):
@@ -116,10 +120,14 @@ def main() -> int:
     ready = {k: statistics.median(r for r, _ in runs) for k, runs in results.items()}
     loop = {k: statistics.median(x for _, x in runs) for k, runs in results.items()}
     print(f"\nmedians of {args.runs} run(s), image {plan.tag}; ratio = kernel / local ipykernel")
-    print(f"{'kernel':<12}{'start→ready':>14}{'ratio':>8}{f'{args.executions} exec RTT':>18}{'per exec':>11}{'ratio':>8}")
+    print(
+        f"{'kernel':<12}{'start→ready':>14}{'ratio':>8}{f'{args.executions} exec RTT':>18}{'per exec':>11}{'ratio':>8}"
+    )
     for k in kernels:
         per_exec_ms = loop[k] / args.executions * 1e3
-        print(f"{k:<12}{ready[k]:>12.2f} s{ready[k] / ready['local']:>7.2f}x{loop[k]:>16.2f} s{per_exec_ms:>8.2f} ms{loop[k] / loop['local']:>7.2f}x")
+        print(
+            f"{k:<12}{ready[k]:>12.2f} s{ready[k] / ready['local']:>7.2f}x{loop[k]:>16.2f} s{per_exec_ms:>8.2f} ms{loop[k] / loop['local']:>7.2f}x"
+        )
     return 0
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
-from .validation import first_error
-from .yamlsource import load_yaml, where
+from .specs.validation import first_error
+from .specs.yamlsource import load_yaml, where
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -54,7 +54,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 
 # BuildOptions.proxy keys → the standard variables that carry them (read from the environment, passed to builds).
-PROXY_VARIABLES = {"http": ("HTTP_PROXY", "http_proxy"), "https": ("HTTPS_PROXY", "https_proxy"), "no_proxy": ("NO_PROXY", "no_proxy")}
+PROXY_VARIABLES = {
+    "http": ("HTTP_PROXY", "http_proxy"),
+    "https": ("HTTPS_PROXY", "https_proxy"),
+    "no_proxy": ("NO_PROXY", "no_proxy"),
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,10 @@ class BuildOptions:
         if flags.get("no_pull"):
             changes["pull"] = "never"
         if flags.get("base_override"):
-            changes["base_overrides"] = {**self.base_overrides, **_parse_overrides(",".join(flags["base_override"]), "--base-override")}
+            changes["base_overrides"] = {
+                **self.base_overrides,
+                **_parse_overrides(",".join(flags["base_override"]), "--base-override"),
+            }
         return replace(self, **changes)
 
 
@@ -111,14 +118,18 @@ class Settings:
 def _ca_path(path: Path, origin: str) -> Path:
     path = path.expanduser()
     if not path.exists():
-        raise ConfigError(f"{origin}: CA certificate path {path} does not exist", fix="give a PEM file or a directory of PEM files")
+        raise ConfigError(
+            f"{origin}: CA certificate path {path} does not exist", fix="give a PEM file or a directory of PEM files"
+        )
     return path.resolve()
 
 
 def _wheelhouse_path(value: str, origin: str) -> Path:
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise ConfigError(f"{origin}: wheelhouse {path} is not a directory", fix="point it at a directory of .whl files")
+        raise ConfigError(
+            f"{origin}: wheelhouse {path} is not a directory", fix="point it at a directory of .whl files"
+        )
     return path.resolve()
 
 
@@ -183,7 +194,10 @@ def load_settings() -> Settings:
         ignore = flag
     pull = env.get("DOCKYARD_PULL") or b.get("pull", "missing")
     if pull not in ("missing", "never"):
-        raise ConfigError(f"DOCKYARD_PULL={pull!r} is not a pull policy", fix="use missing (pull absent base images) or never (offline)")
+        raise ConfigError(
+            f"DOCKYARD_PULL={pull!r} is not a pull policy",
+            fix="use missing (pull absent base images) or never (offline)",
+        )
     if env.get("DOCKYARD_BASE_OVERRIDES"):
         overrides.update(_parse_overrides(env["DOCKYARD_BASE_OVERRIDES"], "DOCKYARD_BASE_OVERRIDES"))
     # Standard proxy variables win over nothing, lose to the config file's explicit proxy section.

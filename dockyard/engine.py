@@ -6,6 +6,7 @@ import os
 
 import docker
 import docker.errors
+from docker.models.images import Image
 
 from .errors import EngineError
 
@@ -14,6 +15,14 @@ _FIX = (
     "may use its socket (member of the 'docker' group), or point DOCKER_HOST at a running engine; "
     "'dockyard doctor' checks all of this"
 )
+
+
+def find_image(client: docker.DockerClient, ref: str) -> Image | None:
+    """The local image named ref, or None (never pulls)."""
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def describe_host() -> str:
@@ -31,5 +40,7 @@ def client(timeout: int = 120) -> docker.DockerClient:
             reason = "permission denied on the Docker socket"
         raise EngineError(f"Cannot reach the Docker engine at {describe_host()} ({reason})", fix=_FIX) from None
     except Exception as exc:  # requests/urllib3 errors surface here when the socket is gone
-        raise EngineError(f"Cannot reach the Docker engine at {describe_host()} ({type(exc).__name__})", fix=_FIX) from None
+        raise EngineError(
+            f"Cannot reach the Docker engine at {describe_host()} ({type(exc).__name__})", fix=_FIX
+        ) from None
     return c

@@ -40,10 +40,19 @@ KERNEL_DISPLAY = "PyTorch 2.13.0 (CPU, container)"
 KERNEL_LABEL = "org.dockyard.kernel-id"
 KERNEL_STATUS = "window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status"
 VIEWPORT = {"width": 1400, "height": 900}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 # JupyterLab settings for a quiet, offline UI: no news or update checks (they would reach the internet).
-SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False}}
+SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False}
+}
 
 
 def free_port() -> int:
@@ -87,7 +96,10 @@ def save_png(png: bytes, path: Path) -> None:
 
 
 def shoot(page, base: str, token: str, out: Path) -> None:
-    only_local = lambda route: route.continue_() if urlparse(route.request.url).hostname == "127.0.0.1" else route.abort()  # noqa: E731
+    def only_local(route):
+        return (
+            route.continue_() if urlparse(route.request.url).hostname == "127.0.0.1" else route.abort()
+        )
     page.route("**/*", only_local)
 
     # (a) the launcher
@@ -124,8 +136,12 @@ def shoot(page, base: str, token: str, out: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "images", help="output folder (default: docs/images)")
+    parser.add_argument(
+        "--chromium", default="/usr/bin/chromium", help="the Chromium executable (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "docs" / "images", help="output folder (default: docs/images)"
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -141,11 +157,27 @@ def main() -> int:
             (tmp / "settings" / name).write_text(json.dumps(values))
         log = open(tmp / "lab.log", "w")
         lab = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--ip", "127.0.0.1", "--port", str(port), "--no-browser",
-             *(["--allow-root"] if os.geteuid() == 0 else []), f"--IdentityProvider.token={token}",
-             "--notebook-dir", str(tmp / "notebooks"), "--LabApp.expose_app_in_browser=True",
-             f"--LabApp.user_settings_dir={tmp / 'settings'}", f"--LabApp.workspaces_dir={tmp / 'workspaces'}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-browser",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+                f"--IdentityProvider.token={token}",
+                "--notebook-dir",
+                str(tmp / "notebooks"),
+                "--LabApp.expose_app_in_browser=True",
+                f"--LabApp.user_settings_dir={tmp / 'settings'}",
+                f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         ok, kernel_ids = False, []
         try:
@@ -159,8 +191,12 @@ def main() -> int:
                     time.sleep(0.5)
             with sync_playwright() as pw:
                 context = pw.chromium.launch_persistent_context(
-                    str(tmp / "chromium"), executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS,
-                    viewport=VIEWPORT, device_scale_factor=1,
+                    str(tmp / "chromium"),
+                    executable_path=args.chromium,
+                    headless=True,
+                    args=CHROMIUM_ARGS,
+                    viewport=VIEWPORT,
+                    device_scale_factor=1,
                 )
                 try:
                     page = context.new_page()

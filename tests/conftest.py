@@ -3,6 +3,7 @@ a test starts carries the label below (or a dockyard label) and is removed at th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -77,9 +78,9 @@ _built: dict[str, object] = {}
 @pytest.fixture(scope="session")
 def built(docker_client, settings):
     """built('minimal:cpu') → BuildResult; each image is built (or found) once per session."""
-    from dockyard import spec
-    from dockyard.build import build
-    from dockyard.plan import make_plan
+    from dockyard import specs as spec
+    from dockyard.images.build import build
+    from dockyard.images.plan import make_plan
 
     def _build(ref: str):
         if ref not in _built:
@@ -112,10 +113,8 @@ class ContainerTracker:
 
     def remove_all(self) -> None:
         for c in self.containers:
-            try:
+            with contextlib.suppress(Exception):
                 c.remove(force=True)
-            except Exception:
-                pass
 
 
 @pytest.fixture

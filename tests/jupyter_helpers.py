@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -44,7 +45,11 @@ def free_port() -> int:
 def owned_containers(client, pid: int) -> list:
     """Kernel containers whose owner label names process pid on this host."""
     prefix = f"{socket.gethostname()}:{pid}:"
-    return [c for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}) if c.labels.get(OWNER_LABEL, "").startswith(prefix)]
+    return [
+        c
+        for c in client.containers.list(all=True, filters={"label": OWNER_LABEL})
+        if c.labels.get(OWNER_LABEL, "").startswith(prefix)
+    ]
 
 
 def remove_leftovers(client, pid: int, wait: float = 0.0) -> list[str]:
@@ -59,15 +64,14 @@ def remove_leftovers(client, pid: int, wait: float = 0.0) -> list[str]:
 def force_remove(containers: list) -> list[str]:
     """Force-removes containers (already gone is fine); returns their names."""
     for c in containers:
-        try:
+        with contextlib.suppress(Exception):
             c.remove(force=True)
-        except Exception:
-            pass
     return [c.name for c in containers]
 
 
 def remove_mounting(client, directory: Path) -> list[str]:
     """Force-removes kernel containers that bind-mount directory or a folder inside it; returns their names."""
+
     def mounts_it(c) -> bool:
         sources = [Path(m.get("Source", "")) for m in c.attrs.get("Mounts", [])]
         return any(src == directory or directory in src.parents for src in sources)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import spec as specs
-from dockyard.build import NullReporter, _tag_lock, build, existing_image
+from dockyard import specs
 from dockyard.config import load_settings
+from dockyard.engine import find_image
 from dockyard.errors import BuildError
-from dockyard.plan import make_plan
+from dockyard.images.build import NullReporter, _tag_lock, build
+from dockyard.images.plan import make_plan
 
 from .conftest import copy_spec
 
@@ -23,17 +24,30 @@ pytestmark = pytest.mark.engine
 def test_minimal_builds_and_runs(built, containers) -> None:
     result = built("minimal:cpu")
     assert result.tag.startswith("dockyard/minimal:cpu-")
-    code, out = containers.output(result.tag, [
-        "python", "-c", "import ipykernel, ipywidgets, sys, os; print(ipykernel.__version__, ipywidgets.__version__, os.environ['DOCKYARD_ENV'])"])
+    code, out = containers.output(
+        result.tag,
+        [
+            "python",
+            "-c",
+            "import ipykernel, ipywidgets, sys, os; print(ipykernel.__version__, ipywidgets.__version__, os.environ['DOCKYARD_ENV'])",
+        ],
+    )
     assert code == 0, out
-    assert out.split()[:2] == ["7.4.0", "8.1.9"] and "minimal" in out
+    assert out.split()[:2] == ["7.4.0", "8.1.9"]
+    assert "minimal" in out
 
 
 @pytest.mark.slow
 def test_pytorch_cpu_builds_from_wheelhouse_and_runs(built, containers) -> None:
     result = built("pytorch:cpu")
-    code, out = containers.output(result.tag, [
-        "python", "-c", "import torch, ipykernel; print(torch.__version__, torch.tensor([1.0, 2.0]).sum().item(), ipykernel.__version__)"])
+    code, out = containers.output(
+        result.tag,
+        [
+            "python",
+            "-c",
+            "import torch, ipykernel; print(torch.__version__, torch.tensor([1.0, 2.0]).sum().item(), ipykernel.__version__)",
+        ],
+    )
     assert code == 0, out
     assert out.split() == ["2.13.0+cpu", "3.0", "7.4.0"]
 
@@ -42,14 +56,26 @@ def test_image_trusts_the_site_ca_and_is_labelled(built, docker_client, containe
     result = built("minimal:cpu")
     image = docker_client.images.get(result.tag)
     labels = image.labels
-    assert labels["org.dockyard.env"] == "minimal" and labels["org.dockyard.hash"] == result.tag.rsplit("-", 1)[1]
+    assert labels["org.dockyard.env"] == "minimal"
+    assert labels["org.dockyard.hash"] == result.tag.rsplit("-", 1)[1]
     assert "dockyard/minimal:cpu" in image.tags  # the moving alias follows the newest build
-    code, out = containers.output(result.tag, [
-        "python", "-c", "import os, ssl; print(os.environ['PIP_CERT']); print(len(ssl.create_default_context().get_ca_certs()))"])
-    assert code == 0 and out.splitlines()[0] == "/etc/ssl/certs/ca-certificates.crt" and int(out.splitlines()[1]) > 10, out
+    code, out = containers.output(
+        result.tag,
+        [
+            "python",
+            "-c",
+            "import os, ssl; print(os.environ['PIP_CERT']); print(len(ssl.create_default_context().get_ca_certs()))",
+        ],
+    )
+    assert (
+        code == 0 and out.splitlines()[0] == "/etc/ssl/certs/ca-certificates.crt" and int(out.splitlines()[1]) > 10
+    ), out
     # Kernels run as an arbitrary host UID and may `%pip install` into the environment.
-    code, out = containers.output(result.tag, ["python", "-c", "import os, sysconfig; print(os.access(sysconfig.get_paths()['purelib'], os.W_OK))"],
-                                  user="4321:4321")
+    code, out = containers.output(
+        result.tag,
+        ["python", "-c", "import os, sysconfig; print(os.access(sysconfig.get_paths()['purelib'], os.W_OK))"],
+        user="4321:4321",
+    )
     assert (code, out.strip()) == (0, "True"), out
     # The wheelhouse stage must not leave wheels in the final image.
     code, out = containers.output(result.tag, ["sh", "-c", "ls /tmp/dockyard 2>&1 || true"])
@@ -65,7 +91,9 @@ def test_unchanged_build_is_a_noop(built, docker_client, settings, monkeypatch) 
     start = time.monotonic()
     again = build(docker_client, make_plan(s, s.variant("cpu"), settings.build), settings.build)
     elapsed = time.monotonic() - start
-    assert not again.built and again.image_id == first.image_id and calls == []
+    assert not again.built
+    assert again.image_id == first.image_id
+    assert calls == []
     assert elapsed < 5  # generous: the bench measures the real figure
 
 
@@ -79,11 +107,14 @@ def test_failed_step_shows_its_output_and_leaves_nothing(tmp_envs: Path, docker_
         build(docker_client, plan, settings.build)
     text = info.value.text
     assert "ipywidgets==0.0.0.424242" in text  # pip's own words, from the failing step
-    assert "full log:" in text and Path(text.split("full log: ")[1].split(" ")[0]).exists()
-    assert existing_image(docker_client, plan.tag) is None
+    assert "full log:" in text
+    assert Path(text.split("full log: ")[1].split(" ")[0]).exists()
+    assert find_image(docker_client, plan.tag) is None
 
 
-def test_without_the_proxy_ca_pip_fails_with_a_certificate_hint(tmp_envs: Path, docker_client, monkeypatch, no_new_containers) -> None:
+def test_without_the_proxy_ca_pip_fails_with_a_certificate_hint(
+    tmp_envs: Path, docker_client, monkeypatch, no_new_containers
+) -> None:
     """The corporate-proxy problem itself: the same build without --ca-cert cannot reach PyPI."""
     path = copy_spec("minimal", tmp_envs)
     # A pin nothing else uses, so no cached layer can hide the download.
@@ -116,7 +147,9 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
     try:
         # Hold the tag's lock while both start, so both really arrive while a build is under way.
         with _tag_lock(plan.tag, NullReporter()):
-            procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+            procs = [
+                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
+            ]
             time.sleep(8)
         outputs = [p.communicate(timeout=600)[0] for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outputs
@@ -125,5 +158,5 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
         assert sorted(f"up to date {plan.tag}" in o for o in outputs) == [False, True], outputs
     finally:
         docker_client.images.get(original.image_id).tag(plan.alias)  # give the alias back to the suite's image
-        if existing_image(docker_client, plan.tag):
+        if find_image(docker_client, plan.tag):
             docker_client.images.remove(plan.tag)  # its last tag: the image goes with it

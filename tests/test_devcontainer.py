@@ -8,10 +8,11 @@ import shutil
 
 import pytest
 
-from dockyard import devcontainer, render
-from dockyard import spec as specs
+from dockyard import specs
 from dockyard.cli import main
+from dockyard.frontends import devcontainer
 from dockyard.generated import Tree
+from dockyard.images import render
 
 from .conftest import REPO, assert_same_files, copy_spec
 
@@ -50,9 +51,14 @@ def test_check_mode_passes_on_the_repo_and_fails_on_drift(tmp_path, monkeypatch,
     capsys.readouterr()
     assert main(["devcontainer", "generate", "--check", "--workspace", str(work)]) == 1
     out = capsys.readouterr().out
-    assert "outdated" in out and "minimal" in out and "stale" in out and "gone-cuda" in out and "mine" not in out
+    assert "outdated" in out
+    assert "minimal" in out
+    assert "stale" in out
+    assert "gone-cuda" in out
+    assert "mine" not in out
     assert main(["devcontainer", "generate", "--workspace", str(work)]) == 0
-    assert not stale.parent.exists() and own.exists()
+    assert not stale.parent.exists()
+    assert own.exists()
     assert main(["devcontainer", "generate", "--check", "--workspace", str(work)]) == 0
 
 
@@ -72,8 +78,11 @@ def test_generation_is_deterministic_and_machine_independent(tmp_path):
     assert a == b
     for data in a.values():
         text = data.decode()
-        assert str(REPO) not in text and "/root" not in text and "/opt/wheels" not in text
-        assert data.endswith(b"\n") and b"\r" not in data
+        assert str(REPO) not in text
+        assert "/root" not in text
+        assert "/opt/wheels" not in text
+        assert data.endswith(b"\n")
+        assert b"\r" not in data
 
 
 @pytest.mark.parametrize("ref", ["minimal:cpu", "pytorch:cpu", "pytorch:cuda", "tensorflow:cuda", "jax:cpu"])
@@ -91,13 +100,18 @@ def test_content(ref):
     assert cfg["containerEnv"] == s.kernel["env"]
     vscode = cfg["customizations"]["vscode"]
     assert vscode["extensions"] == ["ms-python.python", "ms-toolsai.jupyter"]
-    assert vscode["settings"]["python.defaultInterpreterPath"] == "/opt/dockyard/venv/bin/python" == f"{render.VENV}/bin/python"
+    assert (
+        vscode["settings"]["python.defaultInterpreterPath"]
+        == "/opt/dockyard/venv/bin/python"
+        == f"{render.VENV}/bin/python"
+    )
     if variant == "cpu":
         assert "hostRequirements" not in cfg
     else:
         assert cfg["hostRequirements"] == {"gpu": "optional"}  # opens on a GPU-less host too
     assert "features" not in cfg  # features come from registries; none here
-    assert "build" not in cfg and "dockerFile" not in cfg
+    assert "build" not in cfg
+    assert "dockerFile" not in cfg
 
 
 def test_spec_outside_the_workspace_is_named_not_pathed(tmp_path):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import devcontainer
-from dockyard.render import VENV
+from dockyard.frontends import devcontainer
+from dockyard.images.render import VENV
 
 from .conftest import REPO, SITE_ENV, TEST_USER
 
@@ -30,11 +30,27 @@ pytestmark = pytest.mark.engine
 TEST_UID = int(os.environ.get("DOCKYARD_TEST_UID", "1234"))
 CONFIGS = sorted(p.parent.name for p in (REPO / devcontainer.DIRNAME).glob(f"*/{devcontainer.CONFIG_NAME}"))
 # Copying the whole checkout would drag caches and the CLI along; the copy only needs what a clone has.
-_NOT_COPIED = shutil.ignore_patterns(".git", ".tools", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".benchmarks", "*.egg-info", "node_modules")
+_NOT_COPIED = shutil.ignore_patterns(
+    ".git",
+    ".tools",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".benchmarks",
+    "*.egg-info",
+    "node_modules",
+)
 HELLO_NOTEBOOK = {
     "cells": [
-        {"cell_type": "code", "execution_count": 1, "id": "hello", "metadata": {}, "source": "# NBVAL_CHECK_OUTPUT\nimport sys\nprint(sys.prefix)",
-         "outputs": [{"name": "stdout", "output_type": "stream", "text": "/opt/dockyard/venv\n"}]},
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "id": "hello",
+            "metadata": {},
+            "source": "# NBVAL_CHECK_OUTPUT\nimport sys\nprint(sys.prefix)",
+            "outputs": [{"name": "stdout", "output_type": "stream", "text": "/opt/dockyard/venv\n"}],
+        },
     ],
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
     "nbformat": 4,
@@ -52,7 +68,9 @@ def _need(ok: bool, why: str) -> None:
 @pytest.fixture(scope="session")
 def devcontainer_cli() -> str:
     """Path of the pinned @devcontainers/cli (installed into .tools/ by scripts/install-test-tools.sh)."""
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "install-test-tools.sh")], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "install-test-tools.sh")], capture_output=True, text=True, timeout=600
+    )
     _need(proc.returncode == 0, f"scripts/install-test-tools.sh failed: {proc.stderr[-2000:]}")
     return proc.stdout.strip().splitlines()[-1]
 
@@ -63,7 +81,11 @@ class Workspace:
     def __init__(self, root: Path, cli: str, bin_dir: Path) -> None:
         self.root = root
         self.cli = cli
-        env = {k: v for k, v in os.environ.items() if k.startswith(("PIP_", "DOCKER_")) or k.lower() in ("http_proxy", "https_proxy", "no_proxy")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("PIP_", "DOCKER_")) or k.lower() in ("http_proxy", "https_proxy", "no_proxy")
+        }
         env |= {k: os.environ[k] for k in SITE_ENV}
         env |= {
             "HOME": str(Path("~" + TEST_USER).expanduser()) if os.geteuid() == 0 else os.environ["HOME"],
@@ -78,14 +100,25 @@ class Workspace:
         cmd = [*prefix, "env", "-i", *(f"{k}={v}" for k, v in self.env.items()), *argv]
         proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(argv[:4])} ... exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+            raise AssertionError(
+                f"{' '.join(argv[:4])} ... exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+            )
         return proc
 
     def config(self, folder: str) -> str:
         return str(self.root / devcontainer.DIRNAME / folder / devcontainer.CONFIG_NAME)
 
     def dc(self, action: str, folder: str, *argv: str, timeout: int = 900) -> subprocess.CompletedProcess:
-        return self.run(self.cli, action, "--workspace-folder", str(self.root), "--config", self.config(folder), *argv, timeout=timeout)
+        return self.run(
+            self.cli,
+            action,
+            "--workspace-folder",
+            str(self.root),
+            "--config",
+            self.config(folder),
+            *argv,
+            timeout=timeout,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +167,20 @@ def test_read_configuration_accepts_every_generated_config(devcontainer_cli, fol
     config = REPO / devcontainer.DIRNAME / folder / devcontainer.CONFIG_NAME
     proc = subprocess.run(
         [devcontainer_cli, "read-configuration", "--workspace-folder", str(REPO), "--config", str(config)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)["configuration"]
-    assert got["image"].startswith("dockyard/") and got["remoteUser"] == "dockyard"
+    assert got["image"].startswith("dockyard/")
+    assert got["remoteUser"] == "dockyard"
 
 
 def _notebooks(root: Path, env: str) -> list[str]:
     """The example notebooks that apply to env (notebooks/*.ipynb, common/, <env>/), else a stand-in."""
     base = root / "notebooks"
-    found = sorted(
-        p for d in (base, base / "common", base / env) if d.is_dir() for p in d.glob("*.ipynb")
-    )
+    found = sorted(p for d in (base, base / "common", base / env) if d.is_dir() for p in d.glob("*.ipynb"))
     if not found:  # the examples are written elsewhere; until they land, prove the path with a minimal one
         stand_in = root / "dc-test-notebooks" / "01-hello.ipynb"
         stand_in.parent.mkdir(exist_ok=True)
@@ -166,7 +200,9 @@ def _freeze(text: str) -> set[str]:
     "folder",
     ["minimal", "minimal-cuda", pytest.param("pytorch", marks=pytest.mark.slow)],
 )
-def test_devcontainer_up_as_unprivileged_user(folder, workspace, built, docker_client, containers, remove_devcontainers):
+def test_devcontainer_up_as_unprivileged_user(
+    folder, workspace, built, docker_client, containers, remove_devcontainers
+):
     env, _, variant = folder.partition("-")
     ref = f"{env}:{variant or 'cpu'}"
     kernel = built(ref)  # the kernel's image; initializeCommand below must find it and not rebuild
@@ -187,7 +223,9 @@ def test_devcontainer_up_as_unprivileged_user(folder, workspace, built, docker_c
         assert not container.attrs["HostConfig"].get("DeviceRequests") or shutil.which("nvidia-smi")
 
     # The remote user is mapped to the host user, so workspace files belong to them.
-    assert workspace.dc("exec", folder, "id", "-u").stdout.split()[-1] == str(TEST_UID if os.geteuid() == 0 else os.getuid())
+    assert workspace.dc("exec", folder, "id", "-u").stdout.split()[-1] == str(
+        TEST_UID if os.geteuid() == 0 else os.getuid()
+    )
     workspace.dc("exec", folder, "touch", "made-in-devcontainer.txt")
     made = (workspace.root / "made-in-devcontainer.txt").stat()
     assert (made.st_uid, made.st_gid) == ((TEST_UID, TEST_UID) if os.geteuid() == 0 else (os.getuid(), os.getgid()))
@@ -198,7 +236,8 @@ def test_devcontainer_up_as_unprivileged_user(folder, workspace, built, docker_c
     in_devcontainer = _freeze(workspace.dc("exec", folder, *freeze).stdout)
     status, logs = containers.output(kernel.tag, freeze)
     assert status == 0, logs
-    assert in_devcontainer == _freeze(logs) and in_devcontainer
+    assert in_devcontainer == _freeze(logs)
+    assert in_devcontainer
 
     # The example notebooks run inside the dev container, on the env's interpreter. nbval is not part of the
     # image: it goes into a throwaway venv, and the env's Python is registered as the kernel it drives.

@@ -57,7 +57,9 @@ _OWNER_PIDS: set[int] = {os.getpid()}
 # --- fixtures ------------------------------------------------------------------------------
 
 
-def _write_kernelspec(root: Path, name: str, config: dict, *, argv: list[str] | None = None, env: dict | None = None, curve: bool = False) -> None:
+def _write_kernelspec(
+    root: Path, name: str, config: dict, *, argv: list[str] | None = None, env: dict | None = None, curve: bool = False
+) -> None:
     d = root / "kernels" / name
     d.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -91,7 +93,12 @@ def kernelspecs(shared_dir: Path, built) -> Iterator[Path]:
     _write_kernelspec(root, "dy-minimal", cfg, env={"FOO": "bar"})
     _write_kernelspec(root, "dy-bridge", {**cfg, "network": "bridge"})
     _write_kernelspec(root, "dy-curve", cfg, curve=True)
-    _write_kernelspec(root, "dy-crash", {**cfg, "startup_timeout": 30}, argv=["python", "-c", "import sys; print('boom: no kernel today'); sys.exit(3)"])
+    _write_kernelspec(
+        root,
+        "dy-crash",
+        {**cfg, "startup_timeout": 30},
+        argv=["python", "-c", "import sys; print('boom: no kernel today'); sys.exit(3)"],
+    )
     _write_kernelspec(root, "dy-noimage", {"image": "dockyard/does-not-exist:nope"})
     _write_kernelspec(root, "dy-unbuilt", {"env": "kerneltest", "variant": "cpu"})
     _write_kernelspec(root, "dy-gpu", {"env": "minimal", "variant": "cuda", "gpu": "required"})
@@ -123,7 +130,11 @@ def no_kernel_container_left(docker_client):
     """Each test leaves no labelled kernel container of its own processes (others may run in parallel)."""
     before = {c.id for c in docker_client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})}
     yield
-    left = [c for c in docker_client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID}) if c.id not in before and _ours(c)]
+    left = [
+        c
+        for c in docker_client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
+        if c.id not in before and _ours(c)
+    ]
     for c in left:
         c.remove(force=True)
     assert not left, f"kernel containers left behind: {[c.name for c in left]}"
@@ -199,25 +210,37 @@ def test_kernel_runs_in_container_in_notebook_dir(kernelspecs, tmp_path, docker_
     nb = tmp_path / "project" / "notebooks"
     nb.mkdir(parents=True)
     (nb / "data.csv").write_text("a,b\n1,2\n")
-    km_env = {**os.environ, "JPY_SESSION_NAME": str(nb / "x.ipynb"), "DY_PASSED": "yes", "VIRTUAL_ENV": "/host/venv",
-              "PYTHONPATH": "/host/lib", "JPY_PARENT_PID": str(os.getpid())}
+    km_env = {
+        **os.environ,
+        "JPY_SESSION_NAME": str(nb / "x.ipynb"),
+        "DY_PASSED": "yes",
+        "VIRTUAL_ENV": "/host/venv",
+        "PYTHONPATH": "/host/lib",
+        "JPY_PARENT_PID": str(os.getpid()),
+    }
     with kernel("dy-minimal", nb, env=km_env) as (km, kc):
-        info = run_json(kc, """
+        info = run_json(
+            kc,
+            """
 import os, json, getpass, pathlib
 open('written_by_kernel.txt', 'w').write('hello')
 pathlib.Path.home().joinpath('scratch').write_text('ok')  # HOME is writable
 print(json.dumps({'cwd': os.getcwd(), 'env': dict(os.environ), 'uid': os.getuid(), 'gid': os.getgid(),
                   'user': getpass.getuser(), 'kit': os.path.exists('/opt/dockyard/kit/environment.json'),
                   'data': open('data.csv').read(), 'exe': __import__('sys').executable}))
-""")
+""",
+        )
         cid = km.provisioner.container_id
         assert docker_client.containers.get(cid).status == "running"
     assert info["cwd"] == str(nb)
-    assert info["kit"] and info["exe"].startswith("/opt/dockyard/venv/")
+    assert info["kit"]
+    assert info["exe"].startswith("/opt/dockyard/venv/")
     env = info["env"]
-    assert env["DOCKYARD_ENV"] == "minimal" and env["DOCKYARD_VARIANT"] == "cpu"
+    assert env["DOCKYARD_ENV"] == "minimal"
+    assert env["DOCKYARD_VARIANT"] == "cpu"
     assert env["FOO"] == "bar"  # kernelspec env
-    assert env["JPY_SESSION_NAME"] == str(nb / "x.ipynb") and env["DY_PASSED"] == "yes"
+    assert env["JPY_SESSION_NAME"] == str(nb / "x.ipynb")
+    assert env["DY_PASSED"] == "yes"
     assert env["PATH"].startswith("/opt/dockyard/venv/bin")  # the image's, not the host's
     assert env["VIRTUAL_ENV"] == "/opt/dockyard/venv"
     for host_only in ("PYTHONPATH", "JPY_PARENT_PID"):
@@ -235,7 +258,8 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
     km_env = {**os.environ}
     with kernel("dy-minimal", tmp_path, env=km_env) as (km, _kc):
         key = km.session.key.decode()
-        assert len(key) >= 16 and key in Path(km.connection_file).read_text()
+        assert len(key) >= 16
+        assert key in Path(km.connection_file).read_text()
         ports = _ports(km)
         listeners = _listeners(ports)
         assert set(listeners) == ports, f"kernel ports not all listening: {listeners}"
@@ -244,25 +268,47 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
         attrs = docker_client.api.inspect_container(cid)
         assert key not in json.dumps(attrs)
         hc, cfg = attrs["HostConfig"], attrs["Config"]
-        assert hc["Privileged"] is False and hc["CapDrop"] == ["ALL"] and hc["SecurityOpt"] == ["no-new-privileges"]
-        assert hc["Init"] is True and hc["NetworkMode"] == "host" and hc["ShmSize"] == 1024**3  # minimal.yaml: shm_size 1g
-        assert cfg["User"] == f"{os.getuid()}:{os.getgid()}" and "/home/dockyard-user" in hc["Tmpfs"]
+        assert hc["Privileged"] is False
+        assert hc["CapDrop"] == ["ALL"]
+        assert hc["SecurityOpt"] == ["no-new-privileges"]
+        assert (
+            hc["Init"] is True
+        )
+        assert (
+            hc["NetworkMode"] == "host"
+        )
+        assert (
+            hc["ShmSize"] == 1024**3
+        )
+        assert cfg["User"] == f"{os.getuid()}:{os.getgid()}"
+        assert "/home/dockyard-user" in hc["Tmpfs"]
         assert cfg["Cmd"] == ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE]
         mounts = {m["Destination"]: m for m in attrs["Mounts"]}
         assert set(mounts) == {str(tmp_path.resolve()), CONNECTION_FILE}
-        assert mounts[CONNECTION_FILE]["RW"] is False and mounts[str(tmp_path.resolve())]["RW"] is True
+        assert mounts[CONNECTION_FILE]["RW"] is False
+        assert mounts[str(tmp_path.resolve())]["RW"] is True
         assert not any("docker.sock" in m["Source"] for m in attrs["Mounts"])
         labels = cfg["Labels"]
-        assert labels[LABEL_KERNEL_ID] == km.kernel_id and labels[LABEL_ENV] == "minimal" and labels[LABEL_VARIANT] == "cpu"
+        assert (
+            labels[LABEL_KERNEL_ID] == km.kernel_id
+        )
+        assert (
+            labels[LABEL_ENV] == "minimal"
+        )
+        assert (
+            labels[LABEL_VARIANT] == "cpu"
+        )
         assert labels[LABEL_OWNER] == owner_id()
         assert attrs["Name"] == f"/dockyard-minimal-cpu-{km.kernel_id[:8]}"
         assert not hc.get("DeviceRequests")  # a CPU kernel asks for no GPU
         # Persistence: another provisioner instance can take over the running container from the info.
         info = asyncio.run(km.provisioner.get_provisioner_info())
-        assert info["container_id"] == cid and info["container_name"] == attrs["Name"].lstrip("/")
+        assert info["container_id"] == cid
+        assert info["container_name"] == attrs["Name"].lstrip("/")
         other = DockerProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec)
         asyncio.run(other.load_provisioner_info(info))
-        assert other.has_process and asyncio.run(other.poll()) is None
+        assert other.has_process
+        assert asyncio.run(other.poll()) is None
 
 
 def test_bridge_network_publishes_on_loopback_only(kernelspecs, tmp_path, docker_client):
@@ -275,7 +321,9 @@ def test_bridge_network_publishes_on_loopback_only(kernelspecs, tmp_path, docker
         assert all(b == [{"HostIp": "127.0.0.1", "HostPort": k.split("/")[0]}] for k, b in bindings.items())
         assert all(addrs <= {"127.0.0.1"} for addrs in _listeners(_ports(km)).values())  # docker-proxy, if any
         copy = km.provisioner._private_file
-        assert copy is not None and json.loads(copy.read_text())["ip"] == "0.0.0.0" and copy.stat().st_mode & 0o077 == 0
+        assert copy is not None
+        assert json.loads(copy.read_text())["ip"] == "0.0.0.0"
+        assert copy.stat().st_mode & 0o077 == 0
         assert json.loads(Path(km.connection_file).read_text())["ip"] == "127.0.0.1"
     assert not copy.exists()
 
@@ -290,11 +338,14 @@ def test_curve_encrypted_transport(kernelspecs, tmp_path, docker_client):
         assert km.curve_publickey is not None
         assert run(kc, "print('encrypted')")[1].strip() == "encrypted"
         attrs = docker_client.api.inspect_container(km.provisioner.container_id)
-        assert km.curve_secretkey.decode() not in json.dumps(attrs) and km.session.key.decode() not in json.dumps(attrs)
+        assert km.curve_secretkey.decode() not in json.dumps(attrs)
+        assert km.session.key.decode() not in json.dumps(attrs)
         # ipykernel rewrites its connection file under CurveZMQ: it gets a private copy, never the manager's file.
         copy = km.provisioner._private_file
         mount = next(m for m in attrs["Mounts"] if m["Destination"] == CONNECTION_FILE)
-        assert copy is not None and mount["Source"] == str(copy) and copy.stat().st_mode & 0o077 == 0
+        assert copy is not None
+        assert mount["Source"] == str(copy)
+        assert copy.stat().st_mode & 0o077 == 0
     finally:
         kc.stop_channels()
         km.shutdown_kernel()
@@ -322,7 +373,8 @@ def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=15)
         assert reply["parent_header"]["msg_id"] == msg_id
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
         assert km.is_alive()
         assert run(kc, "print(x + 41)")[1].strip() == "42"  # same kernel, state intact
 
@@ -330,14 +382,19 @@ def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
         km.restart_kernel()
         kc.wait_for_ready(timeout=60)
         second = km.provisioner.container_id
-        assert second != first and _gone(docker_client, first)
-        info = run_json(kc, "import os, json; print(json.dumps({'x': 'x' in globals(), 'cwd': os.getcwd(), "
-                            "'foo': os.environ.get('FOO'), 'file': open('before_restart.txt').read()}))")
+        assert second != first
+        assert _gone(docker_client, first)
+        info = run_json(
+            kc,
+            "import os, json; print(json.dumps({'x': 'x' in globals(), 'cwd': os.getcwd(), "
+            "'foo': os.environ.get('FOO'), 'file': open('before_restart.txt').read()}))",
+        )
         assert info == {"x": False, "cwd": str(tmp_path.resolve()), "foo": "bar", "file": "1"}
         ports = _ports(km)
         assert ports <= LocalPortCache.instance().currently_used_ports
         km.shutdown_kernel()
-        assert not km.is_alive() and _gone(docker_client, second)
+        assert not km.is_alive()
+        assert _gone(docker_client, second)
         assert not km.has_kernel
         assert not ports & LocalPortCache.instance().currently_used_ports  # handed back, as LocalProvisioner does
 
@@ -348,7 +405,8 @@ def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path,
     prov = km.provisioner
     cid = prov.container_id
     km.shutdown_kernel(now=True)
-    assert _gone(docker_client, cid) and prov.container_id is None
+    assert _gone(docker_client, cid)
+    assert prov.container_id is None
 
     async def again() -> None:  # every step once more, on a container that is already gone (404s)
         prov.container_id = cid
@@ -358,7 +416,8 @@ def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path,
         assert await prov.poll() == -1
         await prov.cleanup()
         await prov.cleanup()
-        assert await prov.poll() == 0 and not prov.has_process
+        assert await prov.poll() == 0
+        assert not prov.has_process
 
     asyncio.run(again())
 
@@ -379,7 +438,9 @@ def test_container_removed_from_outside_then_restart(kernelspecs, tmp_path, dock
 
 def _orphan(cwd: Path) -> dict:
     """A kernel whose owning process was SIGKILLed: its container keeps running."""
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "hold", "dy-minimal", str(cwd)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "hold", "dy-minimal", str(cwd)], stdout=subprocess.PIPE, text=True
+    )
     _OWNER_PIDS.add(proc.pid)
     try:
         line = proc.stdout.readline()
@@ -396,7 +457,8 @@ def test_owner_sigkilled_then_reaped(kernelspecs, tmp_path, docker_client):
         first, second = pool.map(_orphan, [tmp_path, tmp_path])
     containers = [docker_client.containers.get(o["container_id"]) for o in (first, second)]
     for c, o in zip(containers, (first, second), strict=True):
-        assert c.status == "running" and c.labels[LABEL_KERNEL_ID] == o["kernel_id"]
+        assert c.status == "running"
+        assert c.labels[LABEL_KERNEL_ID] == o["kernel_id"]
         assert c.labels[LABEL_OWNER].split(":")[1] == str(o["pid"])
     # `dockyard kernels gc` calls reap(); it removes both orphans (and would keep live owners' kernels).
     assert sorted(reap(docker_client)) == sorted(c.name for c in containers)
@@ -423,7 +485,8 @@ class _FakeContainers:
         self.items = items
 
     def list(self, all: bool = False, filters: dict | None = None) -> list[_FakeContainer]:
-        assert all and filters == {"label": LABEL_KERNEL_ID}
+        assert all
+        assert filters == {"label": LABEL_KERNEL_ID}
         return self.items
 
 
@@ -470,7 +533,9 @@ def test_eight_kernels_at_once_each_sees_only_its_workspace(kernelspecs, tmp_pat
             results = []
             for kc in clients:
                 out: list[str] = []
-                reply = await kc.execute_interactive(code, timeout=60, output_hook=lambda m, out=out: out.append(m["content"].get("text", "")))
+                reply = await kc.execute_interactive(
+                    code, timeout=60, output_hook=lambda m, out=out: out.append(m["content"].get("text", ""))
+                )
                 assert reply["content"]["status"] == "ok", reply["content"]
                 results.append(json.loads("".join(out)))
             return results, time.monotonic() - t0, cids
@@ -506,8 +571,21 @@ def test_unprivileged_user_owns_what_the_kernel_writes(kernelspecs, user_python,
         **{k: os.environ.get(k, v) for k, v in SITE_ENV.items()},
     }
     res = subprocess.run(
-        [shutil.which("runuser") or "runuser", "-u", "dockyard-test", "--", str(user_python), str(SCRIPT), "write", "dy-minimal", str(ws)],
-        env=env, capture_output=True, text=True, timeout=180,
+        [
+            shutil.which("runuser") or "runuser",
+            "-u",
+            "dockyard-test",
+            "--",
+            str(user_python),
+            str(SCRIPT),
+            "write",
+            "dy-minimal",
+            str(ws),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
@@ -532,15 +610,20 @@ def test_container_exiting_at_start_shows_its_log(kernelspecs, tmp_path):
     before = set(LocalPortCache.instance().currently_used_ports)
     msg = _start_error("dy-crash", tmp_path)
     assert LocalPortCache.instance().currently_used_ports == before  # a failed start keeps no ports
-    assert "exited with code 3 before the kernel was ready" in msg and "boom: no kernel today" in msg
+    assert "exited with code 3 before the kernel was ready" in msg
+    assert "boom: no kernel today" in msg
     assert "minimal:cpu" in msg
 
 
 def test_missing_image_names_the_build_command(kernelspecs, tmp_envs, tmp_path, monkeypatch):
     monkeypatch.delenv("DOCKYARD_AUTO_BUILD", raising=False)
-    (tmp_envs / "kerneltest.yaml").write_text((REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest"))
+    (tmp_envs / "kerneltest.yaml").write_text(
+        (REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest")
+    )
     msg = _start_error("dy-unbuilt", tmp_path)
-    assert "is not built yet" in msg and "'dockyard build kerneltest:cpu'" in msg and "DOCKYARD_AUTO_BUILD=1" in msg
+    assert "is not built yet" in msg
+    assert "'dockyard build kerneltest:cpu'" in msg
+    assert "DOCKYARD_AUTO_BUILD=1" in msg
     assert "dockyard/does-not-exist:nope" in _start_error("dy-noimage", tmp_path)
 
 
@@ -550,7 +633,8 @@ def test_other_site_settings_are_named_as_the_likely_cause(kernelspecs, built, t
     monkeypatch.delenv("DOCKYARD_AUTO_BUILD", raising=False)
     monkeypatch.setenv("DOCKYARD_PIP_INDEX_URL", "https://mirror.invalid/simple")  # another site → another content tag
     msg = _start_error("dy-minimal", tmp_path)
-    assert "is not built yet" in msg and "other site settings exists: dockyard/minimal:cpu" in msg
+    assert "is not built yet" in msg
+    assert "other site settings exists: dockyard/minimal:cpu" in msg
 
 
 def test_engine_down_is_an_engine_error(kernelspecs, tmp_path, monkeypatch):
@@ -571,9 +655,11 @@ def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
     test_build covers real builds; this checks the plan handed over is the one whose tag was missing)."""
     import dataclasses
 
-    import dockyard.build
+    import dockyard.kernel.target
 
-    (tmp_envs / "kerneltest.yaml").write_text((REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest"))
+    (tmp_envs / "kerneltest.yaml").write_text(
+        (REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest")
+    )
     plans = []
     image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": []}}})()
 
@@ -586,11 +672,12 @@ def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
             raise docker.errors.ImageNotFound(tag)
         return image
 
-    monkeypatch.setattr(dockyard.build, "build", fake_build)
+    monkeypatch.setattr(dockyard.kernel.target, "build", fake_build)
     fake = type("C", (), {"images": type("Is", (), {"get": staticmethod(get)})(), "info": staticmethod(dict)})()
     auto = dataclasses.replace(settings, kernels=dataclasses.replace(settings.kernels, auto_build=True))
     target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
-    assert [p.variant.ref for p in plans] == ["kerneltest:cpu"] and target.image == plans[0].tag
+    assert [p.variant.ref for p in plans] == ["kerneltest:cpu"]
+    assert target.image == plans[0].tag
 
 
 def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, docker_client):
@@ -602,7 +689,9 @@ def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, dock
     (root / "top.txt").write_text("t")
     assert "outside the kernel workspace root" in _start_error("dy-rooted", tmp_path)
     with kernel("dy-rooted", root / "sub") as (_km, kc):  # the root is mounted, the kernel works in sub/
-        info = run_json(kc, "import os, json; print(json.dumps({'cwd': os.getcwd(), 'top': open('../top.txt').read()}))")
+        info = run_json(
+            kc, "import os, json; print(json.dumps({'cwd': os.getcwd(), 'top': open('../top.txt').read()}))"
+        )
         assert info == {"cwd": str(root / "sub"), "top": "t"}
 
 
@@ -614,8 +703,19 @@ def test_container_arguments_unit(tmp_path):
     with pytest.raises(DockyardError, match="resource_dir"):
         container_argv(["python", "{resource_dir}/x.py"])
     env = kernel_environment(
-        {"PATH": "/host", "HOME": "/root", "SECRETISH": "k=abc123", "OK": "1", "LANG": "de_DE.UTF-8", "FOO": "/host", "JUPYTER_TOKEN": "t"},
-        kernelspec_env={"FOO": "/host"}, image_env=["PATH=/opt/venv/bin", "LANG=C.UTF-8"], secret="abc123", user="alice",
+        {
+            "PATH": "/host",
+            "HOME": "/root",
+            "SECRETISH": "k=abc123",
+            "OK": "1",
+            "LANG": "de_DE.UTF-8",
+            "FOO": "/host",
+            "JUPYTER_TOKEN": "t",
+        },
+        kernelspec_env={"FOO": "/host"},
+        image_env=["PATH=/opt/venv/bin", "LANG=C.UTF-8"],
+        secret="abc123",
+        user="alice",
     )
     assert env == {"OK": "1", "FOO": "/host", "HOME": "/home/dockyard-user", "USER": "alice", "LOGNAME": "alice"}
     for bad in ("0.0.0.0", "192.168.1.5"):
@@ -639,12 +739,18 @@ def test_device_requests_modes(tmp_path):
     assert device_requests("optional", "auto", plain, "t:cuda") == []
     assert device_requests("optional", "off", nvidia, "t:cuda") == []
     assert device_requests("none", "auto", nvidia, "t:cpu") == []
-    for env_gpu, mode, info in (("optional", "required", plain), ("required", "auto", plain), ("none", "required", nvidia)):
+    for env_gpu, mode, info in (
+        ("optional", "required", plain),
+        ("required", "auto", plain),
+        ("none", "required", nvidia),
+    ):
         with pytest.raises(DockyardError):
             device_requests(env_gpu, mode, info, "t:x")
     (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\n")
     assert gpu_support(plain) == "CDI"
-    assert device_requests("optional", "auto", plain, "t:cuda") == [DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])]
+    assert device_requests("optional", "auto", plain, "t:cuda") == [
+        DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])
+    ]
 
 
 def test_gpu_request_reaches_container_create_args(settings, tmp_path):
@@ -659,12 +765,29 @@ def test_gpu_request_reaches_container_create_args(settings, tmp_path):
     cpu = resolve(fake, settings, Request(env="minimal", variant="cpu"))
     assert cpu.device_requests == []
     spec = KernelContainer(
-        image=target.image, env_name="minimal", variant="cuda", kernel_id="0123456789ab", owner=owner_id(), argv=container_argv(ARGV),
-        environment={}, workspace=tmp_path, cwd=tmp_path, connection_file=tmp_path / "k.json", ports=(1, 2, 3, 4, 5),
-        uid=1000, gid=1000, shm_size=target.shm_size, device_requests=target.device_requests,
+        image=target.image,
+        env_name="minimal",
+        variant="cuda",
+        kernel_id="0123456789ab",
+        owner=owner_id(),
+        argv=container_argv(ARGV),
+        environment={},
+        workspace=tmp_path,
+        cwd=tmp_path,
+        connection_file=tmp_path / "k.json",
+        ports=(1, 2, 3, 4, 5),
+        uid=1000,
+        gid=1000,
+        shm_size=target.shm_size,
+        device_requests=target.device_requests,
     )
     args = _create_container_args({**create_kwargs(spec), "version": "1.41"})  # what containers.create() sends
-    assert args["host_config"]["DeviceRequests"] == [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
+    assert args["host_config"]["DeviceRequests"] == [
+        {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
+    ]
     hc = args["host_config"]
-    assert not hc.get("Privileged") and hc["CapDrop"] == ["ALL"] and hc["NetworkMode"] == "host" and hc["Init"] is True
+    assert not hc.get("Privileged")
+    assert hc["CapDrop"] == ["ALL"]
+    assert hc["NetworkMode"] == "host"
+    assert hc["Init"] is True
     assert args["name"] == "dockyard-minimal-cuda-01234567"

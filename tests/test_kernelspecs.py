@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import spec as specs
+from dockyard import specs
 from dockyard.cli import main
 from dockyard.kernel import kernelspec, logos
 
@@ -45,9 +45,24 @@ def test_generate_check_passes_on_the_repo_and_fails_on_drift(tmp_path, monkeypa
     capsys.readouterr()
     assert main(["kernels", "generate", "--check", "--output", str(work)]) == 1
     out = capsys.readouterr().out
-    assert "outdated" in out and "dockyard-minimal-cpu" in out and "stale" in out and "dockyard-gone-cpu" in out and "mine" not in out
+    assert (
+        "outdated" in out
+    )
+    assert (
+        "dockyard-minimal-cpu" in out
+    )
+    assert (
+        "stale" in out
+    )
+    assert (
+        "dockyard-gone-cpu" in out
+    )
+    assert (
+        "mine" not in out
+    )
     assert main(["kernels", "generate", "--output", str(work)]) == 0
-    assert not (work / "dockyard-gone-cpu").exists() and (work / "mine").exists()
+    assert not (work / "dockyard-gone-cpu").exists()
+    assert (work / "mine").exists()
     assert main(["kernels", "generate", "--check", "--output", str(work)]) == 0
 
 
@@ -91,12 +106,17 @@ def test_kernel_json_selects_the_provisioner_and_runs_ipykernel_in_the_image():
             assert data["interrupt_mode"] == s.kernel["interrupt_mode"] == "signal"
             assert data["env"] == s.kernel["env"]
             prov = data["metadata"]["kernel_provisioner"]
-            assert prov == {"provisioner_name": "dockyard-docker-provisioner", "config": {"env": s.name, "variant": v.name}}
+            assert prov == {
+                "provisioner_name": "dockyard-docker-provisioner",
+                "config": {"env": s.name, "variant": v.name},
+            }
             assert data["metadata"]["debugger"] is True
             assert data["metadata"]["dockyard"]["gpu"] == v.gpu
             # Nothing machine-specific: the same file is right on every machine.
             text = json.dumps(data)
-            assert "/root" not in text and "/home" not in text and str(REPO) not in text
+            assert "/root" not in text
+            assert "/home" not in text
+            assert str(REPO) not in text
 
 
 def test_provisioner_entry_point_is_registered():
@@ -109,7 +129,8 @@ def test_provisioner_entry_point_is_registered():
 def test_kernel_json_format_is_stable():
     s = specs.load("minimal")
     data = kernelspec.files(s, s.variant("cpu"))["kernel.json"]
-    assert data.endswith(b"}\n") and not data.endswith(b"\n\n")
+    assert data.endswith(b"}\n")
+    assert not data.endswith(b"\n\n")
     assert data == (json.dumps(json.loads(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -135,7 +156,8 @@ def test_logos_are_valid_pngs_distinct_per_framework_and_reproducible():
             data = logos.png(framework, size)
             assert data == logos.png(framework, size)
             w, h, raw = _png_pixels(data)
-            assert (w, h) == (size, size) and len(raw) == size * (size + 1)
+            assert (w, h) == (size, size)
+            assert len(raw) == size * (size + 1)
             assert len(set(raw)) >= 3  # transparent corners, tile, monogram
             seen.add(data)
     assert len(seen) == 10
@@ -150,7 +172,13 @@ def _jupyter_env(prefix: Path) -> dict[str, str]:
 
 def _listed(env: dict[str, str], prefix: Path) -> dict[str, dict]:
     """`jupyter kernelspec list --json`, limited to kernelspecs under prefix (the machine may have its own)."""
-    listing = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"], env=env, check=True, capture_output=True, text=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     found = json.loads(listing.stdout)["kernelspecs"]
     return {n: info for n, info in found.items() if Path(info["resource_dir"]).is_relative_to(prefix)}
 
@@ -165,7 +193,11 @@ def isolated_jupyter(tmp_path, monkeypatch) -> Path:
 
     prefix = tmp_path / "prefix"
     kernels = prefix / "share" / "jupyter" / "kernels"
-    monkeypatch.setattr(kernels_cmd, "KernelSpecManager", lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")))
+    monkeypatch.setattr(
+        kernels_cmd,
+        "KernelSpecManager",
+        lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")),
+    )
     return prefix
 
 
@@ -173,14 +205,21 @@ def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyte
     prefix = isolated_jupyter
     env = _jupyter_env(prefix)
     dockyard = [sys.executable, "-m", "dockyard"]
-    subprocess.run([*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     found = _listed(env, prefix)  # what Jupyter itself sees
     assert set(found) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"}
     for info in found.values():
         assert info["spec"]["metadata"]["kernel_provisioner"]["provisioner_name"] == "dockyard-docker-provisioner"
     s = specs.load("pytorch")
     installed = Path(found["dockyard-pytorch-cpu"]["resource_dir"])
-    assert {p.name: p.read_bytes() for p in installed.iterdir()} == kernelspec.files(s, s.variant("cpu"))  # exactly what kernels/ holds
+    assert {p.name: p.read_bytes() for p in installed.iterdir()} == kernelspec.files(
+        s, s.variant("cpu")
+    )  # exactly what kernels/ holds
 
     capsys.readouterr()
     assert main(["kernels", "list", "--json"]) == 0
@@ -227,7 +266,8 @@ def test_gc_calls_the_reaper(monkeypatch, capsys):
     monkeypatch.setattr(engine, "client", lambda *a, **k: object())
     assert main(["kernels", "gc"]) == 0
     out = capsys.readouterr().out
-    assert "dockyard-minimal-cpu-deadbeef" in out and "1 leftover" in out
+    assert "dockyard-minimal-cpu-deadbeef" in out
+    assert "1 leftover" in out
 
 
 def test_curve_encryption_declared_only_for_ipykernel_7(tmp_envs):

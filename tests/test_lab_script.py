@@ -34,13 +34,20 @@ def test_lab_script_sets_up_the_main_job(built, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     try:
-        proc = subprocess.run(["bash", str(REPO / "scripts" / "lab.sh"), "--local-base", "--no-lab"], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            ["bash", str(REPO / "scripts" / "lab.sh"), "--local-base", "--no-lab"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out[-5000:]
         config = yaml.safe_load((tmp_path / "config" / "dockyard" / "config.yaml").read_text())
         assert config["base_overrides"] == {UPSTREAM_BASE: LOCAL_BASE}
-        assert config["build"]["ca_certs"] == [HOST_CA] and config["build"]["pull"] == "never"
+        assert config["build"]["ca_certs"] == [HOST_CA]
+        assert config["build"]["pull"] == "never"
         for tag in tags.values():  # the images the suite built: nothing was rebuilt
             assert f"up to date {tag}" in out, out[-5000:]
         installed = KernelSpecManager().find_kernel_specs()

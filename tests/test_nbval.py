@@ -50,14 +50,22 @@ def test_notebooks_pass_nbval_in_the_container_kernel(ref, folders, built, docke
         "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q",
         *(str(work / f) for f in folders),
     ]  # fmt: skip
-    code, out, leftovers = run_and_clean(cmd, timeout=600, clean=lambda pid: remove_leftovers(docker_client, pid, wait=10),
-                                         cwd=work, env=jupyter_env(jupyter_path, tmp_path / "jupyter"))
+    code, out, leftovers = run_and_clean(
+        cmd,
+        timeout=600,
+        clean=lambda pid: remove_leftovers(docker_client, pid, wait=10),
+        cwd=work,
+        env=jupyter_env(jupyter_path, tmp_path / "jupyter"),
+    )
     assert code == 0, f"nbval failed in {kernel}:\n{out[-6000:]}"
-    assert " passed" in out and "skipped" not in out.splitlines()[-1]
+    assert " passed" in out
+    assert "skipped" not in out.splitlines()[-1]
     assert not leftovers, f"kernel containers left behind: {leftovers}"
     # The notebooks clean up after themselves: nothing new next to them.
     for folder in folders:
-        assert sorted(p.name for p in (work / folder).iterdir()) == sorted(p.name for p in (NOTEBOOKS / folder).glob("*.ipynb"))
+        assert sorted(p.name for p in (work / folder).iterdir()) == sorted(
+            p.name for p in (NOTEBOOKS / folder).glob("*.ipynb")
+        )
 
 
 @pytest.fixture
@@ -75,7 +83,11 @@ def test_common_notebooks_pass_as_an_unprivileged_user(user_python, user_dir, bu
     base = user_dir
     shutil.copytree(NOTEBOOKS / "common", base / "work" / "common")
     prefix = base / "prefix"
-    subprocess.run([str(user_python), "-m", "dockyard", "kernels", "install", "minimal:cpu", "--prefix", str(prefix)], check=True, capture_output=True)
+    subprocess.run(
+        [str(user_python), "-m", "dockyard", "kernels", "install", "minimal:cpu", "--prefix", str(prefix)],
+        check=True,
+        capture_output=True,
+    )
     (base / "home").mkdir()
     subprocess.run(["chown", "-R", f"{TEST_USER}:{TEST_USER}", str(base)], check=True)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(base / "home"), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
@@ -83,7 +95,9 @@ def test_common_notebooks_pass_as_an_unprivileged_user(user_python, user_dir, bu
     cmd = [shutil.which("runuser") or "runuser", "-u", TEST_USER, "--",  # the env's PATH has no sbin: resolve it here
            str(user_python), "-m", "pytest", "--nbval", "--nbval-kernel-name", "dockyard-minimal-cpu", "-p", "no:cacheprovider", "-q", "common"]  # fmt: skip
     # runuser forks, so the owner label names its child: find this run's kernels by their workspace mount.
-    code, out, leftovers = run_and_clean(cmd, timeout=300, clean=lambda _pid: remove_mounting(docker_client, base), cwd=base / "work", env=env)
+    code, out, leftovers = run_and_clean(
+        cmd, timeout=300, clean=lambda _pid: remove_mounting(docker_client, base), cwd=base / "work", env=env
+    )
     assert code == 0, f"nbval failed as {TEST_USER}:\n{out[-6000:]}"
     assert not leftovers, f"kernel containers left behind: {leftovers}"
     assert [p.name for p in (base / "work" / "common").iterdir()] == ["environment.ipynb"]

@@ -169,11 +169,14 @@ def test_container_kernel_session_runs_code_and_leaves_no_container(server_facto
     session = r.json()
     kernel_id = session["kernel"]["id"]
     [container] = owned_containers(docker_client, server.proc.pid)
-    assert container.status == "running" and container.labels["org.dockyard.kernel-id"] == kernel_id
+    assert container.status == "running"
+    assert container.labels["org.dockyard.kernel-id"] == kernel_id
 
     code = "import os; print(os.environ['DOCKYARD_ENV'], os.path.basename(os.getcwd()), os.getuid())"
     assert server.execute(kernel_id, code).split() == ["minimal", "work", str(__import__("os").getuid())]
 
     assert server.api("DELETE", f"/api/sessions/{session['id']}").status_code == 204
     assert server.api("GET", "/api/kernels").json() == []
-    assert remove_leftovers(docker_client, server.proc.pid, wait=15) == [], "DELETE /api/sessions left the container running"
+    assert remove_leftovers(docker_client, server.proc.pid, wait=15) == [], (
+        "DELETE /api/sessions left the container running"
+    )

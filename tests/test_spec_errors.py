@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import cli
-from dockyard import spec as specs
+from dockyard import cli, specs
 from dockyard.errors import SpecError
 
 GOOD = textwrap.dedent(
@@ -43,40 +42,87 @@ GOOD = textwrap.dedent(
 # (case id, text replacement old → new (or whole text), substrings the message must contain)
 CASES: list[tuple[str, tuple[str, str] | str, list[str]]] = [
     ("bad-yaml", ("name: demo\n", "name: demo\n  bad: [unclosed\n"), ["not valid YAML", "line"]),
-    ("tab-indent", ("python: \"3.11\"\n", "python:\n\t- x\n"), ["not valid YAML"]),
+    ("tab-indent", ('python: "3.11"\n', "python:\n\t- x\n"), ["not valid YAML"]),
     ("not-a-mapping", "- just\n- a list\n", ["must be a YAML mapping"]),
     ("empty-file", "", ["is empty"]),
-    ("unknown-top-key", ("python: \"3.11\"\n", "python: \"3.11\"\npyhton_packages: []\n"), ["unknown key 'pyhton_packages'", "did you mean 'python_packages'"]),
-    ("unknown-variant-key", ("    gpu: optional\n", "    gpu: optional\n    bsae: x\n"),
-     ["unknown key 'bsae'", "variants.cuda", "did you mean 'base'"]),
+    (
+        "unknown-top-key",
+        ('python: "3.11"\n', 'python: "3.11"\npyhton_packages: []\n'),
+        ["unknown key 'pyhton_packages'", "did you mean 'python_packages'"],
+    ),
+    (
+        "unknown-variant-key",
+        ("    gpu: optional\n", "    gpu: optional\n    bsae: x\n"),
+        ["unknown key 'bsae'", "variants.cuda", "did you mean 'base'"],
+    ),
     ("missing-name", ("name: demo\n", ""), ["required field 'name'"]),
-    ("missing-variants", (GOOD[GOOD.index("variants:"):], ""), ["required field 'variants'"]),
-    ("missing-base", ("    base: python:3.11-slim-bookworm\n    gpu: optional\n", "    gpu: optional\n"), ["variants.cuda", "required field 'base'"]),
-    ("python-as-number", ("python: \"3.11\"\n", "python: 3.11\n"), ["python is 3.11", "must be a string", "quote it"]),
-    ("bad-python-version", ("python: \"3.11\"\n", "python: \"2.7\"\n"), ["python is \"2.7\"", "Python minor version"]),
-    ("bad-framework-version", ("  version: \"2.13.0\"\n", "  version: \"latest\"\n"), ["framework.version", "\"latest\"", "dotted release"]),
-    ("packages-not-list", ("python_packages:\n  - ipykernel==7.4.0\n  - ipywidgets==8.1.9\n", "python_packages: ipykernel\n"),
-     ["python_packages", "must be a list"]),
+    ("missing-variants", (GOOD[GOOD.index("variants:") :], ""), ["required field 'variants'"]),
+    (
+        "missing-base",
+        ("    base: python:3.11-slim-bookworm\n    gpu: optional\n", "    gpu: optional\n"),
+        ["variants.cuda", "required field 'base'"],
+    ),
+    ("python-as-number", ('python: "3.11"\n', "python: 3.11\n"), ["python is 3.11", "must be a string", "quote it"]),
+    ("bad-python-version", ('python: "3.11"\n', 'python: "2.7"\n'), ['python is "2.7"', "Python minor version"]),
+    (
+        "bad-framework-version",
+        ('  version: "2.13.0"\n', '  version: "latest"\n'),
+        ["framework.version", '"latest"', "dotted release"],
+    ),
+    (
+        "packages-not-list",
+        ("python_packages:\n  - ipykernel==7.4.0\n  - ipywidgets==8.1.9\n", "python_packages: ipykernel\n"),
+        ["python_packages", "must be a list"],
+    ),
     ("unpinned-package", ("  - ipywidgets==8.1.9\n", "  - ipywidgets>=8\n"), ["not pinned", "ipywidgets==X.Y.Z"]),
     ("wildcard-pin", ("  - ipywidgets==8.1.9\n", "  - ipywidgets==8.*\n"), ["not pinned"]),
-    ("invalid-requirement", ("  - ipywidgets==8.1.9\n", "  - \"ipywidgets ==== 8\"\n"), ["not a valid requirement"]),
-    ("duplicate-package", ("  - ipywidgets==8.1.9\n", "  - ipywidgets==8.1.9\n  - IPyWidgets==8.1.8\n"), ["listed twice"]),
-    ("unknown-variant-name", ("  cuda:\n", "  tpu:\n"), ["invalid key \"tpu\"", "'cpu' or 'cuda'"]),
-    ("bad-gpu-mode", ("    gpu: optional\n", "    gpu: maybe\n"), ["variants.cuda.gpu", "\"maybe\"", "none, optional, required"]),
-    ("cpu-variant-wants-gpu", ("    base: python:3.11-slim-bookworm\n    python_packages:\n      - torch==2.13.0\n  cuda:",
-                               "    base: python:3.11-slim-bookworm\n    gpu: required\n    python_packages:\n      - torch==2.13.0\n  cuda:"),
-     ["CPU variant", "gpu: none"]),
+    ("invalid-requirement", ("  - ipywidgets==8.1.9\n", '  - "ipywidgets ==== 8"\n'), ["not a valid requirement"]),
+    (
+        "duplicate-package",
+        ("  - ipywidgets==8.1.9\n", "  - ipywidgets==8.1.9\n  - IPyWidgets==8.1.8\n"),
+        ["listed twice"],
+    ),
+    ("unknown-variant-name", ("  cuda:\n", "  tpu:\n"), ['invalid key "tpu"', "'cpu' or 'cuda'"]),
+    (
+        "bad-gpu-mode",
+        ("    gpu: optional\n", "    gpu: maybe\n"),
+        ["variants.cuda.gpu", '"maybe"', "none, optional, required"],
+    ),
+    (
+        "cpu-variant-wants-gpu",
+        (
+            "    base: python:3.11-slim-bookworm\n    python_packages:\n      - torch==2.13.0\n  cuda:",
+            "    base: python:3.11-slim-bookworm\n    gpu: required\n    python_packages:\n      - torch==2.13.0\n  cuda:",
+        ),
+        ["CPU variant", "gpu: none"],
+    ),
     ("bad-shm-size", ("  shm_size: 2g\n", "  shm_size: lots\n"), ["resources.shm_size", "a size such as"]),
     ("name-mismatch", ("name: demo\n", "name: other\n"), ["file is demo.yaml"]),
-    ("duplicate-key", ("python: \"3.11\"\n", "python: \"3.11\"\npython: \"3.12\"\n"), ["appears twice"]),
-    ("framework-pin-mismatch", ("  version: \"2.13.0\"\n", "  version: \"2.12.0\"\n"), ["framework.version is 2.12.0", "pins torch==2.13.0"]),
+    ("duplicate-key", ('python: "3.11"\n', 'python: "3.11"\npython: "3.12"\n'), ["appears twice"]),
+    (
+        "framework-pin-mismatch",
+        ('  version: "2.13.0"\n', '  version: "2.12.0"\n'),
+        ["framework.version is 2.12.0", "pins torch==2.13.0"],
+    ),
     ("framework-not-installed", ("  package: torch\n", "  package: tensorflow\n"), ["does not install it"]),
     ("missing-ipykernel", ("  - ipykernel==7.4.0\n", ""), ["does not install ipykernel"]),
-    ("env-value-not-string", ("  shm_size: 2g\n", "  shm_size: 2g\nenv:\n  DEBUG: 1\n"), ["env.DEBUG", "must be a string"]),
-    ("bad-env-name", ("  shm_size: 2g\n", "  shm_size: 2g\nenv:\n  1BAD: x\n"), ["invalid key \"1BAD\""]),
-    ("bad-system-package", ("python_packages:\n", "system_packages: [\"curl; rm -rf /\"]\npython_packages:\n"), ["system_packages[0]", "not valid"]),
-    ("pinned-both-places", ("  - ipywidgets==8.1.9\n", "  - ipywidgets==8.1.9\n  - torch==2.13.0\n"), ["pinned both at the top level and in variant"]),
-    ("no-variants", (GOOD[GOOD.index("variants:"):], "variants: {}\n"), ["variants is empty"]),
+    (
+        "env-value-not-string",
+        ("  shm_size: 2g\n", "  shm_size: 2g\nenv:\n  DEBUG: 1\n"),
+        ["env.DEBUG", "must be a string"],
+    ),
+    ("bad-env-name", ("  shm_size: 2g\n", "  shm_size: 2g\nenv:\n  1BAD: x\n"), ['invalid key "1BAD"']),
+    (
+        "bad-system-package",
+        ("python_packages:\n", 'system_packages: ["curl; rm -rf /"]\npython_packages:\n'),
+        ["system_packages[0]", "not valid"],
+    ),
+    (
+        "pinned-both-places",
+        ("  - ipywidgets==8.1.9\n", "  - ipywidgets==8.1.9\n  - torch==2.13.0\n"),
+        ["pinned both at the top level and in variant"],
+    ),
+    ("no-variants", (GOOD[GOOD.index("variants:") :], "variants: {}\n"), ["variants is empty"]),
 ]
 
 
@@ -123,13 +169,17 @@ def test_error_names_the_line(tmp_envs: Path) -> None:
         specs.load_file(path)
 
 
-@pytest.mark.parametrize("command", [["env", "show", "demo"], ["render", "demo:cpu"], ["build", "demo:cpu"], ["env", "validate"]])
+@pytest.mark.parametrize(
+    "command", [["env", "show", "demo"], ["render", "demo:cpu"], ["build", "demo:cpu"], ["env", "validate"]]
+)
 def test_cli_prints_one_paragraph_and_exits_2(tmp_envs: Path, capsys, command: list[str]) -> None:
     write_case(tmp_envs, ("  - ipywidgets==8.1.9\n", "  - ipywidgets>=8\n"))
     assert cli.main(command) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "Traceback" not in err
-    assert "demo.yaml" in err and "ipywidgets" in err
+    assert err.startswith("error:")
+    assert "Traceback" not in err
+    assert "demo.yaml" in err
+    assert "ipywidgets" in err
 
 
 def test_unknown_environment_and_variant(tmp_envs: Path, capsys) -> None:

@@ -7,10 +7,11 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine
-from .. import spec as specs
-from ..build import build, existing_image
-from ..plan import make_plan
+from .. import engine, specs
+from ..config import BuildOptions
+from ..images.build import build
+from ..images.inventory import image_state
+from ..images.plan import BuildPlan, make_plan
 from .common import add_build_flags, build_options, console
 from .progress import RichReporter
 
@@ -29,18 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_images)
 
 
-def _plans(args: argparse.Namespace):
+def _plans(args: argparse.Namespace) -> tuple[BuildOptions, list[BuildPlan]]:
     options = build_options(args)
     if args.all or not args.refs:
         if not args.all:
-            raise specs.SpecError("No environment given", fix="name one, e.g. 'dockyard build minimal:cpu', or pass --all")
-        targets = [(s, v) for s in specs.load_all() for v in s.variants.values()]
+            raise specs.SpecError(
+                "No environment given", fix="name one, e.g. 'dockyard build minimal:cpu', or pass --all"
+            )
+        targets = specs.expand([])
     else:
-        targets = []
-        for ref in args.refs:
-            name, variant = specs.parse_ref(ref)
-            s = specs.load(name)
-            targets.append((s, s.variant(variant)))
+        targets = [specs.resolve(ref) for ref in args.refs]
     return options, [make_plan(s, v, options) for s, v in targets]
 
 
@@ -51,7 +50,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         with RichReporter(console, plan.variant.ref, verbose=args.verbose) as reporter:
             result = build(client, plan, options, reporter, rebuild=args.rebuild)
         if result.built:
-            console.print(f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})", soft_wrap=True)
+            console.print(
+                f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})", soft_wrap=True
+            )
         else:
             console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
     return 0
@@ -65,10 +66,9 @@ def cmd_images(args: argparse.Namespace) -> int:
         table.add_column(col)
     for s in specs.load_all():
         for v in s.variants.values():
-            plan = make_plan(s, v, options)
-            image = existing_image(client, plan.tag)
-            status = "[green]built[/]" if image else "[yellow]not built[/]"
-            size = f"{image.attrs['Size'] / 1e9:.2f} GB" if image else ""
-            table.add_row(v.ref, escape(plan.tag), status, size)
+            state = image_state(client, s, v, options)
+            status = "[green]built[/]" if state.image else "[yellow]not built[/]"
+            size = f"{state.image.attrs['Size'] / 1e9:.2f} GB" if state.image else ""
+            table.add_row(v.ref, escape(state.plan.tag), status, size)
     console.print(table)
     return 0

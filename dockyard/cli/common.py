@@ -18,13 +18,35 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os
 
 def add_build_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("site options (also settable in the config file and DOCKYARD_* variables)")
-    g.add_argument("--ca-cert", action="append", metavar="PATH", help="extra CA certificate file or directory to trust in the image (repeatable)")
+    g.add_argument(
+        "--ca-cert",
+        action="append",
+        metavar="PATH",
+        help="extra CA certificate file or directory to trust in the image (repeatable)",
+    )
     g.add_argument("--pip-index-url", metavar="URL", help="package index to use instead of PyPI")
-    g.add_argument("--pip-extra-index-url", action="append", metavar="URL", help="additional package index (repeatable)")
+    g.add_argument(
+        "--pip-extra-index-url", action="append", metavar="URL", help="additional package index (repeatable)"
+    )
     g.add_argument("--wheelhouse", metavar="DIR", help="local directory of wheels to install from")
-    g.add_argument("--ignore-spec-indexes", action="store_true", default=None, help="ignore package indexes named in specs (your mirror has everything)")
-    g.add_argument("--no-pull", action="store_true", default=None, help="never contact a registry: a missing base image is an error")
-    g.add_argument("--base-override", action="append", metavar="UPSTREAM=LOCAL", help="use a local image instead of an upstream base (repeatable)")
+    g.add_argument(
+        "--ignore-spec-indexes",
+        action="store_true",
+        default=None,
+        help="ignore package indexes named in specs (your mirror has everything)",
+    )
+    g.add_argument(
+        "--no-pull",
+        action="store_true",
+        default=None,
+        help="never contact a registry: a missing base image is an error",
+    )
+    g.add_argument(
+        "--base-override",
+        action="append",
+        metavar="UPSTREAM=LOCAL",
+        help="use a local image instead of an upstream base (repeatable)",
+    )
 
 
 def build_options(args: argparse.Namespace) -> BuildOptions:
@@ -45,6 +67,9 @@ def sync_generated(tree: Tree, *, check: bool, complete: bool, what: str, comman
         return 0
     changed = tree.write(complete=complete)
     for path in changed:
-        console.print(f"[green]wrote[/] {escape(str(path))}" if path.exists() else f"[yellow]removed[/] {escape(str(path))}", soft_wrap=True)
+        console.print(
+            f"[green]wrote[/] {escape(str(path))}" if path.exists() else f"[yellow]removed[/] {escape(str(path))}",
+            soft_wrap=True,
+        )
     console.print(f"{count} {what} in {escape(str(tree.out_dir))}, {len(changed)} changed")
     return 0

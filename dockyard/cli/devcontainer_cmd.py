@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import devcontainer
-from .. import spec as specs
+from .. import specs
+from ..frontends import devcontainer
 from .common import sync_generated
 
 
@@ -18,14 +18,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write .devcontainer/<env>[-<variant>]/devcontainer.json for every variant (all environments when none are given)",
     )
     p.add_argument("envs", nargs="*", metavar="ENV", help="environment names, e.g. pytorch")
-    p.add_argument("--workspace", type=Path, default=Path("."), metavar="DIR",
-                   help="the folder VS Code opens; configs go to DIR/.devcontainer (default: current directory)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs")
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="the folder VS Code opens; configs go to DIR/.devcontainer (default: current directory)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs"
+    )
     p.set_defaults(func=cmd_generate)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     loaded = [specs.load(n) for n in args.envs] if args.envs else specs.load_all()
     # Only a full run knows which generated folders are stale.
-    return sync_generated(devcontainer.tree(loaded, args.workspace), check=args.check, complete=not args.envs,
-                          what="dev container config(s)", command="dockyard devcontainer generate")
+    return sync_generated(
+        devcontainer.tree(loaded, args.workspace),
+        check=args.check,
+        complete=not args.envs,
+        what="dev container config(s)",
+        command="dockyard devcontainer generate",
+    )

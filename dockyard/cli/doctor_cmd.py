@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from rich.markup import escape
 
 from .. import engine, gpu
-from ..build import existing_image
 from ..config import load_settings
-from ..context import ca_certificates
+from ..engine import find_image
 from ..errors import DockyardError
+from ..images.context import ca_certificates
 from .common import console
 
 _MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]", "info": "[blue]info[/]"}
@@ -47,44 +47,97 @@ def checks() -> list[Check]:
     if client is not None:
         info = client.info()
         version = client.version()
-        out.append(Check("pass", "docker engine", f"{engine.describe_host()}: Docker {version.get('Version')} (API {version.get('ApiVersion')})"))
+        out.append(
+            Check(
+                "pass",
+                "docker engine",
+                f"{engine.describe_host()}: Docker {version.get('Version')} (API {version.get('ApiVersion')})",
+            )
+        )
         driver = info.get("Driver", "?")
-        out.append(Check("pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn", "storage driver", driver,
-                         "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2"))
+        out.append(
+            Check(
+                "pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn",
+                "storage driver",
+                driver,
+                "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2",
+            )
+        )
         support = gpu.gpu_support(info)
         if support:
             out.append(Check("pass", "GPU", f"available through {support}"))
         else:
-            out.append(Check("info", "GPU", "no GPU support in the engine (CUDA variants run on the CPU)",
-                             "for GPUs install the NVIDIA Container Toolkit and restart dockerd"))
+            out.append(
+                Check(
+                    "info",
+                    "GPU",
+                    "no GPU support in the engine (CUDA variants run on the CPU)",
+                    "for GPUs install the NVIDIA Container Toolkit and restart dockerd",
+                )
+            )
         root = info.get("DockerRootDir", "/var/lib/docker")
         try:
             free = shutil.disk_usage(root).free / 1e9
             status = "pass" if free > 30 else ("warn" if free > 10 else "fail")
-            fix = "" if status == "pass" else "CUDA images need 10-20 GB each; free space or prune ('docker system prune')"
+            fix = (
+                ""
+                if status == "pass"
+                else "CUDA images need 10-20 GB each; free space or prune ('docker system prune')"
+            )
             out.append(Check(status, "free disk", f"{free:.0f} GB free under {root}", fix))
         except OSError:
             out.append(Check("info", "free disk", f"cannot read {root} from here (remote engine?)"))
         for upstream, local in b.base_overrides.items():
-            found = existing_image(client, local) is not None
-            out.append(Check("pass" if found else "fail", "base override", f"{upstream} → {local}" + ("" if found else " (image missing)"),
-                             "" if found else f"build or load {local}, e.g. scripts/make-base-image.sh"))
+            found = find_image(client, local) is not None
+            out.append(
+                Check(
+                    "pass" if found else "fail",
+                    "base override",
+                    f"{upstream} → {local}" + ("" if found else " (image missing)"),
+                    "" if found else f"build or load {local}, e.g. scripts/make-base-image.sh",
+                )
+            )
     proxies = ", ".join(f"{k}={v}" for k, v in b.proxy.items())
     out.append(Check("info", "proxy", proxies or "no proxy variables set"))
     try:
         n = len(ca_certificates(b))
         if n:
-            out.append(Check("pass", "CA certificates", f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))} go into images"))
+            out.append(
+                Check(
+                    "pass",
+                    "CA certificates",
+                    f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))} go into images",
+                )
+            )
         else:
-            out.append(Check("info", "CA certificates", "none added to images",
-                             "behind a TLS-intercepting proxy add its CA: --ca-cert, DOCKYARD_CA_CERTS or build.ca_certs"))
+            out.append(
+                Check(
+                    "info",
+                    "CA certificates",
+                    "none added to images",
+                    "behind a TLS-intercepting proxy add its CA: --ca-cert, DOCKYARD_CA_CERTS or build.ca_certs",
+                )
+            )
     except DockyardError as exc:
         out.append(Check("fail", "CA certificates", exc.problem, exc.fix or ""))
     if b.wheelhouse:
         n = len(list(b.wheelhouse.glob("*.whl")))
-        out.append(Check("pass" if n else "warn", "wheelhouse", f"{b.wheelhouse}: {n} wheel(s)", "" if n else "the directory has no .whl files"))
+        out.append(
+            Check(
+                "pass" if n else "warn",
+                "wheelhouse",
+                f"{b.wheelhouse}: {n} wheel(s)",
+                "" if n else "the directory has no .whl files",
+            )
+        )
     indexes = " ".join(filter(None, [b.pip_index_url, *b.pip_extra_index_urls]))
-    out.append(Check("info", "package index", indexes or "PyPI (default)" + (", spec indexes ignored" if b.ignore_spec_indexes else "")))
+    out.append(
+        Check(
+            "info",
+            "package index",
+            indexes or "PyPI (default)" + (", spec indexes ignored" if b.ignore_spec_indexes else ""),
+        )
+    )
     return out
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from .. import spec as specs
-from ..plan import make_plan
+from .. import specs
+from ..images.plan import make_plan
 from .common import add_build_flags, build_options, console
 
 
@@ -48,7 +48,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     console.print(f"  spec: {s.path}\n  framework: {s.framework} {s.framework_version}\n  python: {s.python}")
     console.print(f"  resources: {s.resources}\n  kernel: {escape(str(s.kernel))}")
     for v in s.variants.values():
-        console.print(f"  [bold]{v.ref}[/]  base {v.base}, gpu {v.gpu}")
+        console.print(
+            f"  [bold]{v.ref}[/]  base {v.base}, gpu {v.gpu}" + (f" — {escape(v.description)}" if v.description else "")
+        )
         for pkg in v.python_packages:
             console.print(f"      {escape(pkg)}")
         for pkg in v.system_packages:
@@ -66,8 +68,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    name, variant = specs.parse_ref(args.ref)
-    s = specs.load(name)
-    plan = make_plan(s, s.variant(variant), build_options(args))
+    plan = make_plan(*specs.resolve(args.ref), build_options(args))
     print(plan.dockerfile, end="")
     return 0

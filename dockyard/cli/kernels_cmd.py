@@ -9,17 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import docker
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine
-from .. import spec as specs
-from ..build import existing_image
-from ..config import load_settings
+from .. import engine, specs
+from ..config import Settings, load_settings
 from ..errors import DockyardError
+from ..images.inventory import image_state
 from ..kernel import kernelspec
-from ..plan import make_plan
 from .common import console, sync_generated
 
 
@@ -27,11 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("kernels", help="install, list and remove the container kernels' kernelspecs")
     k_sub = k.add_subparsers(dest="kernels_command", metavar="ACTION", required=True)
 
-    p = k_sub.add_parser("install", help="install kernelspecs into Jupyter's data dirs (every variant of every environment when none are given)")
+    p = k_sub.add_parser(
+        "install",
+        help="install kernelspecs into Jupyter's data dirs (every variant of every environment when none are given)",
+    )
     p.add_argument("refs", nargs="*", metavar="ENV[:VARIANT]", help="e.g. pytorch (all its variants) or pytorch:cuda")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="into your user data dir (the default)")
-    where.add_argument("--sys-prefix", action="store_true", help=f"into this Python's prefix ({sys.prefix}), e.g. a venv or conda env")
+    where.add_argument(
+        "--sys-prefix", action="store_true", help=f"into this Python's prefix ({sys.prefix}), e.g. a venv or conda env"
+    )
     where.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
     p.set_defaults(func=cmd_install)
 
@@ -40,47 +44,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = k_sub.add_parser("remove", help="uninstall dockyard kernelspecs (all of them when no name is given)")
-    p.add_argument("names", nargs="*", metavar="NAME", help="kernel names as shown by 'dockyard kernels list', e.g. dockyard-pytorch-cpu")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="kernel names as shown by 'dockyard kernels list', e.g. dockyard-pytorch-cpu",
+    )
     p.set_defaults(func=cmd_remove)
 
     p = k_sub.add_parser("gc", help="remove kernel containers whose Jupyter server is gone")
     p.set_defaults(func=cmd_gc)
 
-    p = k_sub.add_parser("generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)")
-    p.add_argument("--output", type=Path, default=Path(kernelspec.DIRNAME), metavar="DIR", help="where to write (default: ./kernels)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs")
+    p = k_sub.add_parser(
+        "generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)"
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=Path(kernelspec.DIRNAME),
+        metavar="DIR",
+        help="where to write (default: ./kernels)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs"
+    )
     p.set_defaults(func=cmd_generate)
 
 
-def _targets(refs: list[str]) -> list[tuple[specs.Spec, specs.Variant]]:
-    if not refs:
-        return [(s, v) for s in specs.load_all() for v in s.variants.values()]
-    out = []
-    for ref in refs:
-        name, variant = specs.parse_ref(ref)
-        s = specs.load(name)
-        out += [(s, s.variant(variant))] if variant else [(s, v) for v in s.variants.values()]
-    return out
-
-
 def cmd_install(args: argparse.Namespace) -> int:
-    targets = _targets(args.refs)
+    targets = specs.expand(args.refs)
     ksm = KernelSpecManager()
     prefix = sys.prefix if args.sys_prefix else args.prefix
     with tempfile.TemporaryDirectory(prefix="dockyard-kernelspec-") as tmp:
         for s, v in targets:
             source = kernelspec.write_dir(s, v, Path(tmp))
             try:
-                dest = ksm.install_kernel_spec(str(source), kernelspec.kernel_name(s, v), user=prefix is None, prefix=prefix)
+                dest = ksm.install_kernel_spec(
+                    str(source), kernelspec.kernel_name(s, v), user=prefix is None, prefix=prefix
+                )
             except OSError as exc:
                 raise DockyardError(
                     f"Cannot install kernelspec {kernelspec.kernel_name(s, v)} ({exc.strerror or exc}: {exc.filename or ''})",
                     fix="install into a directory you may write: --user (the default), --sys-prefix inside a venv, or --prefix DIR",
                 ) from None
-            console.print(f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}", soft_wrap=True)
+            console.print(
+                f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}",
+                soft_wrap=True,
+            )
     missing = _not_built(targets)
     if missing:
-        console.print(f"These kernels need their images first: dockyard build {escape(' '.join(missing))}", soft_wrap=True)
+        console.print(
+            f"These kernels need their images first: dockyard build {escape(' '.join(missing))}", soft_wrap=True
+        )
     return 0
 
 
@@ -92,7 +107,7 @@ def _not_built(targets: list[tuple[specs.Spec, specs.Variant]]) -> list[str]:
     except DockyardError:
         return refs
     build = load_settings().build
-    return [v.ref for s, v in sorted(targets, key=lambda t: t[1].ref) if not existing_image(client, make_plan(s, v, build).tag)]
+    return [v.ref for s, v in sorted(targets, key=lambda t: t[1].ref) if not image_state(client, s, v, build).built]
 
 
 def installed() -> dict[str, dict[str, Any]]:
@@ -101,20 +116,16 @@ def installed() -> dict[str, dict[str, Any]]:
     return {name: info for name, info in sorted(found.items()) if kernelspec.is_dockyard(Path(info["resource_dir"]))}
 
 
-def _image_status(info: dict[str, Any], client: Any, settings: Any) -> str:
+def _image_status(info: dict[str, Any], client: docker.DockerClient | None, settings: Settings) -> str:
     meta = info["spec"]["metadata"]["dockyard"]
     if client is None:
         return "unknown (no Docker engine)"
     try:
         s = specs.load(meta["env"])
-        plan = make_plan(s, s.variant(meta["variant"]), settings.build)
+        state = image_state(client, s, s.variant(meta["variant"]), settings.build)
     except DockyardError:
         return "unknown (no such environment here)"
-    if existing_image(client, plan.tag):
-        return "built"
-    if existing_image(client, plan.alias):
-        return "outdated (spec or site settings changed)"
-    return "not built"
+    return "outdated (spec or site settings changed)" if state.status == "outdated" else state.status
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -127,13 +138,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name, info in kernels.items():
         meta = info["spec"]["metadata"]["dockyard"]
-        rows.append({
-            "name": name,
-            "display_name": info["spec"]["display_name"],
-            "env": f"{meta['env']}:{meta['variant']}",
-            "image": _image_status(info, client, settings),
-            "resource_dir": info["resource_dir"],
-        })
+        rows.append(
+            {
+                "name": name,
+                "display_name": info["spec"]["display_name"],
+                "env": f"{meta['env']}:{meta['variant']}",
+                "image": _image_status(info, client, settings),
+                "resource_dir": info["resource_dir"],
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -144,8 +157,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("name", "display name", "environment", "image", "location"):
         table.add_column(col)
     for r in rows:
-        colour = {"built": "green", "not built": "yellow"}.get(r["image"], "red" if r["image"].startswith("outdated") else "dim")
-        table.add_row(r["name"], escape(r["display_name"]), r["env"], f"[{colour}]{escape(r['image'])}[/]", escape(r["resource_dir"]))
+        colour = {"built": "green", "not built": "yellow"}.get(
+            r["image"], "red" if r["image"].startswith("outdated") else "dim"
+        )
+        table.add_row(
+            r["name"],
+            escape(r["display_name"]),
+            r["env"],
+            f"[{colour}]{escape(r['image'])}[/]",
+            escape(r["resource_dir"]),
+        )
     console.print(table)
     return 0
 
@@ -165,15 +186,22 @@ def cmd_remove(args: argparse.Namespace) -> int:
             except NoSuchKernel:
                 break
             if not kernelspec.is_dockyard(resource_dir):
-                raise DockyardError(f"Kernel '{name}' at {resource_dir} was not installed by dockyard", fix="remove it with 'jupyter kernelspec remove'")
+                raise DockyardError(
+                    f"Kernel '{name}' at {resource_dir} was not installed by dockyard",
+                    fix="remove it with 'jupyter kernelspec remove'",
+                )
             try:
                 ksm.remove_kernel_spec(name)
             except OSError as exc:
-                raise DockyardError(f"Cannot remove {resource_dir} ({exc.strerror or exc})", fix="run as a user who may write there") from None
+                raise DockyardError(
+                    f"Cannot remove {resource_dir} ({exc.strerror or exc})", fix="run as a user who may write there"
+                ) from None
             console.print(f"[yellow]removed[/] {name}  ({escape(str(resource_dir))})", soft_wrap=True)
             removed += 1
         if not removed:
-            raise DockyardError(f"No kernel named '{name}' is installed", fix="see 'dockyard kernels list' for the names")
+            raise DockyardError(
+                f"No kernel named '{name}' is installed", fix="see 'dockyard kernels list' for the names"
+            )
     return 0
 
 
@@ -188,5 +216,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    return sync_generated(kernelspec.tree(specs.load_all(), args.output), check=args.check, complete=True,
-                          what="kernelspec(s)", command="dockyard kernels generate")
+    return sync_generated(
+        kernelspec.tree(specs.load_all(), args.output),
+        check=args.check,
+        complete=True,
+        what="kernelspec(s)",
+        command="dockyard kernels generate",
+    )

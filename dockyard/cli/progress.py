@@ -17,8 +17,14 @@ class RichReporter:
         self.verbose = verbose
         self.live = console.is_terminal
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.fields[title]}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("[dim]{task.description}"), console=console, transient=True,
+            SpinnerColumn(),
+            TextColumn("[bold]{task.fields[title]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.description}"),
+            console=console,
+            transient=True,
         )
         self.task = self.progress.add_task("", total=None, title=title)
 

@@ -27,13 +27,40 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port
 # parent-PID poller (it would kill the kernel: its parent in the container is docker-init), secrets
 # of the Jupyter server, and the user's dockyard/docker settings.
 _HOST_ONLY = frozenset(
-    "PATH HOME USER LOGNAME SHELL PWD OLDPWD HOSTNAME TMPDIR TEMP TMP MAIL VIRTUAL_ENV VIRTUAL_ENV_PROMPT PYTHONPATH PYTHONHOME "
-    "PYTHONSTARTUP PYTHONUSERBASE PYTHONEXECUTABLE PYTHONPYCACHEPREFIX JPY_PARENT_PID SSH_AUTH_SOCK SSH_AGENT_PID DISPLAY "
-    "WAYLAND_DISPLAY KRB5CCNAME GNUPGHOME _".split()
+    ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "HOSTNAME", "TMPDIR", "TEMP", "TMP", "MAIL", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONEXECUTABLE", "PYTHONPYCACHEPREFIX", "JPY_PARENT_PID", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "DISPLAY", "WAYLAND_DISPLAY", "KRB5CCNAME", "GNUPGHOME", "_"]
 )
-_HOST_ONLY_PREFIXES = ("LD_", "DYLD_", "CONDA", "_CE_", "PYENV", "XDG_", "DOCKER_", "JUPYTER_", "DOCKYARD_", "LC_", "DBUS_", "SSH_", "MAMBA")
+_HOST_ONLY_PREFIXES = (
+    "LD_",
+    "DYLD_",
+    "CONDA",
+    "_CE_",
+    "PYENV",
+    "XDG_",
+    "DOCKER_",
+    "JUPYTER_",
+    "DOCKYARD_",
+    "LC_",
+    "DBUS_",
+    "SSH_",
+    "MAMBA",
+)
 # System directories that must never be the workspace mount (it would shadow the image or expose the host).
-_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr", "/var/run", "/var/lib")
+_SYSTEM_TREES = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run",
+    "/var/lib",
+)
 _TOP_LEVEL_ONLY = ("/", "/home", "/opt", "/var")
 _SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock")
 
@@ -134,7 +161,9 @@ def workspace_mount(cwd: Path, root: Path | None) -> Path:
     """The directory to bind-mount: the configured workspace root if any, else the kernel's cwd."""
     cwd = Path(os.path.realpath(cwd))
     if not cwd.is_dir():
-        raise DockyardError(f"The kernel's working directory {cwd} does not exist", fix="open the notebook from an existing directory")
+        raise DockyardError(
+            f"The kernel's working directory {cwd} does not exist", fix="open the notebook from an existing directory"
+        )
     mount = cwd
     if root is not None:
         root = Path(os.path.realpath(root))
@@ -173,7 +202,12 @@ def create_kwargs(k: KernelContainer) -> dict[str, Any]:
     """Arguments for client.containers.create()."""
     mounts = [
         Mount(target=k.workspace.as_posix(), source=k.workspace.as_posix(), type="bind"),
-        Mount(target=CONNECTION_FILE, source=k.connection_file.as_posix(), type="bind", read_only=not k.connection_file_writable),
+        Mount(
+            target=CONNECTION_FILE,
+            source=k.connection_file.as_posix(),
+            type="bind",
+            read_only=not k.connection_file_writable,
+        ),
     ]
     kwargs: dict[str, Any] = {
         "image": k.image,

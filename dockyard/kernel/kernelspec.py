@@ -14,7 +14,8 @@ from typing import Any
 from packaging.version import Version
 
 from ..generated import Tree
-from ..spec import Spec, Variant
+from ..images.naming import image_alias
+from ..specs import Spec, Variant
 from . import logos
 
 PROVISIONER_NAME = "dockyard-docker-provisioner"
@@ -65,15 +66,7 @@ def kernel_json(spec: Spec, variant: Variant) -> dict[str, Any]:
             },
             "debugger": True,  # ipykernel ≥ 6 implements the debug protocol; JupyterLab's debugger needs this flag
             # For `dockyard kernels list`, the panel and people reading the file; the provisioner uses the config above.
-            "dockyard": {
-                "env": spec.name,
-                "variant": variant.name,
-                "framework": spec.framework,
-                "framework_version": spec.framework_version,
-                "python": spec.python,
-                "gpu": variant.gpu,
-                "image": f"dockyard/{spec.name}:{variant.name}",
-            },
+            "dockyard": {**spec.summary(variant), "image": image_alias(variant)},
         },
     }
     if supports_curve(variant):

@@ -30,12 +30,32 @@ from .. import engine
 from ..config import load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
-from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv, create_kwargs, kernel_environment, workspace_mount
+from .container import (
+    CONNECTION_FILE,
+    PORT_NAMES,
+    KernelContainer,
+    check_loopback,
+    container_argv,
+    create_kwargs,
+    kernel_environment,
+    workspace_mount,
+)
 from .reaper import owner_id, reap
 from .target import Request, Target, resolve
 
 _LOG_TAIL = 25
-_CONFIG_KEYS = ("env", "variant", "image", "gpu", "network", "workspace_root", "shm_size", "memory", "cpus", "startup_timeout")
+_CONFIG_KEYS = (
+    "env",
+    "variant",
+    "image",
+    "gpu",
+    "network",
+    "workspace_root",
+    "shm_size",
+    "memory",
+    "cpus",
+    "startup_timeout",
+)
 _CHOICES = {"gpu": ("auto", "off", "required"), "network": ("host", "bridge")}
 
 
@@ -70,7 +90,10 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             )
         for key, allowed in _CHOICES.items():
             if kwargs.get(key) is not None and kwargs[key] not in allowed:
-                raise DockyardError(f"Kernel provisioner config {key}={kwargs[key]!r} is not valid", fix=f"use one of: {', '.join(allowed)}")
+                raise DockyardError(
+                    f"Kernel provisioner config {key}={kwargs[key]!r} is not valid",
+                    fix=f"use one of: {', '.join(allowed)}",
+                )
         try:
             super().__init__(**kwargs)
         except TraitError as exc:
@@ -94,9 +117,14 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         km = self.parent
         if km is None:
-            raise DockyardError("DockerProvisioner needs a KernelManager parent", fix="start the kernel through jupyter_client")
+            raise DockyardError(
+                "DockerProvisioner needs a KernelManager parent", fix="start the kernel through jupyter_client"
+            )
         if km.transport != "tcp":
-            raise DockyardError(f"Container kernels use the tcp transport, not {km.transport}", fix="remove the KernelManager.transport setting")
+            raise DockyardError(
+                f"Container kernels use the tcp transport, not {km.transport}",
+                fix="remove the KernelManager.transport setting",
+            )
         check_loopback(km.ip)
         extra = list(kwargs.get("extra_arguments") or [])
         if self._target is None:  # restarts reuse the image and settings of the first start
@@ -118,7 +146,8 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         return _engine_call(resolve, client, settings, req)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        assert self._target is not None and self.parent is not None
+        assert self._target is not None
+        assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
         try:
             spec = self._container_spec(cmd, cwd, kwargs.get("env") or {})
@@ -135,7 +164,8 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         return self.connection_info
 
     def _container_spec(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
-        assert self._target is not None and self.parent is not None
+        assert self._target is not None
+        assert self.parent is not None
         t = self._target
         key = self.parent.session.key.decode("utf-8", "replace") if self.parent.session.key else ""
         user = _user_name()
@@ -147,7 +177,9 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             kernel_id=self.kernel_id or "unknown",
             owner=owner_id(),
             argv=cmd,
-            environment=kernel_environment(env, kernelspec_env=self.kernel_spec.env or {}, image_env=t.image_env, secret=key, user=user),
+            environment=kernel_environment(
+                env, kernelspec_env=self.kernel_spec.env or {}, image_env=t.image_env, secret=key, user=user
+            ),
             workspace=workspace_mount(cwd, t.workspace_root),
             cwd=cwd,
             connection_file=connection_file,

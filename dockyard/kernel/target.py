@@ -6,17 +6,18 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
+from docker.models.images import Image
 from docker.types import DeviceRequest
 
-from .. import gpu, spec
-from ..build import existing_image
+from .. import gpu, specs
 from ..config import Settings
+from ..engine import find_image
 from ..errors import DockyardError
+from ..images.build import build
+from ..images.inventory import ImageState, image_state
 from ..labels import LABEL_ENV, LABEL_GPU, LABEL_VARIANT
-from ..plan import make_plan
 
 log = logging.getLogger(__name__)
 _DEFAULT_SHM = "2g"  # PyTorch DataLoader workers need far more than Docker's 64 MB
@@ -57,10 +58,10 @@ class Request:
 
 def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Target:
     """Find (or, with auto_build, build) the image and work out the container's resources."""
-    s = spec.load(req.env) if req.env else None
+    s = specs.load(req.env) if req.env else None
     settings_gpu = req.gpu or settings.kernels.gpu
     if req.image:
-        image = existing_image(client, req.image)
+        image = find_image(client, req.image)
         if image is None:
             raise DockyardError(
                 f"The kernel's image {req.image} is not in the local Docker engine",
@@ -77,9 +78,9 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         env_name, variant_name = s.name, variant.name
         # GPU first: "no GPU here" is the more useful message than "not built" for a cuda kernel.
         requests = _gpu_requests(client, variant.gpu, settings_gpu, variant.ref)
-        plan = make_plan(s, variant, settings.build)
-        tag = plan.tag
-        image = existing_image(client, tag) or _build_or_explain(client, settings, plan)
+        state = image_state(client, s, variant, settings.build)
+        tag = state.plan.tag
+        image = state.image or _build_or_explain(client, settings, state)
     else:
         raise DockyardError(
             "The kernelspec's provisioner config names neither an environment ('env') nor an image ('image')",
@@ -109,19 +110,21 @@ def _gpu_requests(client: docker.DockerClient, env_gpu: str, mode: str, ref: str
     return gpu.device_requests(env_gpu, mode, client.info() if needs_info else {}, ref)
 
 
-def _build_or_explain(client: docker.DockerClient, settings: Settings, plan: Any) -> Any:
+def _build_or_explain(client: docker.DockerClient, settings: Settings, state: ImageState) -> Image:
+    plan = state.plan
     ref = plan.variant.ref
     if not settings.kernels.auto_build:
         # The usual cause when the alias exists: the server sees other site settings than `dockyard build` did.
-        other = existing_image(client, plan.alias)
-        older = f" (an image from an older spec or other site settings exists: {plan.alias})" if other is not None else ""
+        older = (
+            f" (an image from an older spec or other site settings exists: {plan.alias})"
+            if state.older is not None
+            else ""
+        )
         raise DockyardError(
             f"The image for {ref} ({plan.tag}) is not built yet{older}",
             fix=f"run 'dockyard build {ref}' with the same site settings (config file, DOCKYARD_* variables) as this "
             "Jupyter server, or set DOCKYARD_AUTO_BUILD=1 (kernels.auto_build: true) to build it on first use",
         )
-    from ..build import build
-
     log.warning("dockyard: building %s (%s) for a kernel; this can take minutes", ref, plan.tag)
     result = build(client, plan, settings.build)
     return client.images.get(result.tag)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import shlex
 
-from .config import BuildOptions
+from ..config import BuildOptions
+from ..specs import Spec, Variant
 from .context import CA_DIR, KIT_DIR, WHEEL_DIR
-from .spec import Spec, Variant
 
 VENV = "/opt/dockyard/venv"
 KIT = "/opt/dockyard/kit"
@@ -78,7 +78,7 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
     }
     if has_ca:
         # Python's ssl, requests, pip and curl each read their own variable; point all at the system bundle.
-        env |= {k: CA_BUNDLE for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE")}
+        env |= dict.fromkeys(("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"), CA_BUNDLE)
     out.append(_env_line(env))
     if variant.system_packages:
         pkgs = " ".join(shlex.quote(p) for p in variant.system_packages)
@@ -97,7 +97,7 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
         "COPY requirements.txt /tmp/dockyard/requirements.txt",
         "# Kernels run as the host UID, so the venv is writable: `%pip install` works in a notebook.",
         f"RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == ({major}, {minor}) else "
-        f"\"base image has Python %d.%d but the spec asks for {spec.python}\" % v)' \\\n"
+        f'"base image has Python %d.%d but the spec asks for {spec.python}" % v)\' \\\n'
         f"    && python3 -m venv {VENV} \\\n"
         f"    && {VENV}/bin/pip install {' '.join(shlex.quote(a) for a in pip_args(variant, options))} \\\n"
         "        -r /tmp/dockyard/requirements.txt \\\n"
@@ -110,7 +110,10 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
     if has_pip_conf:
         out.append("COPY pip.conf /etc/pip.conf")
     out.append(f"COPY {KIT_DIR}/ {KIT}/")
-    runtime_env = {"VIRTUAL_ENV": VENV, "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    runtime_env = {
+        "VIRTUAL_ENV": VENV,
+        "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    }
     runtime_env |= dict(sorted(variant.env_vars.items()))
     out.append(_env_line(runtime_env))
     out.append('CMD ["python", "-m", "ipykernel_launcher", "--help"]')

@@ -12,9 +12,10 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .generated import Tree
-from .render import REMOTE_USER, VENV
-from .spec import Spec, Variant
+from ..generated import Tree
+from ..images.naming import image_alias
+from ..images.render import REMOTE_USER, VENV
+from ..specs import Spec, Variant
 
 DIRNAME = ".devcontainer"
 CONFIG_NAME = "devcontainer.json"
@@ -51,7 +52,7 @@ def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
         "name": f"{spec.display_name} [{variant.name}]",  # what the folder picker shows
         # Array form: no shell, so it runs the same from bash, zsh, cmd.exe or PowerShell.
         "initializeCommand": ["dockyard", "build", ref],
-        "image": f"dockyard/{spec.name}:{variant.name}",
+        "image": image_alias(variant),
         "remoteUser": REMOTE_USER,
         "updateRemoteUserUID": True,  # files in the bind-mounted workspace belong to the host user
         "runArgs": run_args,

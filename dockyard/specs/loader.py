@@ -1,10 +1,9 @@
-"""Environment specs: envs/NAME.yaml → validated, immutable Spec objects."""
+"""Reading specs: envs/NAME.yaml → schema check → cross-field checks → Spec."""
 
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,9 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from . import paths
-from .errors import SpecError
+from .. import paths
+from ..errors import SpecError
+from .model import Spec, Variant, parse_ref
 from .validation import first_error
 from .yamlsource import YamlDocument, load_yaml, where
 
@@ -33,59 +33,7 @@ _REQUIRED_IN_EVERY_IMAGE = ("ipykernel", "ipywidgets")
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads((paths.PACKAGE_DIR / "schemas" / "env.schema.json").read_text())
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One buildable flavour of an environment (e.g. pytorch:cuda), with spec-wide values merged in."""
-
-    env: str
-    name: str
-    base: str
-    description: str
-    system_packages: tuple[str, ...]
-    python_packages: tuple[str, ...]
-    pip_extra_index_urls: tuple[str, ...]
-    env_vars: dict[str, str]
-    gpu: str
-
-    @property
-    def ref(self) -> str:
-        return f"{self.env}:{self.name}"
-
-
-@dataclass(frozen=True)
-class Spec:
-    path: Path
-    name: str
-    display_name: str
-    description: str
-    framework: str
-    framework_version: str
-    framework_package: str | None
-    python: str
-    resources: dict[str, Any]
-    kernel: dict[str, Any]
-    variants: dict[str, Variant] = field(repr=False)
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    def variant(self, name: str | None = None) -> Variant:
-        if name is None:
-            name = "cpu" if "cpu" in self.variants else next(iter(self.variants))
-        try:
-            return self.variants[name]
-        except KeyError:
-            raise SpecError(
-                f"Environment '{self.name}' has no variant '{name}' (it has: {', '.join(self.variants)})",
-                fix=f"use one of {', '.join(f'{self.name}:{v}' for v in self.variants)}",
-            ) from None
-
-
-def parse_ref(ref: str) -> tuple[str, str | None]:
-    """'pytorch:cuda' → ('pytorch', 'cuda'); 'pytorch' → ('pytorch', None)."""
-    name, _, variant = ref.partition(":")
-    return name, (variant or None)
+    return json.loads((Path(__file__).with_name("env.schema.json")).read_text())
 
 
 def spec_files() -> dict[str, Path]:
@@ -118,6 +66,25 @@ def load(name_or_path: str | Path) -> Spec:
     return load_file(path)
 
 
+def resolve(ref: str) -> tuple[Spec, Variant]:
+    """'pytorch:cuda' → (the pytorch Spec, its cuda Variant); a bare name gives the default variant."""
+    name, variant = parse_ref(ref)
+    spec = load(name)
+    return spec, spec.variant(variant)
+
+
+def expand(refs: list[str]) -> list[tuple[Spec, Variant]]:
+    """Refs → (spec, variant) pairs: a bare name means all its variants, no refs means every variant."""
+    if not refs:
+        return [(s, v) for s in load_all() for v in s.variants.values()]
+    out: list[tuple[Spec, Variant]] = []
+    for ref in refs:
+        name, variant = parse_ref(ref)
+        spec = load(name)
+        out += [(spec, spec.variant(variant))] if variant else [(spec, v) for v in spec.variants.values()]
+    return out
+
+
 def load_all() -> list[Spec]:
     return [load_file(p) for p in spec_files().values()]
 
@@ -125,7 +92,7 @@ def load_all() -> list[Spec]:
 def load_file(path: Path) -> Spec:
     doc = load_yaml(path, SpecError, "environment spec")
     _check_schema(doc)
-    return _build(doc)
+    return _to_spec(doc)
 
 
 def _check_schema(doc: YamlDocument) -> None:
@@ -171,15 +138,24 @@ def _schema_error(doc: YamlDocument, err: Any) -> SpecError:
         )
     if err.validator == "type":
         expected = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
-        shown = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
-                 "integer": "an integer", "boolean": "true/false"}.get(expected, expected)
+        shown = {
+            "object": "a mapping",
+            "array": "a list",
+            "string": "a string",
+            "number": "a number",
+            "integer": "an integer",
+            "boolean": "true/false",
+        }.get(expected, expected)
         return SpecError(
             f"{loc}: {field_name} is {json.dumps(value)} ({type(value).__name__}), but must be {shown}",
-            fix=f"write {field_name} as {shown}" + (" (quote it, e.g. \"3.11\")" if expected == "string" else ""),
+            fix=f"write {field_name} as {shown}" + (' (quote it, e.g. "3.11")' if expected == "string" else ""),
         )
     if err.validator == "enum":
         options = ", ".join(str(o) for o in err.validator_value)
-        return SpecError(f"{loc}: {field_name} is {json.dumps(value)}, not one of: {options}", fix=f"set {field_name} to one of: {options}")
+        return SpecError(
+            f"{loc}: {field_name} is {json.dumps(value)}, not one of: {options}",
+            fix=f"set {field_name} to one of: {options}",
+        )
     if err.validator == "pattern":
         hint = _PATTERN_HINTS.get(leaf, f"a value matching {err.validator_value}")
         return SpecError(f"{loc}: {field_name} is {json.dumps(value)}, which is not valid", fix=f"use {hint}")
@@ -215,7 +191,7 @@ def _requirements(doc: YamlDocument, at: tuple, items: list[str]) -> dict[str, R
     return out
 
 
-def _build(doc: YamlDocument) -> Spec:
+def _to_spec(doc: YamlDocument) -> Spec:
     data = doc.data
     path = doc.path
     if data["name"] != path.stem:
@@ -279,10 +255,14 @@ def _build(doc: YamlDocument) -> Spec:
         description=data["description"],
         framework=fw["name"],
         framework_version=fw["version"],
-        framework_package=fw.get("package"),
         python=data["python"],
         resources={**_DEFAULT_RESOURCES, **data.get("resources", {})},
-        kernel={"language": "python", "interrupt_mode": "signal", "startup_timeout": 60, "env": {}, **data.get("kernel", {})},
+        kernel={
+            "language": "python",
+            "interrupt_mode": "signal",
+            "startup_timeout": 60,
+            "env": {},
+            **data.get("kernel", {}),
+        },
         variants=variants,
-        raw=data,
     )

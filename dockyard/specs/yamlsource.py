@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import DockyardError
+from ..errors import DockyardError
 
 
 class YamlDocument:
@@ -66,7 +66,9 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
     return YamlDocument(path, data, lines, text)
 
 
-def _index(node: yaml.Node, at: tuple, lines: dict[tuple, int], path: Path, error: type[DockyardError], what: str) -> None:
+def _index(
+    node: yaml.Node, at: tuple, lines: dict[tuple, int], path: Path, error: type[DockyardError], what: str
+) -> None:
     lines[at] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()

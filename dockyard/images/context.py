@@ -9,10 +9,10 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from . import paths
-from .config import BuildOptions
-from .errors import ConfigError
-from .spec import Spec, Variant
+from .. import paths
+from ..config import BuildOptions
+from ..errors import ConfigError
+from ..specs import Spec, Variant
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
 CA_DIR = "ca-certificates"
@@ -62,15 +62,7 @@ def wheels(variant: Variant, options: BuildOptions) -> dict[str, Path]:
 
 def kit_files(spec: Spec, variant: Variant) -> dict[str, bytes]:
     """Small files dockyard itself reads inside a running kernel (the environment marker)."""
-    marker = {
-        "env": spec.name,
-        "variant": variant.name,
-        "display_name": spec.display_name,
-        "framework": spec.framework,
-        "framework_version": spec.framework_version,
-        "python": spec.python,
-        "gpu": variant.gpu,
-    }
+    marker = {**spec.summary(variant), "display_name": spec.display_name}
     return {f"{KIT_DIR}/environment.json": (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()}
 
 

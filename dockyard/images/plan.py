@@ -8,10 +8,11 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import BuildOptions
+from ..labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_VARIANT
+from ..specs import Spec, Variant
 from . import context, render
-from .config import BuildOptions
-from .labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_VARIANT
-from .spec import Spec, Variant
+from .naming import image_alias, image_tag
 
 # Bump when the rendering changes in a way the Dockerfile text alone would not show.
 FORMAT = "dockyard-build-1"
@@ -28,18 +29,14 @@ class BuildPlan:
     base: str
 
     @property
-    def repository(self) -> str:
-        return f"dockyard/{self.spec.name}"
-
-    @property
     def tag(self) -> str:
         """Content-addressed tag: dockyard/ENV:VARIANT-HASH."""
-        return f"{self.repository}:{self.variant.name}-{self.content_hash}"
+        return image_tag(self.variant, self.content_hash)
 
     @property
     def alias(self) -> str:
         """Moving tag that always names the newest build of this variant."""
-        return f"{self.repository}:{self.variant.name}"
+        return image_alias(self.variant)
 
     @property
     def labels(self) -> dict[str, str]:

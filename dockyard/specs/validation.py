@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from . import paths
+from .. import paths
 from .yamlsource import YamlDocument
 
 

@@ -17,9 +17,10 @@ import docker.errors
 import requests
 import urllib3
 
-from . import paths
-from .config import PROXY_VARIABLES, BuildOptions
-from .errors import BuildError, EngineError
+from .. import paths
+from ..config import PROXY_VARIABLES, BuildOptions
+from ..engine import find_image
+from ..errors import BuildError, EngineError
 from .plan import BuildPlan
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -55,15 +56,8 @@ def log_path_for(plan: BuildPlan) -> Path:
     return directory / f"{plan.spec.name}-{plan.variant.name}-{plan.content_hash}.log"
 
 
-def existing_image(client: docker.DockerClient, tag: str) -> docker.models.images.Image | None:
-    try:
-        return client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return None
-
-
 def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOptions, reporter: Reporter) -> None:
-    if existing_image(client, plan.base) is not None:
+    if find_image(client, plan.base) is not None:
         return
     override_hint = (
         f"dockyard build {plan.variant.ref} --base-override '{plan.variant.base}=LOCAL_IMAGE' "
@@ -96,13 +90,13 @@ def build(
     """Build plan's image unless an image with its content tag exists (then it is a no-op)."""
     reporter = reporter or NullReporter()
     start = time.monotonic()
-    image = None if rebuild else existing_image(client, plan.tag)
+    image = None if rebuild else find_image(client, plan.tag)
     if image is None:
         # One build per tag at a time on this machine: a second `dockyard build`, kernel auto-build or
         # dev container opening waits, then finds the image (concurrent classic builds of the same
         # Dockerfile race in the daemon and can leave intermediate containers behind).
         with _tag_lock(plan.tag, reporter):
-            image = None if rebuild else existing_image(client, plan.tag)
+            image = None if rebuild else find_image(client, plan.tag)
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
     if plan.alias not in image.tags:
@@ -126,13 +120,21 @@ def _tag_lock(tag: str, reporter: Reporter) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _build(client: docker.DockerClient, plan: BuildPlan, options: BuildOptions, reporter: Reporter, *, rebuild: bool, start: float) -> BuildResult:
+def _build(
+    client: docker.DockerClient,
+    plan: BuildPlan,
+    options: BuildOptions,
+    reporter: Reporter,
+    *,
+    rebuild: bool,
+    start: float,
+) -> BuildResult:
     _ensure_base(client, plan, options, reporter)
     log_path = log_path_for(plan)
     buildargs = {}
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
-            buildargs |= {n: options.proxy[key] for n in names}  # predefined ARGs: not baked into the image
+            buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
     step_lines: list[str] = []
     step_text = ""
     image_id = None
@@ -178,7 +180,10 @@ def _build(client: docker.DockerClient, plan: BuildPlan, options: BuildOptions, 
                         step_lines.append(line + "\n")
                         reporter.output(line)
         except docker.errors.APIError as exc:
-            raise BuildError(f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}", fix=f"see {log_path}") from None
+            raise BuildError(
+                f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}",
+                fix=f"see {log_path}",
+            ) from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise EngineError(
                 f"Lost the connection to the Docker engine while building {plan.variant.ref} ({type(exc).__name__})",

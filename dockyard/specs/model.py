@@ -1,0 +1,70 @@
+"""The validated, immutable form of an environment spec: Spec and its Variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One buildable flavour of an environment (e.g. pytorch:cuda), with spec-wide values merged in."""
+
+    env: str
+    name: str
+    base: str
+    description: str
+    system_packages: tuple[str, ...]
+    python_packages: tuple[str, ...]
+    pip_extra_index_urls: tuple[str, ...]
+    env_vars: dict[str, str]
+    gpu: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.env}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path
+    name: str
+    display_name: str
+    description: str
+    framework: str
+    framework_version: str
+    python: str
+    resources: dict[str, Any]
+    kernel: dict[str, Any]
+    variants: dict[str, Variant] = field(repr=False)
+
+    def summary(self, variant: Variant) -> dict[str, str]:
+        """What a running kernel, a kernelspec reader or the panel needs to know about one variant."""
+        return {
+            "env": self.name,
+            "variant": variant.name,
+            "framework": self.framework,
+            "framework_version": self.framework_version,
+            "python": self.python,
+            "gpu": variant.gpu,
+        }
+
+    def variant(self, name: str | None = None) -> Variant:
+        if name is None:
+            name = "cpu" if "cpu" in self.variants else next(iter(self.variants))
+        try:
+            return self.variants[name]
+        except KeyError:
+            raise SpecError(
+                f"Environment '{self.name}' has no variant '{name}' (it has: {', '.join(self.variants)})",
+                fix=f"use one of {', '.join(f'{self.name}:{v}' for v in self.variants)}",
+            ) from None
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """'pytorch:cuda' → ('pytorch', 'cuda'); 'pytorch' → ('pytorch', None)."""
+    name, _, variant = ref.partition(":")
+    return name, (variant or None)
