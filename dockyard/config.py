@@ -16,6 +16,11 @@ from .errors import ConfigError
 from .specs.validation import first_error
 from .specs.yamlsource import load_yaml, where
 
+# The allowed values of the enumerated settings, here only (the schema, env variables and kernelspecs use them).
+GPU_MODES = ("auto", "off", "required")
+NETWORK_MODES = ("host", "bridge")
+PULL_POLICIES = ("missing", "never")
+
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -30,7 +35,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "pip_extra_index_urls": _STR_LIST,
                 "wheelhouse": {"type": "string"},
                 "ignore_spec_indexes": {"type": "boolean"},
-                "pull": {"enum": ["missing", "never"]},
+                "pull": {"enum": list(PULL_POLICIES)},
                 "proxy": {
                     "type": "object",
                     "additionalProperties": False,
@@ -43,8 +48,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "gpu": {"enum": ["auto", "off", "required"]},
-                "network": {"enum": ["host", "bridge"]},
+                "gpu": {"enum": list(GPU_MODES)},
+                "network": {"enum": list(NETWORK_MODES)},
                 "workspace_root": {"type": "string"},
                 "auto_build": {"type": "boolean"},
             },
@@ -171,15 +176,15 @@ def load_settings() -> Settings:
                 fix="correct the value; the config file format is described in README (section 'Corporate proxies')",
             )
         data = doc.data
-    b = data.get("build", {})
+    build_cfg = data.get("build", {})
     origin = str(cfg_path)
-    ca = [_ca_path(Path(p), origin) for p in b.get("ca_certs", [])]
-    wheelhouse = _wheelhouse_path(b["wheelhouse"], origin) if b.get("wheelhouse") else None
+    ca = [_ca_path(Path(p), origin) for p in build_cfg.get("ca_certs", [])]
+    wheelhouse = _wheelhouse_path(build_cfg["wheelhouse"], origin) if build_cfg.get("wheelhouse") else None
     overrides = dict(data.get("base_overrides", {}))
-    proxy = {k: v for k, v in b.get("proxy", {}).items() if v}
-    index_url = b.get("pip_index_url")
-    extra = list(b.get("pip_extra_index_urls", []))
-    ignore = b.get("ignore_spec_indexes", False)
+    proxy = {k: v for k, v in build_cfg.get("proxy", {}).items() if v}
+    index_url = build_cfg.get("pip_index_url")
+    extra = list(build_cfg.get("pip_extra_index_urls", []))
+    ignore = build_cfg.get("ignore_spec_indexes", False)
 
     env = os.environ
     if env.get("DOCKYARD_CA_CERTS"):
@@ -192,8 +197,8 @@ def load_settings() -> Settings:
         extra = env["DOCKYARD_PIP_EXTRA_INDEX_URLS"].split()
     if (flag := _env_flag("DOCKYARD_IGNORE_SPEC_INDEXES")) is not None:
         ignore = flag
-    pull = env.get("DOCKYARD_PULL") or b.get("pull", "missing")
-    if pull not in ("missing", "never"):
+    pull = env.get("DOCKYARD_PULL") or build_cfg.get("pull", "missing")
+    if pull not in PULL_POLICIES:
         raise ConfigError(
             f"DOCKYARD_PULL={pull!r} is not a pull policy",
             fix="use missing (pull absent base images) or never (offline)",
@@ -206,20 +211,22 @@ def load_settings() -> Settings:
             if env.get(name) and key not in proxy:
                 proxy[key] = env[name]
 
-    k = data.get("kernels", {})
-    gpu = env.get("DOCKYARD_GPU") or k.get("gpu", "auto")
-    if gpu not in ("auto", "off", "required"):
-        raise ConfigError(f"DOCKYARD_GPU={gpu!r} is not a GPU mode", fix="use auto, off or required")
-    network = env.get("DOCKYARD_KERNEL_NETWORK") or k.get("network", "host")
-    if network not in ("host", "bridge"):
-        raise ConfigError(f"DOCKYARD_KERNEL_NETWORK={network!r} is not a network mode", fix="use host or bridge")
-    root = env.get("DOCKYARD_WORKSPACE_ROOT") or k.get("workspace_root")
+    kernels_cfg = data.get("kernels", {})
+    gpu = env.get("DOCKYARD_GPU") or kernels_cfg.get("gpu", "auto")
+    if gpu not in GPU_MODES:
+        raise ConfigError(f"DOCKYARD_GPU={gpu!r} is not a GPU mode", fix=f"use {', '.join(GPU_MODES)}")
+    network = env.get("DOCKYARD_KERNEL_NETWORK") or kernels_cfg.get("network", "host")
+    if network not in NETWORK_MODES:
+        raise ConfigError(
+            f"DOCKYARD_KERNEL_NETWORK={network!r} is not a network mode", fix=f"use {', '.join(NETWORK_MODES)}"
+        )
+    root = env.get("DOCKYARD_WORKSPACE_ROOT") or kernels_cfg.get("workspace_root")
     auto_build = _env_flag("DOCKYARD_AUTO_BUILD")
     kernels = KernelOptions(
         gpu=gpu,
         network=network,
         workspace_root=Path(root).expanduser().resolve() if root else None,
-        auto_build=k.get("auto_build", False) if auto_build is None else auto_build,
+        auto_build=kernels_cfg.get("auto_build", False) if auto_build is None else auto_build,
     )
     build = BuildOptions(
         ca_certs=tuple(ca),

@@ -41,21 +41,6 @@ _NOT_COPIED = shutil.ignore_patterns(
     "*.egg-info",
     "node_modules",
 )
-HELLO_NOTEBOOK = {
-    "cells": [
-        {
-            "cell_type": "code",
-            "execution_count": 1,
-            "id": "hello",
-            "metadata": {},
-            "source": "# NBVAL_CHECK_OUTPUT\nimport sys\nprint(sys.prefix)",
-            "outputs": [{"name": "stdout", "output_type": "stream", "text": "/opt/dockyard/venv\n"}],
-        },
-    ],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4,
-    "nbformat_minor": 5,
-}
 
 
 def _need(ok: bool, why: str) -> None:
@@ -178,17 +163,10 @@ def test_read_configuration_accepts_every_generated_config(devcontainer_cli, fol
 
 
 def _notebooks(root: Path, env: str) -> list[str]:
-    """The example notebooks that apply to env (notebooks/*.ipynb, common/, <env>/), else a stand-in."""
+    """The example notebooks that apply to env (notebooks/*.ipynb, common/, <env>/)."""
     base = root / "notebooks"
     found = sorted(p for d in (base, base / "common", base / env) if d.is_dir() for p in d.glob("*.ipynb"))
-    if not found:  # the examples are written elsewhere; until they land, prove the path with a minimal one
-        stand_in = root / "dc-test-notebooks" / "01-hello.ipynb"
-        stand_in.parent.mkdir(exist_ok=True)
-        stand_in.write_text(json.dumps(HELLO_NOTEBOOK, indent=1) + "\n")
-        if os.geteuid() == 0:
-            os.chown(stand_in.parent, TEST_UID, TEST_UID)
-            os.chown(stand_in, TEST_UID, TEST_UID)
-        found = [stand_in]
+    assert found, f"no example notebooks for {env} under {base}"
     return [str(p.relative_to(root)) for p in found]
 
 

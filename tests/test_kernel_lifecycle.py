@@ -86,7 +86,7 @@ def shared_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def kernelspecs(shared_dir: Path, built) -> Iterator[Path]:
-    """Test kernelspecs on JUPYTER_PATH (the contract part B generates), and a private runtime dir."""
+    """Test kernelspecs on JUPYTER_PATH (the contract `dockyard kernels generate` writes), and a private runtime dir."""
     built("minimal:cpu")
     root = shared_dir / "jupyter"
     cfg = {"env": "minimal", "variant": "cpu"}
@@ -271,15 +271,9 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
         assert hc["Privileged"] is False
         assert hc["CapDrop"] == ["ALL"]
         assert hc["SecurityOpt"] == ["no-new-privileges"]
-        assert (
-            hc["Init"] is True
-        )
-        assert (
-            hc["NetworkMode"] == "host"
-        )
-        assert (
-            hc["ShmSize"] == 1024**3
-        )
+        assert hc["Init"] is True
+        assert hc["NetworkMode"] == "host"
+        assert hc["ShmSize"] == 1024**3
         assert cfg["User"] == f"{os.getuid()}:{os.getgid()}"
         assert "/home/dockyard-user" in hc["Tmpfs"]
         assert cfg["Cmd"] == ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE]
@@ -289,15 +283,9 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
         assert mounts[str(tmp_path.resolve())]["RW"] is True
         assert not any("docker.sock" in m["Source"] for m in attrs["Mounts"])
         labels = cfg["Labels"]
-        assert (
-            labels[LABEL_KERNEL_ID] == km.kernel_id
-        )
-        assert (
-            labels[LABEL_ENV] == "minimal"
-        )
-        assert (
-            labels[LABEL_VARIANT] == "cpu"
-        )
+        assert labels[LABEL_KERNEL_ID] == km.kernel_id
+        assert labels[LABEL_ENV] == "minimal"
+        assert labels[LABEL_VARIANT] == "cpu"
         assert labels[LABEL_OWNER] == owner_id()
         assert attrs["Name"] == f"/dockyard-minimal-cpu-{km.kernel_id[:8]}"
         assert not hc.get("DeviceRequests")  # a CPU kernel asks for no GPU

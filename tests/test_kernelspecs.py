@@ -45,21 +45,11 @@ def test_generate_check_passes_on_the_repo_and_fails_on_drift(tmp_path, monkeypa
     capsys.readouterr()
     assert main(["kernels", "generate", "--check", "--output", str(work)]) == 1
     out = capsys.readouterr().out
-    assert (
-        "outdated" in out
-    )
-    assert (
-        "dockyard-minimal-cpu" in out
-    )
-    assert (
-        "stale" in out
-    )
-    assert (
-        "dockyard-gone-cpu" in out
-    )
-    assert (
-        "mine" not in out
-    )
+    assert "outdated" in out
+    assert "dockyard-minimal-cpu" in out
+    assert "stale" in out
+    assert "dockyard-gone-cpu" in out
+    assert "mine" not in out
     assert main(["kernels", "generate", "--output", str(work)]) == 0
     assert not (work / "dockyard-gone-cpu").exists()
     assert (work / "mine").exists()

@@ -10,15 +10,9 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DockyardError
-from . import build_cmd, doctor_cmd, env_cmd
+from . import build_cmd, devcontainer_cmd, doctor_cmd, env_cmd, kernels_cmd
 
-GROUPS = [env_cmd, build_cmd, doctor_cmd]
-for optional in ("kernels_cmd", "devcontainer_cmd"):
-    try:  # groups added by later modules register themselves when present
-        GROUPS.append(__import__(f"{__name__}.{optional}", fromlist=[optional]))
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{optional}":
-            raise
+GROUPS = [env_cmd, build_cmd, kernels_cmd, devcontainer_cmd, doctor_cmd]
 
 err_console = Console(stderr=True, highlight=False)
 

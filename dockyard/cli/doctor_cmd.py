@@ -130,14 +130,10 @@ def checks() -> list[Check]:
                 "" if n else "the directory has no .whl files",
             )
         )
-    indexes = " ".join(filter(None, [b.pip_index_url, *b.pip_extra_index_urls]))
-    out.append(
-        Check(
-            "info",
-            "package index",
-            indexes or "PyPI (default)" + (", spec indexes ignored" if b.ignore_spec_indexes else ""),
-        )
-    )
+    indexes = " ".join(filter(None, [b.pip_index_url, *b.pip_extra_index_urls])) or "PyPI (default)"
+    if b.ignore_spec_indexes:
+        indexes += ", spec indexes ignored"
+    out.append(Check("info", "package index", indexes))
     return out
 
 

@@ -27,7 +27,7 @@ _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 
 class Reporter(Protocol):
-    """Receives build progress; the CLI draws it with rich, the panel sends it to the browser."""
+    """Receives build progress; the CLI draws it with rich; other front ends pass their own."""
 
     def step(self, number: int, total: int, text: str) -> None: ...
     def output(self, line: str) -> None: ...

@@ -27,7 +27,36 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port
 # parent-PID poller (it would kill the kernel: its parent in the container is docker-init), secrets
 # of the Jupyter server, and the user's dockyard/docker settings.
 _HOST_ONLY = frozenset(
-    ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "OLDPWD", "HOSTNAME", "TMPDIR", "TEMP", "TMP", "MAIL", "VIRTUAL_ENV", "VIRTUAL_ENV_PROMPT", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONEXECUTABLE", "PYTHONPYCACHEPREFIX", "JPY_PARENT_PID", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "DISPLAY", "WAYLAND_DISPLAY", "KRB5CCNAME", "GNUPGHOME", "_"]
+    [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "PWD",
+        "OLDPWD",
+        "HOSTNAME",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "MAIL",
+        "VIRTUAL_ENV",
+        "VIRTUAL_ENV_PROMPT",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "PYTHONEXECUTABLE",
+        "PYTHONPYCACHEPREFIX",
+        "JPY_PARENT_PID",
+        "SSH_AUTH_SOCK",
+        "SSH_AGENT_PID",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "KRB5CCNAME",
+        "GNUPGHOME",
+        "_",
+    ]
 )
 _HOST_ONLY_PREFIXES = (
     "LD_",
@@ -198,45 +227,50 @@ def _system_dir(path: Path) -> bool:
     return text in _TOP_LEVEL_ONLY or any(text == d or text.startswith(f"{d}/") for d in _SYSTEM_TREES)
 
 
-def create_kwargs(k: KernelContainer) -> dict[str, Any]:
+def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
     """Arguments for client.containers.create()."""
     mounts = [
-        Mount(target=k.workspace.as_posix(), source=k.workspace.as_posix(), type="bind"),
+        Mount(target=kc.workspace.as_posix(), source=kc.workspace.as_posix(), type="bind"),
         Mount(
             target=CONNECTION_FILE,
-            source=k.connection_file.as_posix(),
+            source=kc.connection_file.as_posix(),
             type="bind",
-            read_only=not k.connection_file_writable,
+            read_only=not kc.connection_file_writable,
         ),
     ]
     kwargs: dict[str, Any] = {
-        "image": k.image,
-        "command": k.argv,  # a list: never a shell string
-        "name": k.name,
-        "labels": {LABEL_KERNEL_ID: k.kernel_id, LABEL_ENV: k.env_name, LABEL_VARIANT: k.variant, LABEL_OWNER: k.owner},
-        "environment": k.environment,
-        "working_dir": k.cwd.as_posix(),
-        "user": f"{k.uid}:{k.gid}",
+        "image": kc.image,
+        "command": kc.argv,  # a list: never a shell string
+        "name": kc.name,
+        "labels": {
+            LABEL_KERNEL_ID: kc.kernel_id,
+            LABEL_ENV: kc.env_name,
+            LABEL_VARIANT: kc.variant,
+            LABEL_OWNER: kc.owner,
+        },
+        "environment": kc.environment,
+        "working_dir": kc.cwd.as_posix(),
+        "user": f"{kc.uid}:{kc.gid}",
         "init": True,  # docker-init (tini) as PID 1 forwards SIGINT to the kernel and reaps zombies
         "mounts": mounts,
-        "tmpfs": {HOME: f"rw,nosuid,nodev,uid={k.uid},gid={k.gid},mode=0700"},
+        "tmpfs": {HOME: f"rw,nosuid,nodev,uid={kc.uid},gid={kc.gid},mode=0700"},
         "privileged": False,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "stdin_open": False,
         "tty": False,
         "detach": True,
-        "device_requests": list(k.device_requests),
+        "device_requests": list(kc.device_requests),
     }
-    if k.network == "host":
+    if kc.network == "host":
         kwargs["network_mode"] = "host"  # the kernel binds the 127.0.0.1 ports its connection file names
     else:
         kwargs["network_mode"] = "bridge"
-        kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in k.ports}  # published on loopback only
-    if k.shm_size:
-        kwargs["shm_size"] = k.shm_size
-    if k.memory:
-        kwargs["mem_limit"] = k.memory
-    if k.cpus:
-        kwargs["nano_cpus"] = int(k.cpus * 1e9)
+        kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in kc.ports}  # published on loopback only
+    if kc.shm_size:
+        kwargs["shm_size"] = kc.shm_size
+    if kc.memory:
+        kwargs["mem_limit"] = kc.memory
+    if kc.cpus:
+        kwargs["nano_cpus"] = int(kc.cpus * 1e9)
     return kwargs

@@ -65,7 +65,7 @@ def kernel_json(spec: Spec, variant: Variant) -> dict[str, Any]:
                 "config": {"env": spec.name, "variant": variant.name},
             },
             "debugger": True,  # ipykernel ≥ 6 implements the debug protocol; JupyterLab's debugger needs this flag
-            # For `dockyard kernels list`, the panel and people reading the file; the provisioner uses the config above.
+            # For `dockyard kernels list` and people reading the file; the provisioner uses the config above.
             "dockyard": {**spec.summary(variant), "image": image_alias(variant)},
         },
     }

@@ -9,6 +9,7 @@ as the host UID:GID, and gets SIGINT through docker-init for interrupts.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import pwd
@@ -27,7 +28,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
 from .. import engine
-from ..config import load_settings
+from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
 from .container import (
@@ -44,19 +45,9 @@ from .reaper import owner_id, reap
 from .target import Request, Target, resolve
 
 _LOG_TAIL = 25
-_CONFIG_KEYS = (
-    "env",
-    "variant",
-    "image",
-    "gpu",
-    "network",
-    "workspace_root",
-    "shm_size",
-    "memory",
-    "cpus",
-    "startup_timeout",
-)
-_CHOICES = {"gpu": ("auto", "off", "required"), "network": ("host", "bridge")}
+# metadata.kernel_provisioner.config keys: what resolving a target needs, plus the start-up wait.
+_CONFIG_KEYS = (*(f.name for f in dataclasses.fields(Request)), "startup_timeout")
+_CHOICES = {"gpu": GPU_MODES, "network": NETWORK_MODES}
 
 
 class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -142,7 +133,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                 self.log.info("dockyard: removed %d orphaned kernel container(s): %s", len(removed), ", ".join(removed))
         except Exception as exc:  # the reaper must never stop a kernel from starting
             self.log.warning("dockyard: could not check for orphaned kernel containers: %s", exc)
-        req = Request(**{k: getattr(self, k) for k in _CONFIG_KEYS if k != "startup_timeout"})
+        req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
         return _engine_call(resolve, client, settings, req)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
@@ -150,9 +141,9 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
         try:
-            spec = self._container_spec(cmd, cwd, kwargs.get("env") or {})
-            self.container_name = spec.name
-            await asyncio.to_thread(_engine_call, self._create_and_start, spec)
+            container = self._kernel_container(cmd, cwd, kwargs.get("env") or {})
+            self.container_name = container.name
+            await asyncio.to_thread(_engine_call, self._create_and_start, container)
             await self._wait_until_ready()
         except BaseException:
             await self._remove_container()
@@ -160,37 +151,37 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             self.ports_cached = False
             raise
         self.cwd = str(cwd)
-        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, spec.name, spec.image)
+        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, container.name, container.image)
         return self.connection_info
 
-    def _container_spec(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
+    def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
         assert self._target is not None
         assert self.parent is not None
-        t = self._target
+        target = self._target
         key = self.parent.session.key.decode("utf-8", "replace") if self.parent.session.key else ""
         user = _user_name()
-        connection_file, writable = self._connection_file(t.network)
+        connection_file, writable = self._connection_file(target.network)
         return KernelContainer(
-            image=t.image,
-            env_name=t.env_name,
-            variant=t.variant,
+            image=target.image,
+            env_name=target.env_name,
+            variant=target.variant,
             kernel_id=self.kernel_id or "unknown",
             owner=owner_id(),
             argv=cmd,
             environment=kernel_environment(
-                env, kernelspec_env=self.kernel_spec.env or {}, image_env=t.image_env, secret=key, user=user
+                env, kernelspec_env=self.kernel_spec.env or {}, image_env=target.image_env, secret=key, user=user
             ),
-            workspace=workspace_mount(cwd, t.workspace_root),
+            workspace=workspace_mount(cwd, target.workspace_root),
             cwd=cwd,
             connection_file=connection_file,
             ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),
-            network=t.network,
+            network=target.network,
             uid=os.getuid(),
             gid=os.getgid(),
-            shm_size=t.shm_size,
-            memory=t.memory,
-            cpus=t.cpus,
-            device_requests=t.device_requests,
+            shm_size=target.shm_size,
+            memory=target.memory,
+            cpus=target.cpus,
+            device_requests=target.device_requests,
             connection_file_writable=writable,
         )
 
@@ -218,16 +209,16 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         self._private_file = path
         return path, curve
 
-    def _create_and_start(self, spec: KernelContainer) -> None:
-        kwargs = create_kwargs(spec)
+    def _create_and_start(self, container: KernelContainer) -> None:
+        kwargs = create_kwargs(container)
         try:
             container = self.docker_client.containers.create(**kwargs)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
             # A container of the same name: a leftover of this very kernel (e.g. an interrupted restart).
-            old = self.docker_client.containers.get(spec.name)
-            if old.labels.get(LABEL_KERNEL_ID) != spec.kernel_id:
+            old = self.docker_client.containers.get(container.name)
+            if old.labels.get(LABEL_KERNEL_ID) != container.kernel_id:
                 raise
             old.remove(force=True)
             container = self.docker_client.containers.create(**kwargs)

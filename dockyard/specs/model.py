@@ -42,7 +42,7 @@ class Spec:
     variants: dict[str, Variant] = field(repr=False)
 
     def summary(self, variant: Variant) -> dict[str, str]:
-        """What a running kernel, a kernelspec reader or the panel needs to know about one variant."""
+        """What a running kernel or a kernelspec reader needs to know about one variant."""
         return {
             "env": self.name,
             "variant": variant.name,
