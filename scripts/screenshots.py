@@ -97,9 +97,8 @@ def save_png(png: bytes, path: Path) -> None:
 
 def shoot(page, base: str, token: str, out: Path) -> None:
     def only_local(route):
-        return (
-            route.continue_() if urlparse(route.request.url).hostname == "127.0.0.1" else route.abort()
-        )
+        return route.continue_() if urlparse(route.request.url).hostname == "127.0.0.1" else route.abort()
+
     page.route("**/*", only_local)
 
     # (a) the launcher

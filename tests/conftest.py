@@ -3,7 +3,6 @@ a test starts carries the label below (or a dockyard label) and is removed at th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pwd
@@ -15,28 +14,33 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-LOCAL_BASE = os.environ.get("DOCKYARD_TEST_BASE", "dockyard-local/python:3.11-bookworm")
-UPSTREAM_BASE = "python:3.11-slim-bookworm"
-HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
-TEST_LABEL = "org.dockyard.test"
-TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")  # scripts/make-test-user.sh
+from dockyard.labels import LABEL_KERNEL_ID
 
-# The site options a test machine needs, through the documented user-facing settings:
-# no registry (base override), a TLS-intercepting proxy (extra CA), the local torch wheel (wheelhouse).
-SITE_ENV = {
-    "DOCKYARD_BASE_OVERRIDES": f"{UPSTREAM_BASE}={LOCAL_BASE}",
-    "DOCKYARD_CA_CERTS": HOST_CA,
-    "DOCKYARD_WHEELHOUSE": os.environ.get("DOCKYARD_TEST_WHEELHOUSE", "/opt/wheels"),
-    # The spec's download.pytorch.org index is unreachable here; the wheelhouse has the CPU wheel.
-    "DOCKYARD_IGNORE_SPEC_INDEXES": "1",
-    # No registry here, and tests talk to no outside address: a missing base is an error, never a pull.
-    "DOCKYARD_PULL": "never",
-}
-for key, value in SITE_ENV.items():
-    os.environ.setdefault(key, value)
-# Keep the tests away from the user's own config file.
-os.environ.setdefault("DOCKYARD_CONFIG", str(REPO / "tests" / "data" / "no-config.yaml"))
+from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, UPSTREAM_BASE, TrackedContainers
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dockyard")
+    group.addoption("--base-image", default=None, help=f"local image standing in for {UPSTREAM_BASE}")
+    group.addoption("--wheelhouse", default=None, help="wheel directory images install from (the local torch wheel)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def site_settings(pytestconfig: pytest.Config) -> Iterator[dict[str, str]]:
+    """The test site's settings as the DOCKYARD_* variables users set, for this process and every
+    subprocess (CLI, Jupyter servers, kernels); a user's own config file stays out. Set for the session
+    and restored after it, never at import time."""
+    values = dict(SITE_ENV)
+    if base := pytestconfig.getoption("base_image"):
+        values["DOCKYARD_BASE_OVERRIDES"] = f"{UPSTREAM_BASE}={base}"
+    if wheelhouse := pytestconfig.getoption("wheelhouse"):
+        values["DOCKYARD_WHEELHOUSE"] = wheelhouse
+    values["DOCKYARD_CONFIG"] = str(REPO / "tests" / "data" / "no-config.yaml")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in values.items():
+            if key not in os.environ:  # a developer's explicit setting wins
+                mp.setenv(key, value)
+        yield {key: os.environ[key] for key in values}
 
 
 def _engine_available() -> bool:
@@ -93,33 +97,9 @@ def built(docker_client, settings):
     return _build
 
 
-class ContainerTracker:
-    """Runs containers for a test and removes every one of them afterwards."""
-
-    def __init__(self, client) -> None:
-        self.client = client
-        self.containers: list = []
-
-    def run(self, image: str, command, **kwargs):
-        kwargs.setdefault("labels", {})[TEST_LABEL] = "1"
-        c = self.client.containers.run(image, command, detach=True, **kwargs)
-        self.containers.append(c)
-        return c
-
-    def output(self, image: str, command, **kwargs) -> tuple[int, str]:
-        c = self.run(image, command, **kwargs)
-        status = c.wait(timeout=300)
-        return status["StatusCode"], c.logs().decode()
-
-    def remove_all(self) -> None:
-        for c in self.containers:
-            with contextlib.suppress(Exception):
-                c.remove(force=True)
-
-
 @pytest.fixture
-def containers(docker_client) -> Iterator[ContainerTracker]:
-    tracker = ContainerTracker(docker_client)
+def containers(docker_client) -> Iterator[TrackedContainers]:
+    tracker = TrackedContainers(docker_client)
     yield tracker
     tracker.remove_all()
 
@@ -130,7 +110,7 @@ def no_new_containers(docker_client):
     before = {c.id for c in docker_client.containers.list(all=True)}
     yield
     # Containers that other fixtures track and remove themselves do not count here.
-    tracked = (TEST_LABEL, "org.dockyard.kernel-id", "devcontainer.local_folder")
+    tracked = (TEST_LABEL, LABEL_KERNEL_ID, "devcontainer.local_folder")
     after = {c.id for c in docker_client.containers.list(all=True) if not any(k in c.labels for k in tracked)}
     leftover = after - before
     for cid in leftover:
@@ -145,24 +125,6 @@ def tmp_envs(tmp_path, monkeypatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("DOCKYARD_ENVS_PATH", str(d))
     return d
-
-
-def assert_same_files(fresh: Path, committed: Path, command: str) -> None:
-    """A freshly generated tree equals the checked-in one, byte for byte (else: run `command`)."""
-
-    def files(root: Path) -> dict[str, bytes]:
-        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-    new, old = files(fresh), files(committed)
-    assert sorted(new) == sorted(old), f"run '{command}' and commit {committed.name}/"
-    for rel, data in new.items():
-        assert old[rel] == data, f"{committed.name}/{rel} is outdated: run '{command}'"
-
-
-def copy_spec(name: str, dest: Path) -> Path:
-    target = dest / f"{name}.yaml"
-    shutil.copy(REPO / "envs" / f"{name}.yaml", target)
-    return target
 
 
 @pytest.fixture(scope="session")

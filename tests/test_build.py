@@ -15,8 +15,9 @@ from dockyard.engine import find_image
 from dockyard.errors import BuildError
 from dockyard.images.build import NullReporter, _tag_lock, build
 from dockyard.images.plan import make_plan
+from dockyard.labels import LABEL_ENV, LABEL_HASH
 
-from .conftest import copy_spec
+from .helpers import copy_spec
 
 pytestmark = pytest.mark.engine
 
@@ -24,15 +25,8 @@ pytestmark = pytest.mark.engine
 def test_minimal_builds_and_runs(built, containers) -> None:
     result = built("minimal:cpu")
     assert result.tag.startswith("dockyard/minimal:cpu-")
-    code, out = containers.output(
-        result.tag,
-        [
-            "python",
-            "-c",
-            "import ipykernel, ipywidgets, sys, os; print(ipykernel.__version__, ipywidgets.__version__, os.environ['DOCKYARD_ENV'])",
-        ],
-    )
-    assert code == 0, out
+    versions = "print(ipykernel.__version__, ipywidgets.__version__, os.environ['DOCKYARD_ENV'])"
+    out = containers.run_and_wait(result.tag, ["python", "-c", f"import ipykernel, ipywidgets, os; {versions}"])
     assert out.split()[:2] == ["7.4.0", "8.1.9"]
     assert "minimal" in out
 
@@ -40,15 +34,8 @@ def test_minimal_builds_and_runs(built, containers) -> None:
 @pytest.mark.slow
 def test_pytorch_cpu_builds_from_wheelhouse_and_runs(built, containers) -> None:
     result = built("pytorch:cpu")
-    code, out = containers.output(
-        result.tag,
-        [
-            "python",
-            "-c",
-            "import torch, ipykernel; print(torch.__version__, torch.tensor([1.0, 2.0]).sum().item(), ipykernel.__version__)",
-        ],
-    )
-    assert code == 0, out
+    code = "print(torch.__version__, torch.tensor([1.0, 2.0]).sum().item(), ipykernel.__version__)"
+    out = containers.run_and_wait(result.tag, ["python", "-c", f"import torch, ipykernel; {code}"])
     assert out.split() == ["2.13.0+cpu", "3.0", "7.4.0"]
 
 
@@ -56,29 +43,22 @@ def test_image_trusts_the_site_ca_and_is_labelled(built, docker_client, containe
     result = built("minimal:cpu")
     image = docker_client.images.get(result.tag)
     labels = image.labels
-    assert labels["org.dockyard.env"] == "minimal"
-    assert labels["org.dockyard.hash"] == result.tag.rsplit("-", 1)[1]
+    assert labels[LABEL_ENV] == "minimal"
+    assert labels[LABEL_HASH] == result.tag.rsplit("-", 1)[1]
     assert "dockyard/minimal:cpu" in image.tags  # the moving alias follows the newest build
-    code, out = containers.output(
-        result.tag,
-        [
-            "python",
-            "-c",
-            "import os, ssl; print(os.environ['PIP_CERT']); print(len(ssl.create_default_context().get_ca_certs()))",
-        ],
-    )
-    assert (
-        code == 0 and out.splitlines()[0] == "/etc/ssl/certs/ca-certificates.crt" and int(out.splitlines()[1]) > 10
-    ), out
+    code = "import os, ssl; print(os.environ['PIP_CERT']); print(len(ssl.create_default_context().get_ca_certs()))"
+    pip_cert, n_certs = containers.run_and_wait(result.tag, ["python", "-c", code]).splitlines()
+    assert pip_cert == "/etc/ssl/certs/ca-certificates.crt"
+    assert int(n_certs) > 10
     # Kernels run as an arbitrary host UID and may `%pip install` into the environment.
-    code, out = containers.output(
+    out = containers.run_and_wait(
         result.tag,
         ["python", "-c", "import os, sysconfig; print(os.access(sysconfig.get_paths()['purelib'], os.W_OK))"],
         user="4321:4321",
     )
-    assert (code, out.strip()) == (0, "True"), out
+    assert out.strip() == "True"
     # The wheelhouse stage must not leave wheels in the final image.
-    code, out = containers.output(result.tag, ["sh", "-c", "ls /tmp/dockyard 2>&1 || true"])
+    out = containers.run_and_wait(result.tag, ["sh", "-c", "ls /tmp/dockyard 2>&1 || true"])
     assert "No such file" in out
 
 

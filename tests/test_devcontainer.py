@@ -14,7 +14,7 @@ from dockyard.frontends import devcontainer
 from dockyard.generated import Tree
 from dockyard.images import render
 
-from .conftest import REPO, assert_same_files, copy_spec
+from .helpers import REPO, assert_same_files, copy_spec
 
 CHECKED_IN = REPO / devcontainer.DIRNAME
 

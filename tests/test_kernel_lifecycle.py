@@ -1,7 +1,7 @@
 """Container kernels end to end: the DockerProvisioner under real jupyter_client KernelManagers.
 
-Every test starts real containers from the minimal:cpu image (except the few pure unit tests of
-argument building) and must leave no kernel container behind (autouse fixture below).
+Every test starts real containers from the minimal:cpu image and must leave no kernel container behind
+(autouse fixture below). The pure parts (argument building, the reaper's judgement) are in test_kernel_units.py.
 """
 
 from __future__ import annotations
@@ -23,27 +23,19 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from docker.types import DeviceRequest
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.connect import LocalPortCache
 
 from dockyard.errors import DockyardError, EngineError
-from dockyard.gpu import device_requests, gpu_support
+from dockyard.gpu import gpu_support
 from dockyard.kernel.container import (
     CONNECTION_FILE,
-    KernelContainer,
-    check_loopback,
-    container_argv,
-    create_kwargs,
-    kernel_environment,
-    workspace_mount,
 )
 from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.reaper import owner_id, reap
-from dockyard.kernel.target import Request, resolve
 from dockyard.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
-from .conftest import REPO, SITE_ENV
+from .helpers import REPO, SITE_ENV
 
 pytestmark = pytest.mark.engine
 
@@ -460,42 +452,6 @@ def test_kernel_start_reaps_orphans(kernelspecs, tmp_path, docker_client):
         assert not _gone(docker_client, km.provisioner.container_id)
 
 
-class _FakeContainer:
-    def __init__(self, name: str, owner: str) -> None:
-        self.name, self.labels, self.removed = name, {LABEL_KERNEL_ID: name, LABEL_OWNER: owner}, False
-
-    def remove(self, force: bool = False) -> None:
-        self.removed = True
-
-
-class _FakeContainers:
-    def __init__(self, items: list[_FakeContainer]) -> None:
-        self.items = items
-
-    def list(self, all: bool = False, filters: dict | None = None) -> list[_FakeContainer]:
-        assert all
-        assert filters == {"label": LABEL_KERNEL_ID}
-        return self.items
-
-
-def test_reaper_judges_owners_by_pid_and_start_time():
-    done = subprocess.run(["true"], check=True)
-    dead_pid = subprocess.Popen(["true"])
-    dead_pid.wait()
-    host = socket.gethostname()
-    fakes = [
-        _FakeContainer("alive", owner_id()),
-        _FakeContainer("other-host", f"not-{host}:{dead_pid.pid}:1"),
-        _FakeContainer("dead", f"{host}:{dead_pid.pid}:12345"),
-        _FakeContainer("pid-reused", f"{host}:{os.getpid()}:1"),  # our PID, someone else's start time
-        _FakeContainer("unlabelled", "garbage"),
-    ]
-    client = type("C", (), {"containers": _FakeContainers(fakes)})()
-    assert sorted(reap(client)) == ["dead", "pid-reused"]
-    assert [f.name for f in fakes if f.removed] == ["dead", "pid-reused"]
-    assert done.returncode == 0
-
-
 # --- many at once ------------------------------------------------------------------------------
 
 
@@ -638,36 +594,6 @@ def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_clien
     assert "requires a GPU" in _start_error("dy-gpu", tmp_path)
 
 
-def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
-    """With kernels.auto_build the provisioner builds instead of failing (the build itself is faked here:
-    test_build covers real builds; this checks the plan handed over is the one whose tag was missing)."""
-    import dataclasses
-
-    import dockyard.kernel.target
-
-    (tmp_envs / "kerneltest.yaml").write_text(
-        (REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: kerneltest")
-    )
-    plans = []
-    image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": []}}})()
-
-    def fake_build(client, plan, options):
-        plans.append(plan)
-        return type("R", (), {"tag": plan.tag})()
-
-    def get(tag):
-        if not plans:
-            raise docker.errors.ImageNotFound(tag)
-        return image
-
-    monkeypatch.setattr(dockyard.kernel.target, "build", fake_build)
-    fake = type("C", (), {"images": type("Is", (), {"get": staticmethod(get)})(), "info": staticmethod(dict)})()
-    auto = dataclasses.replace(settings, kernels=dataclasses.replace(settings.kernels, auto_build=True))
-    target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
-    assert [p.variant.ref for p in plans] == ["kerneltest:cpu"]
-    assert target.image == plans[0].tag
-
-
 def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, docker_client):
     assert "varient" in _start_error("dy-typo", tmp_path)
     with pytest.raises(DockyardError, match="Invalid value"):
@@ -681,101 +607,3 @@ def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, dock
             kc, "import os, json; print(json.dumps({'cwd': os.getcwd(), 'top': open('../top.txt').read()}))"
         )
         assert info == {"cwd": str(root / "sub"), "top": "t"}
-
-
-# --- argument building (no engine needed) ----------------------------------------------------
-
-
-def test_container_arguments_unit(tmp_path):
-    assert container_argv(ARGV, ["--debug"]) == ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE, "--debug"]
-    with pytest.raises(DockyardError, match="resource_dir"):
-        container_argv(["python", "{resource_dir}/x.py"])
-    env = kernel_environment(
-        {
-            "PATH": "/host",
-            "HOME": "/root",
-            "SECRETISH": "k=abc123",
-            "OK": "1",
-            "LANG": "de_DE.UTF-8",
-            "FOO": "/host",
-            "JUPYTER_TOKEN": "t",
-        },
-        kernelspec_env={"FOO": "/host"},
-        image_env=["PATH=/opt/venv/bin", "LANG=C.UTF-8"],
-        secret="abc123",
-        user="alice",
-    )
-    assert env == {"OK": "1", "FOO": "/host", "HOME": "/home/dockyard-user", "USER": "alice", "LOGNAME": "alice"}
-    for bad in ("0.0.0.0", "192.168.1.5"):
-        with pytest.raises(DockyardError, match="loopback"):
-            check_loopback(bad)
-    check_loopback("127.0.0.1")
-    for system in ("/", "/etc", "/usr/lib"):
-        with pytest.raises(DockyardError, match="system directory"):
-            workspace_mount(Path(system), None)
-    with pytest.raises(DockyardError, match="does not exist"):
-        workspace_mount(tmp_path / "missing", None)
-    assert workspace_mount(tmp_path, None) == tmp_path.resolve()
-
-
-def test_device_requests_modes(tmp_path):
-    nvidia = {"Runtimes": {"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}}
-    plain = {"Runtimes": {"runc": {}}, "CDISpecDirs": [str(tmp_path)]}
-    gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    assert device_requests("optional", "auto", nvidia, "t:cuda") == gpus
-    assert device_requests("required", "required", nvidia, "t:cuda") == gpus
-    assert device_requests("optional", "auto", plain, "t:cuda") == []
-    assert device_requests("optional", "off", nvidia, "t:cuda") == []
-    assert device_requests("none", "auto", nvidia, "t:cpu") == []
-    for env_gpu, mode, info in (
-        ("optional", "required", plain),
-        ("required", "auto", plain),
-        ("none", "required", nvidia),
-    ):
-        with pytest.raises(DockyardError):
-            device_requests(env_gpu, mode, info, "t:x")
-    (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\n")
-    assert gpu_support(plain) == "CDI"
-    assert device_requests("optional", "auto", plain, "t:cuda") == [
-        DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])
-    ]
-
-
-def test_gpu_request_reaches_container_create_args(settings, tmp_path):
-    """A daemon reporting the nvidia runtime → the create call carries the GPU DeviceRequest."""
-    from docker.models.containers import _create_container_args
-
-    image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": ["PATH=/opt/dockyard/venv/bin:/usr/bin"]}}})()
-    images = type("Is", (), {"get": staticmethod(lambda tag: image)})()
-    fake = type("C", (), {"images": images, "info": staticmethod(lambda: {"Runtimes": {"nvidia": {}}})})()
-    target = resolve(fake, settings, Request(env="minimal", variant="cuda"))
-    assert target.device_requests == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    cpu = resolve(fake, settings, Request(env="minimal", variant="cpu"))
-    assert cpu.device_requests == []
-    spec = KernelContainer(
-        image=target.image,
-        env_name="minimal",
-        variant="cuda",
-        kernel_id="0123456789ab",
-        owner=owner_id(),
-        argv=container_argv(ARGV),
-        environment={},
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-        shm_size=target.shm_size,
-        device_requests=target.device_requests,
-    )
-    args = _create_container_args({**create_kwargs(spec), "version": "1.41"})  # what containers.create() sends
-    assert args["host_config"]["DeviceRequests"] == [
-        {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
-    ]
-    hc = args["host_config"]
-    assert not hc.get("Privileged")
-    assert hc["CapDrop"] == ["ALL"]
-    assert hc["NetworkMode"] == "host"
-    assert hc["Init"] is True
-    assert args["name"] == "dockyard-minimal-cuda-01234567"

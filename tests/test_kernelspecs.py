@@ -17,7 +17,7 @@ from dockyard import specs
 from dockyard.cli import main
 from dockyard.kernel import kernelspec, logos
 
-from .conftest import REPO, assert_same_files, copy_spec
+from .helpers import REPO, assert_same_files, copy_spec
 
 CHECKED_IN = REPO / kernelspec.DIRNAME
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from jupyter_client.kernelspec import KernelSpecManager
 
-from .conftest import HOST_CA, LOCAL_BASE, REPO, UPSTREAM_BASE
+from .helpers import HOST_CA, LOCAL_BASE, REPO, UPSTREAM_BASE
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

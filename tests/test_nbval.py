@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, TEST_USER
-from .jupyter_helpers import install_kernelspecs, jupyter_env, remove_leftovers, remove_mounting, run_and_clean
+from .helpers import REPO, TEST_USER, install_kernelspecs, jupyter_env, remove_leftovers, remove_mounting, run_and_clean
 
 NOTEBOOKS = REPO / "notebooks"
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from dockyard import specs
 from dockyard.config import BuildOptions, load_settings
 from dockyard.images.plan import make_plan
 
-from .conftest import HOST_CA, LOCAL_BASE, UPSTREAM_BASE, copy_spec
+from .helpers import HOST_CA, LOCAL_BASE, UPSTREAM_BASE, copy_spec
 
 PLAIN = BuildOptions()
 
@@ -34,14 +38,47 @@ def test_every_shipped_variant_renders() -> None:
     assert all({"cpu", "cuda"} <= set(s.variants) for s in specs.load_all())
 
 
-def test_rendering_is_deterministic() -> None:
-    a, b = plan_for("pytorch:cuda"), plan_for("pytorch:cuda")
-    assert a.dockerfile == b.dockerfile
-    assert a.content_hash == b.content_hash
-    buf_a, buf_b = io.BytesIO(), io.BytesIO()
-    a.write_context(buf_a)
-    b.write_context(buf_b)
-    assert buf_a.getvalue() == buf_b.getvalue()
+GOLDEN = Path(__file__).parent / "data" / "golden"
+# Renders every shipped variant with plain options in a fresh interpreter: Dockerfile, content hash and
+# a digest of the context tar. Run under two hash seeds, so set/dict ordering that depends on the seed shows.
+_RENDER_ALL = """
+import hashlib, io, json
+from dockyard import specs
+from dockyard.config import BuildOptions
+from dockyard.images.plan import make_plan
+out = {}
+for s in specs.load_all():
+    for v in s.variants.values():
+        plan = make_plan(s, v, BuildOptions())
+        buf = io.BytesIO()
+        plan.write_context(buf)
+        out[v.ref] = [plan.dockerfile, plan.content_hash, hashlib.sha256(buf.getvalue()).hexdigest()]
+print(json.dumps(out))
+"""
+
+
+def _render_in_subprocess(seed: str) -> dict[str, list[str]]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    proc = subprocess.run([sys.executable, "-c", _RENDER_ALL], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_rendering_is_deterministic_across_processes_and_matches_golden() -> None:
+    """Two interpreters with different hash seeds render the same bytes, equal to the checked-in Dockerfiles
+    (after an intended change: DOCKYARD_UPDATE_GOLDEN=1 pytest tests/test_render.py, and review the diff)."""
+    first, second = _render_in_subprocess("1"), _render_in_subprocess("2")
+    assert first == second
+    if os.environ.get("DOCKYARD_UPDATE_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        for old in GOLDEN.glob("*.Dockerfile"):
+            old.unlink()
+        for ref, (dockerfile, _, _) in first.items():
+            (GOLDEN / f"{ref.replace(':', '-')}.Dockerfile").write_text(dockerfile)
+    golden = {p.name.removesuffix(".Dockerfile"): p.read_text() for p in GOLDEN.glob("*.Dockerfile")}
+    assert sorted(golden) == sorted(ref.replace(":", "-") for ref in first)
+    for ref, (dockerfile, _, _) in first.items():
+        assert dockerfile == golden[ref.replace(":", "-")], f"{ref}: rendering changed (see the test's docstring)"
 
 
 def test_layers_ordered_for_cache() -> None:

@@ -1,0 +1,168 @@
+"""Plain helpers and constants shared by the tests (fixtures live in conftest.py): the test site's settings,
+generated-tree comparison, tracked containers, and Jupyter servers in a subprocess against temp-installed kernelspecs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from dockyard.cli import main as dockyard_main
+from dockyard.labels import LABEL_OWNER
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_BASE = os.environ.get("DOCKYARD_TEST_BASE", "dockyard-local/python:3.11-bookworm")
+UPSTREAM_BASE = "python:3.11-slim-bookworm"
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+TEST_LABEL = "org.dockyard.test"
+TEST_USER = os.environ.get("DOCKYARD_TEST_USER", "dockyard-test")  # scripts/make-test-user.sh
+
+# The site options a test machine needs, through the documented user-facing settings:
+# no registry (base override), a TLS-intercepting proxy (extra CA), the local torch wheel (wheelhouse).
+SITE_ENV = {
+    "DOCKYARD_BASE_OVERRIDES": f"{UPSTREAM_BASE}={LOCAL_BASE}",
+    "DOCKYARD_CA_CERTS": HOST_CA,
+    "DOCKYARD_WHEELHOUSE": os.environ.get("DOCKYARD_TEST_WHEELHOUSE", "/opt/wheels"),
+    # The spec's download.pytorch.org index is unreachable here; the wheelhouse has the CPU wheel.
+    "DOCKYARD_IGNORE_SPEC_INDEXES": "1",
+    # No registry here, and tests talk to no outside address: a missing base is an error, never a pull.
+    "DOCKYARD_PULL": "never",
+}
+
+
+def assert_same_files(fresh: Path, committed: Path, command: str) -> None:
+    """A freshly generated tree equals the checked-in one, byte for byte (else: run `command`)."""
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    new, old = files(fresh), files(committed)
+    assert sorted(new) == sorted(old), f"run '{command}' and commit {committed.name}/"
+    for rel, data in new.items():
+        assert old[rel] == data, f"{committed.name}/{rel} is outdated: run '{command}'"
+
+
+def copy_spec(name: str, dest: Path) -> Path:
+    target = dest / f"{name}.yaml"
+    shutil.copy(REPO / "envs" / f"{name}.yaml", target)
+    return target
+
+
+class TrackedContainers:
+    """Containers a test runs, every one removed afterwards; runs assert instead of returning codes
+    (after docker-stacks' TrackedContainer)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.containers: list[Container] = []
+
+    def run_detached(self, image: str, command: list[str], **kwargs: Any) -> Container:
+        kwargs.setdefault("labels", {})[TEST_LABEL] = "1"
+        container = self.client.containers.run(image, command, detach=True, **kwargs)
+        self.containers.append(container)
+        return container
+
+    def run_and_wait(self, image: str, command: list[str], *, timeout: int = 300, **kwargs: Any) -> str:
+        """Run to the end; fails the test (showing the output) unless the exit code is 0. Returns the output."""
+        container = self.run_detached(image, command, **kwargs)
+        status = container.wait(timeout=timeout)["StatusCode"]
+        logs = container.logs().decode()
+        assert status == 0, f"{command} exited {status} in {image}:\n{logs}"
+        return logs
+
+    def remove_all(self) -> None:
+        for container in self.containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
+OWNER_LABEL = LABEL_OWNER  # written by the provisioner: "HOST:PID:START"
+
+
+def install_kernelspecs(prefix: Path) -> Path:
+    """Every dockyard kernelspec into PREFIX/share/jupyter; returns the dir to put on JUPYTER_PATH."""
+    assert dockyard_main(["kernels", "install", "--prefix", str(prefix)]) == 0
+    return prefix / "share" / "jupyter"
+
+
+def jupyter_env(jupyter_path: Path, scratch: Path, **extra: str) -> dict[str, str]:
+    """os.environ (with the site settings conftest put there) plus a Jupyter that sees only our dirs:
+    no user config or kernelspecs leak in, and runtime files (connection files) stay in scratch."""
+    env = dict(os.environ)
+    for name in ("config", "data", "runtime"):
+        (scratch / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        JUPYTER_PATH=str(jupyter_path),
+        JUPYTER_CONFIG_DIR=str(scratch / "config"),
+        JUPYTER_DATA_DIR=str(scratch / "data"),
+        JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def owned_containers(client, pid: int) -> list:
+    """Kernel containers whose owner label names process pid on this host."""
+    prefix = f"{socket.gethostname()}:{pid}:"
+    return [
+        c
+        for c in client.containers.list(all=True, filters={"label": OWNER_LABEL})
+        if c.labels.get(OWNER_LABEL, "").startswith(prefix)
+    ]
+
+
+def remove_leftovers(client, pid: int, wait: float = 0.0) -> list[str]:
+    """Waits up to `wait` seconds for pid's kernel containers to go, then force-removes any that remain.
+    Returns the names of those it had to remove (a test asserts that list is empty)."""
+    deadline = time.monotonic() + wait
+    while (left := owned_containers(client, pid)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return force_remove(left)
+
+
+def force_remove(containers: list) -> list[str]:
+    """Force-removes containers (already gone is fine); returns their names."""
+    for c in containers:
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    return [c.name for c in containers]
+
+
+def remove_mounting(client, directory: Path) -> list[str]:
+    """Force-removes kernel containers that bind-mount directory or a folder inside it; returns their names."""
+
+    def mounts_it(c) -> bool:
+        sources = [Path(m.get("Source", "")) for m in c.attrs.get("Mounts", [])]
+        return any(src == directory or directory in src.parents for src in sources)
+
+    return force_remove([c for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}) if mounts_it(c)])
+
+
+def run_and_clean(cmd: list[str], *, timeout: float, clean, **popen_kwargs) -> tuple[int, str, list[str]]:
+    """Runs cmd to the end (killed after timeout), then clean(pid) whatever happened.
+
+    Returns (exit code, combined output, what clean had to remove)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen_kwargs)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            out, _ = proc.communicate()
+        leftovers = clean(proc.pid)
+    return proc.returncode, out, leftovers
