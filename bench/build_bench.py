@@ -61,7 +61,8 @@ def main() -> int:
         )
         subprocess.run(["docker", "image", "rm", "dockyard-bench/baseline:1"], stdout=subprocess.DEVNULL, check=False)
     print(
-        f"full build    dockyard {full:6.2f}s   docker build --no-cache {baseline:6.2f}s   ratio {full / baseline:5.2f}x"
+        f"full build    dockyard {full:6.2f}s   docker build --no-cache {baseline:6.2f}s   ratio "
+        f"{full / baseline:5.2f}x"
     )
     return 0
 

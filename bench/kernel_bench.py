@@ -31,7 +31,8 @@ BENCH_LABEL = "org.dockyard.bench"
 def _docker_run_spec(image: str) -> dict:
     return {
         "argv": ["docker", "run", "--rm", "--init", "--network", "host", "--label", f"{BENCH_LABEL}=1",
-                 "-v", "{connection_file}:/conn.json:ro", image, "python", "-m", "ipykernel_launcher", "-f", "/conn.json"],
+                 "-v", "{connection_file}:/conn.json:ro", image,
+                 "python", "-m", "ipykernel_launcher", "-f", "/conn.json"],
         "display_name": "docker run (bench)",
         "language": "python",
     }  # fmt: skip
@@ -109,7 +110,8 @@ def main() -> int:
                     results[label].append(measure(kernel, args.executions, str(work)))
                     ready, loop = results[label][-1]
                     print(
-                        f"run {run + 1}/{args.runs} {label:<10} ready {ready:6.2f} s   {args.executions} round trips {loop:6.2f} s",
+                        f"run {run + 1}/{args.runs} {label:<10} ready {ready:6.2f} s   {args.executions} round trips "
+                        f"{loop:6.2f} s",
                         flush=True,
                     )
         finally:
@@ -126,7 +128,8 @@ def main() -> int:
     for k in kernels:
         per_exec_ms = loop[k] / args.executions * 1e3
         print(
-            f"{k:<12}{ready[k]:>12.2f} s{ready[k] / ready['local']:>7.2f}x{loop[k]:>16.2f} s{per_exec_ms:>8.2f} ms{loop[k] / loop['local']:>7.2f}x"
+            f"{k:<12}{ready[k]:>12.2f} s{ready[k] / ready['local']:>7.2f}x{loop[k]:>16.2f} s{per_exec_ms:>8.2f} "
+            f"ms{loop[k] / loop['local']:>7.2f}x"
         )
     return 0
 

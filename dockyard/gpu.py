@@ -40,7 +40,8 @@ def device_requests(env_gpu: str, user_mode: str, info: dict[str, Any], ref: str
         if env_gpu == "required" or user_mode == "required":
             raise DockyardError(
                 f"{ref} requires a GPU, but the Docker engine offers none (no 'nvidia' runtime, no NVIDIA CDI spec)",
-                fix="install the NVIDIA driver and the NVIDIA Container Toolkit ('nvidia-ctk runtime configure --runtime=docker', "
+                fix="install the NVIDIA driver and the NVIDIA Container Toolkit ('nvidia-ctk runtime configure "
+                "--runtime=docker', "
                 f"then restart dockerd), or use the CPU variant {ref.split(':')[0]}:cpu",
             )
         return []

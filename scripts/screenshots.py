@@ -154,7 +154,7 @@ def main() -> int:
         for name, values in SETTINGS.items():
             (tmp / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / "settings" / name).write_text(json.dumps(values))
-        log = open(tmp / "lab.log", "w")
+        log = open(tmp / "lab.log", "w")  # noqa: SIM115  (the server writes it until the finally below)
         lab = subprocess.Popen(
             [
                 sys.executable,

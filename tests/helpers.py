@@ -1,5 +1,6 @@
-"""Plain helpers and constants shared by the tests (fixtures live in conftest.py): the test site's settings,
-generated-tree comparison, tracked containers, and Jupyter servers in a subprocess against temp-installed kernelspecs."""
+"""Plain helpers and constants shared by the tests (fixtures live in conftest.py): the test site's
+settings, generated-tree comparison, tracked containers, and Jupyter servers in a subprocess against
+temp-installed kernelspecs."""
 
 from __future__ import annotations
 

@@ -26,7 +26,10 @@ def main() -> None:
     try:
         kc.wait_for_ready(timeout=60)
         out: list[str] = []
-        code = "import os, json; open('from_kernel.txt', 'w').write('hi'); print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd()}))"
+        code = (
+            "import os, json; open('from_kernel.txt', 'w').write('hi'); "
+            "print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd()}))"
+        )
         reply = kc.execute_interactive(code, timeout=30, output_hook=lambda m: out.append(m["content"].get("text", "")))
         kernel = json.loads("".join(out)) if reply["content"]["status"] == "ok" else {"error": reply["content"]}
         print(json.dumps({"kernel": kernel, "container_id": km.provisioner.container_id}), flush=True)

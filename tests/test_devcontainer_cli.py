@@ -87,7 +87,8 @@ class Workspace:
         proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
-                f"{' '.join(argv[:4])} ... exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+                f"{' '.join(argv[:4])} ... exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- "
+                f"stderr\n{proc.stderr[-4000:]}"
             )
         return proc
 
@@ -224,8 +225,8 @@ def test_devcontainer_up_as_unprivileged_user(
         "set -e; python -m venv /tmp/nbval-venv; "
         f"/tmp/nbval-venv/bin/pip install -q nbval=={nbval}; "
         f"{VENV}/bin/python -m ipykernel install --user --name dockyard-env >/dev/null; "
-        "/tmp/nbval-venv/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --nbval --nbval-kernel-name dockyard-env "
-        + " ".join(_notebooks(workspace.root, env))
+        "/tmp/nbval-venv/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --nbval "
+        "--nbval-kernel-name dockyard-env " + " ".join(_notebooks(workspace.root, env))
     )
     run = workspace.dc("exec", folder, "bash", "-c", script)
     assert " passed" in run.stdout, run.stdout

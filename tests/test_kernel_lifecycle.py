@@ -461,7 +461,8 @@ def test_eight_kernels_at_once_each_sees_only_its_workspace(kernelspecs, tmp_pat
     for d, m in zip(dirs, markers, strict=True):
         d.mkdir()
         m.write_text("x")
-    code = f"import os, json; print(json.dumps({{'cwd': os.getcwd(), 'seen': [p for p in {[str(m) for m in markers]!r} if os.path.exists(p)]}}))"
+    seen = f"[p for p in {[str(m) for m in markers]!r} if os.path.exists(p)]"
+    code = f"import os, json; print(json.dumps({{'cwd': os.getcwd(), 'seen': {seen}}}))"
 
     async def scenario() -> tuple[list[dict], float, set[str]]:
         kms = [AsyncKernelManager(kernel_name="dy-minimal") for _ in dirs]

@@ -91,8 +91,9 @@ def test_common_notebooks_pass_as_an_unprivileged_user(user_python, user_dir, bu
     subprocess.run(["chown", "-R", f"{TEST_USER}:{TEST_USER}", str(base)], check=True)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(base / "home"), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
     env |= {k: v for k, v in os.environ.items() if k.startswith("DOCKYARD_")}  # the site settings
-    cmd = [shutil.which("runuser") or "runuser", "-u", TEST_USER, "--",  # the env's PATH has no sbin: resolve it here
-           str(user_python), "-m", "pytest", "--nbval", "--nbval-kernel-name", "dockyard-minimal-cpu", "-p", "no:cacheprovider", "-q", "common"]  # fmt: skip
+    runuser = shutil.which("runuser") or "runuser"  # the env's PATH has no sbin: resolve it here
+    nbval = ["--nbval", "--nbval-kernel-name", "dockyard-minimal-cpu", "-p", "no:cacheprovider", "-q", "common"]
+    cmd = [runuser, "-u", TEST_USER, "--", str(user_python), "-m", "pytest", *nbval]
     # runuser forks, so the owner label names its child: find this run's kernels by their workspace mount.
     code, out, leftovers = run_and_clean(
         cmd, timeout=300, clean=lambda _pid: remove_mounting(docker_client, base), cwd=base / "work", env=env

@@ -217,7 +217,8 @@ def test_config_file_errors_name_file_and_line(tmp_path: Path, monkeypatch, caps
 def test_config_file_is_used(tmp_path: Path, monkeypatch) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
-        f"build:\n  ca_certs: [{HOST_CA}]\n  pip_index_url: https://mirror.example/simple\nbase_overrides:\n  {UPSTREAM_BASE}: {LOCAL_BASE}\n"
+        f"build:\n  ca_certs: [{HOST_CA}]\n  pip_index_url: https://mirror.example/simple\nbase_overrides:\n  "
+        f"{UPSTREAM_BASE}: {LOCAL_BASE}\n"
     )
     monkeypatch.setenv("DOCKYARD_CONFIG", str(cfg))
     for var in ("DOCKYARD_BASE_OVERRIDES", "DOCKYARD_CA_CERTS"):

@@ -53,11 +53,13 @@ async def _execute(server: Server, kernel_id: str, code: str, timeout: float) ->
     ws_url = server.url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?token={server.token}"
     conn = await websocket_connect(ws_url)
     msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex, "username": "test"}
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
     conn.write_message(json.dumps({
         "channel": "shell",
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex, "username": "test", "version": "5.3"},
+        "header": {**header, "version": "5.3"},
         "parent_header": {}, "metadata": {},
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
+        "content": content,
     }))  # fmt: skip
     out: list[str] = []
     deadline = time.monotonic() + timeout

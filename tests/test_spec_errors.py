@@ -92,7 +92,8 @@ CASES: list[tuple[str, tuple[str, str] | str, list[str]]] = [
         "cpu-variant-wants-gpu",
         (
             "    base: python:3.11-slim-bookworm\n    python_packages:\n      - torch==2.13.0\n  cuda:",
-            "    base: python:3.11-slim-bookworm\n    gpu: required\n    python_packages:\n      - torch==2.13.0\n  cuda:",
+            "    base: python:3.11-slim-bookworm\n    gpu: required\n    python_packages:\n      - torch==2.13.0\n  "
+            "cuda:",
         ),
         ["CPU variant", "gpu: none"],
     ),

@@ -12,11 +12,11 @@ from ..config import BuildOptions
 from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
-from .common import add_build_flags, build_options, console
+from .common import SubParsers, add_build_flags, build_options, console
 from .progress import RichReporter
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("build", help="build environment images (a no-op when the content tag exists)")
     p.add_argument("refs", nargs="*", metavar="NAME[:VARIANT]", help="what to build (default variant: cpu)")
     p.add_argument("--all", action="store_true", help="build every variant of every environment")

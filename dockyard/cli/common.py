@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+from typing import TypeAlias
 
 from rich.console import Console
 from rich.markup import escape
 
 from ..config import BuildOptions, load_settings
 from ..generated import Tree
+
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # each command group registers on it
 
 # Logs and CI are not terminals: give tables room instead of rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS") or 160))
@@ -46,6 +50,14 @@ def add_build_flags(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="UPSTREAM=LOCAL",
         help="use a local image instead of an upstream base (repeatable)",
+    )
+
+
+def add_generate_flags(p: argparse.ArgumentParser, option: str, default: Path, help: str) -> None:
+    """The output folder and --check of a `generate` command (for checked-in generated trees)."""
+    p.add_argument(option, type=Path, default=default, metavar="DIR", help=help)
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs"
     )
 
 

@@ -7,26 +7,25 @@ from pathlib import Path
 
 from .. import specs
 from ..frontends import devcontainer
-from .common import sync_generated
+from .common import SubParsers, add_generate_flags, sync_generated
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: SubParsers) -> None:
     dc = sub.add_parser("devcontainer", help="VS Code dev container configs on the kernels' images")
     dc_sub = dc.add_subparsers(dest="devcontainer_command", metavar="ACTION", required=True)
     p = dc_sub.add_parser(
         "generate",
-        help="write .devcontainer/<env>[-<variant>]/devcontainer.json for every variant (all environments when none are given)",
+        help=(
+            "write .devcontainer/<env>[-<variant>]/devcontainer.json for every variant (all environments when none "
+            "are given)"
+        ),
     )
     p.add_argument("envs", nargs="*", metavar="ENV", help="environment names, e.g. pytorch")
-    p.add_argument(
+    add_generate_flags(
+        p,
         "--workspace",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="the folder VS Code opens; configs go to DIR/.devcontainer (default: current directory)",
-    )
-    p.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs"
+        Path("."),
+        "the folder VS Code opens; configs go to DIR/.devcontainer (default: current directory)",
     )
     p.set_defaults(func=cmd_generate)
 

@@ -13,7 +13,7 @@ from ..config import load_settings
 from ..engine import find_image
 from ..errors import DockyardError
 from ..images.context import ca_certificates
-from .common import console
+from .common import SubParsers, console
 
 _MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]", "info": "[blue]info[/]"}
 
@@ -26,7 +26,7 @@ class Check:
     fix: str = ""
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: SubParsers) -> None:
     p = sub.add_parser("doctor", help="check the Docker engine, GPU support, disk, proxy and CA settings")
     p.set_defaults(func=cmd_doctor)
 

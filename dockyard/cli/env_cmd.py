@@ -10,10 +10,10 @@ from rich.table import Table
 
 from .. import specs
 from ..images.plan import make_plan
-from .common import add_build_flags, build_options, console
+from .common import SubParsers, add_build_flags, build_options, console
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: SubParsers) -> None:
     env = sub.add_parser("env", help="list, show and validate environment specs")
     env_sub = env.add_subparsers(dest="env_command", metavar="ACTION", required=True)
     p = env_sub.add_parser("list", help="list the environments and their variants")

@@ -19,10 +19,10 @@ from ..config import Settings, load_settings
 from ..errors import DockyardError
 from ..images.inventory import image_state
 from ..kernel import kernelspec
-from .common import console, sync_generated
+from .common import SubParsers, add_generate_flags, console, sync_generated
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: SubParsers) -> None:
     k = sub.add_parser("kernels", help="install, list and remove the container kernels' kernelspecs")
     k_sub = k.add_subparsers(dest="kernels_command", metavar="ACTION", required=True)
 
@@ -58,16 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = k_sub.add_parser(
         "generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)"
     )
-    p.add_argument(
-        "--output",
-        type=Path,
-        default=Path(kernelspec.DIRNAME),
-        metavar="DIR",
-        help="where to write (default: ./kernels)",
-    )
-    p.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 when the files on disk differ from the specs"
-    )
+    add_generate_flags(p, "--output", Path(kernelspec.DIRNAME), "where to write (default: ./kernels)")
     p.set_defaults(func=cmd_generate)
 
 
@@ -84,11 +75,16 @@ def cmd_install(args: argparse.Namespace) -> int:
                 )
             except OSError as exc:
                 raise DockyardError(
-                    f"Cannot install kernelspec {kernelspec.kernel_name(s, v)} ({exc.strerror or exc}: {exc.filename or ''})",
-                    fix="install into a directory you may write: --user (the default), --sys-prefix inside a venv, or --prefix DIR",
+                    f"Cannot install kernelspec {kernelspec.kernel_name(s, v)} ({exc.strerror or exc}: "
+                    f"{exc.filename or ''})",
+                    fix=(
+                        "install into a directory you may write: --user (the default), --sys-prefix inside a venv, "
+                        "or --prefix DIR"
+                    ),
                 ) from None
             console.print(
-                f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}",
+                f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → "
+                f"{escape(dest)}",
                 soft_wrap=True,
             )
     missing = _not_built(targets)

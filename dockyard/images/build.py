@@ -65,8 +65,12 @@ def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOpt
     )
     if options.pull == "never":
         raise BuildError(
-            f"Base image '{plan.base}' of {plan.variant.ref} is not available locally, and pulling is off (pull: never)",
-            fix=f"load or build that image locally, or map the base to a local image without editing the spec: {override_hint}",
+            f"Base image '{plan.base}' of {plan.variant.ref} is not available locally, and pulling is off (pull: "
+            "never)",
+            fix=(
+                "load or build that image locally, or map the base to a local image without editing the spec: "
+                f"{override_hint}"
+            ),
         )
     reporter.output(f"Pulling base image {plan.base} ...")
     try:
@@ -75,7 +79,10 @@ def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOpt
         raise BuildError(
             f"Base image '{plan.base}' of {plan.variant.ref} is not available locally and could not be pulled "
             f"({exc.explanation or exc})",
-            fix=f"pull it ('docker pull {plan.base}'), or map it to a local image without editing the spec: {override_hint}",
+            fix=(
+                f"pull it ('docker pull {plan.base}'), or map it to a local image without editing the spec: "
+                f"{override_hint}"
+            ),
         ) from None
 
 
@@ -131,7 +138,7 @@ def _build(
 ) -> BuildResult:
     _ensure_base(client, plan, options, reporter)
     log_path = log_path_for(plan)
-    buildargs = {}
+    buildargs: dict[str, str] = {}
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
@@ -161,7 +168,8 @@ def _build(
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
                         f"--- output of that step ---\n{output}\n---",
-                        fix=f"read the step's output above (full log: {log_path} ); for TLS/certificate errors add your CA with --ca-cert, "
+                        fix=f"read the step's output above (full log: {log_path} ); for TLS/certificate errors add "
+                        "your CA with --ca-cert, "
                         "for unreachable package indexes use --pip-index-url or --wheelhouse",
                     )
                 if "aux" in chunk and "ID" in chunk["aux"]:
@@ -187,7 +195,10 @@ def _build(
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise EngineError(
                 f"Lost the connection to the Docker engine while building {plan.variant.ref} ({type(exc).__name__})",
-                fix=f"check that dockerd is still running ('dockyard doctor'), then build again; partial log: {log_path}",
+                fix=(
+                    "check that dockerd is still running ('dockyard doctor'), then build again; partial log: "
+                    f"{log_path}"
+                ),
             ) from None
     image = client.images.get(image_id or plan.tag)
     image.tag(plan.alias)

@@ -75,14 +75,15 @@ def file_digest(path: Path) -> str:
         cache = json.loads(cache_path.read_text())
     except (OSError, ValueError):
         cache = {}
-    if key in cache:
-        return cache[key]
+    if isinstance(cached := cache.get(key), str):
+        return cached
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    cache[key] = h.hexdigest()
+    digest = h.hexdigest()
+    cache[key] = digest
     tmp = cache_path.with_suffix(f".{id(h)}.tmp")
     tmp.write_text(json.dumps(cache))
     tmp.replace(cache_path)
-    return cache[key]
+    return digest

@@ -67,7 +67,8 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
             "# Site CA certificates first: every download below may cross a TLS-intercepting proxy.",
             f"COPY {CA_DIR}/ /usr/local/share/ca-certificates/dockyard/",
             "RUN if command -v update-ca-certificates >/dev/null; then update-ca-certificates >/dev/null; \\\n"
-            f"    else mkdir -p /etc/ssl/certs && cat /usr/local/share/ca-certificates/dockyard/*.crt >> {CA_BUNDLE}; fi",
+            "    else mkdir -p /etc/ssl/certs && cat /usr/local/share/ca-certificates/dockyard/*.crt >> "
+            f"{CA_BUNDLE}; fi",
         ]
     env = {
         "LANG": "C.UTF-8",

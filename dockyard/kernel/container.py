@@ -139,7 +139,8 @@ def container_argv(spec_argv: Sequence[str], extra: Sequence[str] = ()) -> list[
         arg = arg.replace("{connection_file}", CONNECTION_FILE)
         if m := re.search(r"\{(resource_dir|prefix)\}", arg):
             raise DockyardError(
-                f"The kernelspec argv uses {{{m.group(1)}}}, a host path that does not exist inside the kernel container",
+                f"The kernelspec argv uses {{{m.group(1)}}}, a host path that does not exist inside the kernel "
+                "container",
                 fix="regenerate the kernelspec with 'dockyard kernels install'",
             )
         out.append(arg)
@@ -163,9 +164,9 @@ def kernel_environment(
     image_names = {item.partition("=")[0] for item in image_env}
     out: dict[str, str] = {}
     for name, value in requested.items():
-        if name not in kernelspec_env:
-            if name in _HOST_ONLY or name.startswith(_HOST_ONLY_PREFIXES) or name in image_names:
-                continue
+        host_only = name in _HOST_ONLY or name.startswith(_HOST_ONLY_PREFIXES) or name in image_names
+        if host_only and name not in kernelspec_env:
+            continue
         if secret and secret in value:
             continue
         out[name] = value
@@ -181,7 +182,8 @@ def check_loopback(ip: str) -> None:
         loopback = False
     if not loopback:
         raise DockyardError(
-            f"The kernel would listen on {ip}, which is not a loopback address; dockyard kernels only listen on 127.0.0.1",
+            f"The kernel would listen on {ip}, which is not a loopback address; dockyard kernels only listen on "
+            "127.0.0.1",
             fix="remove the KernelManager.ip / --ip setting (it defaults to 127.0.0.1)",
         )
 
@@ -199,17 +201,25 @@ def workspace_mount(cwd: Path, root: Path | None) -> Path:
         if not root.is_dir():
             raise DockyardError(
                 f"The kernel workspace root {root} does not exist",
-                fix="create it, or change DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root / the kernelspec's workspace_root",
+                fix=(
+                    "create it, or change DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root / the kernelspec's "
+                    "workspace_root"
+                ),
             )
         if cwd != root and root not in cwd.parents:
             raise DockyardError(
-                f"The notebook directory {cwd} is outside the kernel workspace root {root}, so the kernel could not see it",
-                fix=f"open notebooks under {root}, or change DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root / the kernelspec's workspace_root",
+                f"The notebook directory {cwd} is outside the kernel workspace root {root}, so the kernel could not "
+                "see it",
+                fix=(
+                    f"open notebooks under {root}, or change DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root / the "
+                    "kernelspec's workspace_root"
+                ),
             )
         mount = root
     if _system_dir(mount):
         raise DockyardError(
-            f"Refusing to mount the system directory {mount} into a kernel container (it would shadow the image or expose the host)",
+            f"Refusing to mount the system directory {mount} into a kernel container (it would shadow the image or "
+            "expose the host)",
             fix="start Jupyter (or set the workspace root) in a project directory, e.g. under your home directory",
         )
     for sock in _SOCKETS:

@@ -15,8 +15,9 @@ import os
 import pwd
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -24,7 +25,7 @@ import requests
 import zmq
 import zmq.asyncio
 from jupyter_client.connect import KernelConnectionInfo
-from jupyter_client.provisioning import LocalProvisioner
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
 from .. import engine
@@ -45,12 +46,13 @@ from .reaper import owner_id, reap
 from .target import Request, Target, resolve
 
 _LOG_TAIL = 25
+T = TypeVar("T")
 # metadata.kernel_provisioner.config keys: what resolving a target needs, plus the start-up wait.
 _CONFIG_KEYS = (*(f.name for f in dataclasses.fields(Request)), "startup_timeout")
 _CHOICES = {"gpu": GPU_MODES, "network": NETWORK_MODES}
 
 
-class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
+class DockerProvisioner(LocalProvisioner):
     """Runs a kernel in a container; selected by metadata.kernel_provisioner in kernel.json."""
 
     # The kernelspec's metadata.kernel_provisioner.config keys (the factory passes them as traits).
@@ -174,7 +176,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             workspace=workspace_mount(cwd, target.workspace_root),
             cwd=cwd,
             connection_file=connection_file,
-            ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),
+            ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),  # type: ignore[literal-required]
             network=target.network,
             uid=os.getuid(),
             gid=os.getgid(),
@@ -209,21 +211,21 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         self._private_file = path
         return path, curve
 
-    def _create_and_start(self, container: KernelContainer) -> None:
-        kwargs = create_kwargs(container)
+    def _create_and_start(self, kc: KernelContainer) -> None:
+        kwargs = create_kwargs(kc)
         try:
-            container = self.docker_client.containers.create(**kwargs)
+            created = self.docker_client.containers.create(**kwargs)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
             # A container of the same name: a leftover of this very kernel (e.g. an interrupted restart).
-            old = self.docker_client.containers.get(container.name)
-            if old.labels.get(LABEL_KERNEL_ID) != container.kernel_id:
+            old = self.docker_client.containers.get(kc.name)
+            if old.labels.get(LABEL_KERNEL_ID) != kc.kernel_id:
                 raise
             old.remove(force=True)
-            container = self.docker_client.containers.create(**kwargs)
-        self.container_id = str(container.id)  # at once, so a failed start still removes it
-        container.start()
+            created = self.docker_client.containers.create(**kwargs)
+        self.container_id = str(created.id)  # at once, so a failed start still removes it
+        created.start()
 
     async def _wait_until_ready(self) -> None:
         """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
@@ -244,7 +246,8 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                 if state != "running":
                     what = "was removed" if state == "missing" else f"exited with code {code}"
                     raise DockyardError(
-                        f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel was ready",
+                        f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel "
+                        "was ready",
                         fix="fix the cause shown in the container's log below (e.g. a package that fails to import), "
                         f"rebuild with 'dockyard build', then start the kernel again{self._log_tail()}",
                     )
@@ -252,7 +255,8 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                     raise DockyardError(
                         f"The kernel in container {self.container_name} ({self._describe()}) did not answer within "
                         f"{self.startup_timeout:.0f} s",
-                        fix="check the container's log below; if the image is just slow to start, raise 'startup_timeout' "
+                        fix="check the container's log below; if the image is just slow to start, raise "
+                        "'startup_timeout' "
                         f"in the kernelspec's provisioner config{self._log_tail()}",
                     )
             await sock.recv()
@@ -354,7 +358,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         info.update({"container_id": self.container_id, "container_name": self.container_name})
         return info
 
-    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         await super().load_provisioner_info(provisioner_info)
         self.container_id = provisioner_info.get("container_id")
         self.container_name = provisioner_info.get("container_name")
@@ -373,7 +377,7 @@ def _user_name() -> str:
         return os.environ.get("USER") or "dockyard-user"
 
 
-def _engine_call(fn: Any, *args: Any) -> Any:
+def _engine_call(fn: Callable[..., T], *args: Any) -> T:
     """Run fn; engine failures become one clear DockyardError for start_kernel to raise."""
     try:
         return fn(*args)
@@ -382,11 +386,15 @@ def _engine_call(fn: Any, *args: Any) -> Any:
     except docker.errors.APIError as exc:
         raise DockyardError(
             f"The Docker engine refused to start the kernel container: {exc.explanation or exc}",
-            fix="check the message above (a bad mount, an unknown runtime, a resource limit); 'dockyard doctor' checks the engine",
+            fix=(
+                "check the message above (a bad mount, an unknown runtime, a resource limit); 'dockyard doctor' "
+                "checks the engine"
+            ),
         ) from None
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineError(
-            f"Lost the connection to the Docker engine at {engine.describe_host()} while starting a kernel ({type(exc).__name__})",
+            f"Lost the connection to the Docker engine at {engine.describe_host()} while starting a kernel "
+            f"({type(exc).__name__})",
             fix="check that dockerd is running ('dockyard doctor'), then start the kernel again",
         ) from None
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any
 
+import docker
 import docker.errors
 
 from ..labels import LABEL_KERNEL_ID, LABEL_OWNER
@@ -69,7 +69,7 @@ def owner_gone(owner: str) -> bool:
     return start != now
 
 
-def reap(client: Any) -> list[str]:
+def reap(client: docker.DockerClient) -> list[str]:
     """Remove labelled kernel containers of dead owners on this host; returns the removed names."""
     removed: list[str] = []
     for container in client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID}):

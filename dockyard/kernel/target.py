@@ -65,7 +65,10 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         if image is None:
             raise DockyardError(
                 f"The kernel's image {req.image} is not in the local Docker engine",
-                fix=f"pull or build it ('docker pull {req.image}'), or remove 'image' from the kernelspec's provisioner config",
+                fix=(
+                    f"pull or build it ('docker pull {req.image}'), or remove 'image' from the kernelspec's "
+                    "provisioner config"
+                ),
             )
         labels = image.labels or {}
         env_name = req.env or labels.get(LABEL_ENV, "custom")

@@ -6,7 +6,7 @@ import difflib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -15,7 +15,10 @@ from .. import paths
 from ..errors import SpecError
 from .model import Spec, Variant, parse_ref
 from .validation import first_error
-from .yamlsource import YamlDocument, load_yaml, where
+from .yamlsource import KeyPath, YamlDocument, load_yaml, where
+
+if TYPE_CHECKING:
+    import jsonschema
 
 # What each pattern-checked field should look like, for error messages.
 _PATTERN_HINTS = {
@@ -33,7 +36,8 @@ _REQUIRED_IN_EVERY_IMAGE = ("ipykernel", "ipywidgets")
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads((Path(__file__).with_name("env.schema.json")).read_text())
+    loaded: dict[str, Any] = json.loads(Path(__file__).with_name("env.schema.json").read_text())
+    return loaded
 
 
 def spec_files() -> dict[str, Path]:
@@ -101,14 +105,14 @@ def _check_schema(doc: YamlDocument) -> None:
         raise _schema_error(doc, err)
 
 
-def _dotted(path: list) -> str:
+def _dotted(path: list[str | int]) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def _schema_error(doc: YamlDocument, err: Any) -> SpecError:
+def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecError:
     at = list(err.absolute_path)
     loc = where(doc.path, doc.line(at))
     field_name = _dotted(at)
@@ -117,7 +121,10 @@ def _schema_error(doc: YamlDocument, err: Any) -> SpecError:
     if "propertyNames" in err.schema_path:
         return SpecError(
             f"{loc}: {field_name} has an invalid key {json.dumps(err.instance)}",
-            fix="variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell identifiers",
+            fix=(
+                "variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell "
+                "identifiers"
+            ),
         )
     if err.validator == "additionalProperties":
         allowed = list(err.schema.get("properties", {}))
@@ -166,7 +173,7 @@ def _schema_error(doc: YamlDocument, err: Any) -> SpecError:
     return SpecError(f"{loc}: {field_name}: {err.message}", fix="correct the value (see the spec format in README)")
 
 
-def _requirements(doc: YamlDocument, at: tuple, items: list[str]) -> dict[str, Requirement]:
+def _requirements(doc: YamlDocument, at: KeyPath, items: list[str]) -> dict[str, Requirement]:
     """Parse pins; dockyard needs exact '==' pins so an image can be rebuilt identically."""
     out: dict[str, Requirement] = {}
     for i, text in enumerate(items):
@@ -175,7 +182,8 @@ def _requirements(doc: YamlDocument, at: tuple, items: list[str]) -> dict[str, R
             req = Requirement(text)
         except InvalidRequirement as exc:
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, not a valid requirement ({str(exc).splitlines()[0]})",
+                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, not a valid requirement "
+                f"({str(exc).splitlines()[0]})",
                 fix="write it as NAME==VERSION, e.g. 'numpy==2.4.6'",
             ) from None
         specs = list(req.specifier)
@@ -207,14 +215,16 @@ def _to_spec(doc: YamlDocument) -> Spec:
         own = _requirements(doc, (*vpath, "python_packages"), v.get("python_packages", []))
         for key in own.keys() & common.keys():
             raise SpecError(
-                f"{where(path, doc.line([*vpath, 'python_packages']))}: {key} is pinned both at the top level and in variant '{vname}'",
+                f"{where(path, doc.line([*vpath, 'python_packages']))}: {key} is pinned both at the top level and in "
+                f"variant '{vname}'",
                 fix="pin it in one place only",
             )
         merged = {**common, **own}
         for needed in _REQUIRED_IN_EVERY_IMAGE:
             if needed not in merged:
                 raise SpecError(
-                    f"{where(path, doc.line(['python_packages']))}: variant '{vname}' does not install {needed}, which every dockyard image needs",
+                    f"{where(path, doc.line(['python_packages']))}: variant '{vname}' does not install {needed}, "
+                    "which every dockyard image needs",
                     fix=f"add a pin such as '{needed}==X.Y.Z' to python_packages",
                 )
         package = fw.get("package")
@@ -222,13 +232,15 @@ def _to_spec(doc: YamlDocument) -> Spec:
             req = merged.get(canonicalize_name(package))
             if req is None:
                 raise SpecError(
-                    f"{where(path, doc.line(['framework', 'package']))}: framework.package is '{package}' but variant '{vname}' does not install it",
+                    f"{where(path, doc.line(['framework', 'package']))}: framework.package is '{package}' but "
+                    f"variant '{vname}' does not install it",
                     fix=f"add '{package}=={fw['version']}' to python_packages",
                 )
             pinned = next(iter(req.specifier)).version
             if pinned.split("+")[0] != fw["version"]:
                 raise SpecError(
-                    f"{where(path, doc.line(['framework', 'version']))}: framework.version is {fw['version']} but variant '{vname}' pins {req}",
+                    f"{where(path, doc.line(['framework', 'version']))}: framework.version is {fw['version']} but "
+                    f"variant '{vname}' pins {req}",
                     fix="make framework.version and the pin agree",
                 )
         gpu = v.get("gpu", data.get("gpu", "none" if vname.startswith("cpu") else "optional"))

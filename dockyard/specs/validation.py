@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from .yamlsource import YamlDocument
 
+if TYPE_CHECKING:  # imported lazily at run time: see the module docstring
+    import jsonschema
 
-def first_error(schema: dict[str, Any], doc: YamlDocument) -> Any | None:
+
+def first_error(schema: dict[str, Any], doc: YamlDocument) -> jsonschema.ValidationError | None:
     """The first jsonschema.ValidationError of doc (ordered by line), or None when valid."""
     key = hashlib.sha256(json.dumps(schema, sort_keys=True).encode() + b"\0" + doc.text.encode()).hexdigest()
     marker = paths.cache_dir() / "valid" / key

@@ -9,17 +9,20 @@ import yaml
 
 from ..errors import DockyardError
 
+# Where a value sits in a document: mapping keys and list indexes from the top.
+KeyPath = tuple[str | int, ...]
+
 
 class YamlDocument:
     """A parsed YAML mapping plus the line of each value, addressed by its path of keys/indexes."""
 
-    def __init__(self, path: Path, data: Any, lines: dict[tuple, int], text: str = "") -> None:
+    def __init__(self, path: Path, data: Any, lines: dict[KeyPath, int], text: str = "") -> None:
         self.path = path
         self.text = text
         self.data = data
         self._lines = lines
 
-    def line(self, path: tuple | list) -> int | None:
+    def line(self, path: KeyPath | list[str | int]) -> int | None:
         """Line (1-based) of the value at path, or of its nearest ancestor that exists."""
         key = tuple(path)
         while key:
@@ -55,7 +58,7 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
         if empty_ok:
             return YamlDocument(path, {}, {}, text)
         raise error(f"{path}: {what} is empty", fix=f"write the {what} as a YAML mapping (see README)")
-    lines: dict[tuple, int] = {}
+    lines: dict[KeyPath, int] = {}
     _index(node, (), lines, path, error, what)
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
@@ -67,7 +70,7 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
 
 
 def _index(
-    node: yaml.Node, at: tuple, lines: dict[tuple, int], path: Path, error: type[DockyardError], what: str
+    node: yaml.Node, at: KeyPath, lines: dict[KeyPath, int], path: Path, error: type[DockyardError], what: str
 ) -> None:
     lines[at] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
