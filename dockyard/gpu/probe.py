@@ -36,8 +36,15 @@ def is_gpu_error(text: str) -> bool:
     return bool(_GPU_ERROR.search(text or ""))
 
 
+# The informative part of a runc/hook error: everything before it is the same wrapper on every failure.
+_ESSENCE = re.compile(r"(nvidia-container-cli: .*|could not select device driver.*|unresolvable CDI devices.*)")
+
+
 def first_line(text: str) -> str:
-    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")
+    """The line that says what went wrong (the NVIDIA CLI's own message where there is one), at most 300 chars."""
+    text = text or ""
+    m = _ESSENCE.search(text)
+    line = m.group(1).strip() if m else next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line if len(line) <= 300 else line[:297] + "..."
 
 

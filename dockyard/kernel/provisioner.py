@@ -186,7 +186,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             self.container_id = None
         notice = (
             f"{self._target.ref} started without its GPU: the engine refused the GPU request "
-            f"({reason.strip().splitlines()[0][:300]}); 'dockyard doctor' explains the GPU setup"
+            f"({gpu.probe.first_line(reason)}); 'dockyard doctor' explains the GPU setup"
         )
         self.log.warning("dockyard: %s", notice)
         with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):

@@ -27,6 +27,8 @@ _PATTERN_HINTS = {
     "shm_size": "a size such as '2g' or '512m'",
     "memory": "a size such as '8g' or '512m'",
     "package": "a Python distribution name such as 'torch'",
+    "min_driver": "a driver version such as '580.65.06' (quoted)",
+    "min_compute_capability": "a compute capability such as '7.5' (quoted)",
 }
 _DEFAULT_RESOURCES = {"shm_size": "2g"}
 _REQUIRED_IN_EVERY_IMAGE = ("ipykernel", "ipywidgets")
