@@ -700,6 +700,8 @@ def test_optional_kernel_falls_back_on_the_real_engines_refusal(docker_client, b
         try:
             reply = kc.execute_interactive("import os; print(os.environ['DOCKYARD_GPU_NOTICE'][:40])", timeout=60)
             assert reply["content"]["status"] == "ok"
+            banner = kc.kernel_info(reply=True, timeout=30)["content"]["banner"]
+            assert "dockyard: minimal:cuda started without its GPU" in banner  # what consoles show at connect
         finally:
             kc.stop_channels()
     finally:

@@ -9,6 +9,7 @@ an hour, so kernels start without a probe; `dockyard doctor` always probes afres
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -91,10 +92,17 @@ def decide(view: EngineView, attempts: list[tuple[str, probe.ProbeResult]]) -> V
 
 
 def probe_image(client: docker.DockerClient, preferred: str | None) -> str | None:
-    """A local image to run the probe in (it needs only `sh`; the hook brings nvidia-smi). Never pulls."""
-    candidates = [preferred] if preferred else []
+    """A local image to run the probe in (it needs only `sh`; the hook brings nvidia-smi). Never pulls.
+
+    dockyard's own images first (they all have `sh`; a custom kernel image might not, and a missing shell
+    must not read as a GPU failure), the kernel's image (preferred) among them when it is one.
+    """
+    candidates: list[str] = []
     with contextlib.suppress(docker.errors.DockerException):
         candidates += [t for img in client.images.list(filters={"label": LABEL_ENV}) for t in img.tags]
+    if preferred:
+        candidates.sort(key=lambda t: t != preferred)
+        candidates.append(preferred)
     for ref in candidates:
         try:
             client.images.get(ref)
@@ -183,6 +191,6 @@ def assess(
         if result.ok:
             break
     verdict = decide(view, attempts)
-    verdict = Verdict(**{**verdict.__dict__, "checked_at": time.time()})
+    verdict = dataclasses.replace(verdict, checked_at=time.time())
     _store(key, verdict)
     return verdict
