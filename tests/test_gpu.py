@@ -711,3 +711,28 @@ def test_optional_kernel_falls_back_on_the_real_engines_refusal(docker_client, b
             if c.name.startswith("dockyard-minimal-cuda-") and c.labels.get(LABEL_KERNEL_ID) == km.kernel_id:
                 c.remove(force=True)
     assert verdict._key(info) not in verdict._memo  # forgotten: the next kernel probes again
+
+
+@pytest.mark.parametrize(
+    ("setup", "said"),
+    [
+        (
+            "hook-only-cdi-off",
+            ["start WITHOUT the GPU that kernels get here", '"dev.containers.gpuAvailability": "all"'],
+        ),
+        ("docker-desktop-phantom", ["the container would not start", '"dev.containers.gpuAvailability": "none"']),
+        ("cdi-discovered", ["cannot request", "nvidia-cdi-hook"]),
+        ("runtime-registered", []),
+        ("toolkit-no-driver", ["--gpu-availability none"]),
+    ],
+)
+def test_devcontainer_open_says_when_the_gpu_will_be_missing(setup, said, monkeypatch, capsys):
+    """What `dockyard build --devcontainer-gpu` (the CUDA configs' initializeCommand) adds to the VS Code log."""
+    from dockyard.cli import build_cmd
+
+    engine, _ = _scenario(setup, monkeypatch)
+    build_cmd._devcontainer_gpu_advice(engine)
+    out = " ".join(capsys.readouterr().out.split())
+    assert bool(out) == bool(said), out
+    for text in said:
+        assert text in out, out

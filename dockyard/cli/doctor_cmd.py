@@ -156,21 +156,11 @@ def gpu_checks(client: Any, info: dict[str, Any]) -> list[Check]:
                 out.append(Check("pass", "GPU needs", f"{v.ref}: {v.cuda.describe()} met"))
             else:
                 out.append(Check("info", "GPU needs", f"{v.ref}: {v.cuda.describe()}; driver and card unknown"))
-    setting, why = devcontainer.gpu_availability_for(verdict)
-    detect = bool(devcontainer.cli_gpu_args({"hostRequirements": {"gpu": "optional"}}, info, "detect"))
-    if detect == verdict.usable and verdict.method != "cdi":
+    advice = devcontainer.gpu_advice(verdict, info)
+    if advice is None:
         out.append(Check("pass", "devcontainer GPU", "the Dev Containers default (gpuAvailability: detect) matches"))
     else:
-        default = "requests" if detect else "does not request"
-        out.append(
-            Check(
-                "warn",
-                "devcontainer GPU",
-                f"with its default (gpuAvailability: detect) the Dev Containers tooling {default} a GPU here; {why}",
-                f'set VS Code\'s "dev.containers.gpuAvailability": "{setting}" '
-                f"(devcontainer CLI: --gpu-availability {setting})",
-            )
-        )
+        out.append(Check("warn", "devcontainer GPU", *advice))
     return out
 
 

@@ -71,6 +71,29 @@ def gpu_availability_for(verdict: Verdict) -> tuple[str, str]:
     )
 
 
+def gpu_advice(verdict: Verdict, info: dict[str, Any]) -> tuple[str, str] | None:
+    """(problem, fix) when the tooling's default (gpuAvailability: detect) would not match the kernel's GPU."""
+    setting, why = gpu_availability_for(verdict)
+    detect = bool(cli_gpu_args({"hostRequirements": {"gpu": "optional"}}, info, "detect"))
+    if detect == verdict.usable and verdict.method != "cdi":
+        return None
+    if detect:
+        problem = (
+            "the Dev Containers tooling sees an 'nvidia' runtime and, with its default (gpuAvailability: detect), "
+            f"asks for a GPU that this engine cannot give ({verdict.reason}): the container would not start"
+        )
+    else:
+        problem = (
+            "with its default (gpuAvailability: detect) the Dev Containers tooling only looks for a registered "
+            f"'nvidia' runtime, so CUDA dev containers start WITHOUT the GPU that kernels get here; {why}"
+        )
+    return (
+        problem,
+        f'set VS Code\'s "dev.containers.gpuAvailability": "{setting}" '
+        f"(devcontainer CLI: --gpu-availability {setting})",
+    )
+
+
 def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
     ref = f"{spec_argument(spec, workspace)}:{variant.name}"
     run_args = [f"--shm-size={spec.resources['shm_size']}"]  # PyTorch DataLoader workers need a big /dev/shm
@@ -80,8 +103,9 @@ def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
         run_args.append(f"--cpus={spec.resources['cpus']}")
     cfg: dict[str, Any] = {
         "name": f"{spec.display_name} [{variant.name}]",  # what the folder picker shows
-        # Array form: no shell, so it runs the same from bash, zsh, cmd.exe or PowerShell.
-        "initializeCommand": ["dockyard", "build", ref],
+        # Array form: no shell, so it runs the same from bash, zsh, cmd.exe or PowerShell. CUDA variants also
+        # print, on the host, whether the tooling's GPU setting will give the container this host's GPU.
+        "initializeCommand": ["dockyard", "build", *(["--devcontainer-gpu"] if variant.gpu != "none" else []), ref],
         "image": image_alias(variant),
         "remoteUser": REMOTE_USER,
         "updateRemoteUserUID": True,  # files in the bind-mounted workspace belong to the host user
