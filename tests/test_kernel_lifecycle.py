@@ -26,8 +26,8 @@ import pytest
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.connect import LocalPortCache
 
+from dockyard import gpu
 from dockyard.errors import DockyardError, EngineError
-from dockyard.gpu import gpu_support
 from dockyard.kernel.container import (
     CONNECTION_FILE,
 )
@@ -590,7 +590,7 @@ def test_engine_down_is_an_engine_error(kernelspecs, tmp_path, monkeypatch):
 
 
 def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_client):
-    if gpu_support(docker_client.info()):
+    if gpu.assess(docker_client, docker_client.info(), fresh=True).usable:
         pytest.skip("this engine offers GPUs")
     assert "requires a GPU" in _start_error("dy-gpu", tmp_path)
 

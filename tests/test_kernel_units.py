@@ -12,17 +12,13 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from docker.types import DeviceRequest
 
 import dockyard.kernel.target
 from dockyard.errors import DockyardError
-from dockyard.gpu import device_requests, gpu_support
 from dockyard.kernel.container import (
     CONNECTION_FILE,
-    KernelContainer,
     check_loopback,
     container_argv,
-    create_kwargs,
     kernel_environment,
     workspace_mount,
 )
@@ -65,69 +61,6 @@ def test_container_arguments_unit(tmp_path):
     with pytest.raises(DockyardError, match="does not exist"):
         workspace_mount(tmp_path / "missing", None)
     assert workspace_mount(tmp_path, None) == tmp_path.resolve()
-
-
-def test_device_requests_modes(tmp_path):
-    nvidia = {"Runtimes": {"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}}
-    plain = {"Runtimes": {"runc": {}}, "CDISpecDirs": [str(tmp_path)]}
-    gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    assert device_requests("optional", "auto", nvidia, "t:cuda") == gpus
-    assert device_requests("required", "required", nvidia, "t:cuda") == gpus
-    assert device_requests("optional", "auto", plain, "t:cuda") == []
-    assert device_requests("optional", "off", nvidia, "t:cuda") == []
-    assert device_requests("none", "auto", nvidia, "t:cpu") == []
-    for env_gpu, mode, info in (
-        ("optional", "required", plain),
-        ("required", "auto", plain),
-        ("none", "required", nvidia),
-    ):
-        with pytest.raises(DockyardError):
-            device_requests(env_gpu, mode, info, "t:x")
-    (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\n")
-    assert gpu_support(plain) == "CDI"
-    assert device_requests("optional", "auto", plain, "t:cuda") == [
-        DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])
-    ]
-
-
-def test_gpu_request_reaches_container_create_args(settings, tmp_path):
-    """A daemon reporting the nvidia runtime → the create call carries the GPU DeviceRequest."""
-    from docker.models.containers import _create_container_args
-
-    image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": ["PATH=/opt/dockyard/venv/bin:/usr/bin"]}}})()
-    images = type("Is", (), {"get": staticmethod(lambda tag: image)})()
-    fake = type("C", (), {"images": images, "info": staticmethod(lambda: {"Runtimes": {"nvidia": {}}})})()
-    target = resolve(fake, settings, Request(env="minimal", variant="cuda"))
-    assert target.device_requests == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    cpu = resolve(fake, settings, Request(env="minimal", variant="cpu"))
-    assert cpu.device_requests == []
-    spec = KernelContainer(
-        image=target.image,
-        env_name="minimal",
-        variant="cuda",
-        kernel_id="0123456789ab",
-        owner=owner_id(),
-        argv=container_argv(ARGV),
-        environment={},
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-        shm_size=target.shm_size,
-        device_requests=target.device_requests,
-    )
-    args = _create_container_args({**create_kwargs(spec), "version": "1.41"})  # what containers.create() sends
-    assert args["host_config"]["DeviceRequests"] == [
-        {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
-    ]
-    hc = args["host_config"]
-    assert not hc.get("Privileged")
-    assert hc["CapDrop"] == ["ALL"]
-    assert hc["NetworkMode"] == "host"
-    assert hc["Init"] is True
-    assert args["name"] == "dockyard-minimal-cuda-01234567"
 
 
 class _FakeContainer:

@@ -70,6 +70,7 @@ def test_one_kernelspec_per_variant():
     [
         ("pytorch:cpu", "PyTorch 2.13.0 (CPU, container)"),
         ("pytorch:cuda", "PyTorch 2.13.0 (CUDA, container)"),
+        ("pytorch:cuda-12", "PyTorch 2.13.0 (CUDA 12, container)"),
         ("minimal:cuda", "Python 3.11 minimal (CUDA, container)"),
         ("minimal:cpu", "Python 3.11 minimal (CPU, container)"),
         ("jax:cpu", "JAX 0.10.2 (CPU, container)"),
@@ -202,7 +203,8 @@ def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyte
         capture_output=True,
     )
     found = _listed(env, prefix)  # what Jupyter itself sees
-    assert set(found) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"}
+    pytorch_all = {"dockyard-pytorch-cpu", "dockyard-pytorch-cuda", "dockyard-pytorch-cuda-12"}
+    assert set(found) == {"dockyard-minimal-cpu", *pytorch_all}
     for info in found.values():
         assert info["spec"]["metadata"]["kernel_provisioner"]["provisioner_name"] == "dockyard-docker-provisioner"
     s = specs.load("pytorch")
@@ -218,7 +220,7 @@ def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyte
     assert rows["dockyard-pytorch-cuda"]["env"] == "pytorch:cuda"
 
     assert main(["kernels", "remove", "dockyard-pytorch-cuda"]) == 0
-    assert set(_listed(env, prefix)) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu"}
+    assert set(_listed(env, prefix)) == {"dockyard-minimal-cpu", *pytorch_all} - {"dockyard-pytorch-cuda"}
     assert main(["kernels", "remove"]) == 0  # all of ours
     assert _listed(env, prefix) == {}
     assert "removed" in capsys.readouterr().out

@@ -9,6 +9,7 @@ as the host UID:GID, and gets SIGINT through docker-init for interrupts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -28,7 +29,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
-from .. import engine
+from .. import engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
@@ -39,6 +40,7 @@ from .container import (
     check_loopback,
     container_argv,
     create_kwargs,
+    kernel_banner_args,
     kernel_environment,
     workspace_mount,
 )
@@ -142,10 +144,11 @@ class DockerProvisioner(LocalProvisioner):
         assert self._target is not None
         assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
+        env = kwargs.get("env") or {}
         try:
-            container = self._kernel_container(cmd, cwd, kwargs.get("env") or {})
+            container = self._kernel_container(cmd, cwd, env)
             self.container_name = container.name
-            await asyncio.to_thread(_engine_call, self._create_and_start, container)
+            await asyncio.to_thread(_engine_call, self._start_with_gpu_fallback, container, cmd, cwd, env)
             await self._wait_until_ready()
         except BaseException:
             await self._remove_container()
@@ -155,6 +158,35 @@ class DockerProvisioner(LocalProvisioner):
         self.cwd = str(cwd)
         self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, container.name, container.image)
         return self.connection_info
+
+    def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+        """Start; an optional GPU kernel whose start fails on the GPU request starts again without it.
+
+        The verdict can be stale (driver unloaded, toolkit removed) or wrong in ways only a real start shows
+        (Docker Desktop's 'nvidia' runtime on a machine without an NVIDIA GPU): a notebook should still open.
+        """
+        assert self._target is not None
+        try:
+            self._create_and_start(kc)
+            return
+        except docker.errors.APIError as exc:
+            reason = str(exc.explanation or exc)
+            if not (kc.device_requests and self._target.gpu_fallback and gpu.is_gpu_error(reason)):
+                raise
+        if self.container_id is not None:  # created, then refused at start: remove before the retry
+            self._remove(self.container_id)
+            self.container_id = None
+        notice = (
+            f"{self._target.ref} started without its GPU: the engine refused the GPU request "
+            f"({gpu.probe.first_line(reason)}); 'dockyard doctor' explains the GPU setup"
+        )
+        self.log.warning("dockyard: %s", notice)
+        with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+            gpu.forget(self.docker_client.info())  # the cached verdict was wrong: probe again next time
+        self._target = dataclasses.replace(
+            self._target, device_requests=[], gpu_fallback=False, notices=(*self._target.notices, notice)
+        )
+        self._create_and_start(self._kernel_container(cmd, cwd, env))
 
     def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
         assert self._target is not None
@@ -169,10 +201,13 @@ class DockerProvisioner(LocalProvisioner):
             variant=target.variant,
             kernel_id=self.kernel_id or "unknown",
             owner=owner_id(),
-            argv=cmd,
-            environment=kernel_environment(
-                env, kernelspec_env=self.kernel_spec.env or {}, image_env=target.image_env, secret=key, user=user
-            ),
+            argv=[*cmd, *kernel_banner_args(cmd, target.notices)],
+            environment={
+                **kernel_environment(
+                    env, kernelspec_env=self.kernel_spec.env or {}, image_env=target.image_env, secret=key, user=user
+                ),
+                **({"DOCKYARD_GPU_NOTICE": " | ".join(target.notices)} if target.notices else {}),
+            },
             workspace=workspace_mount(cwd, target.workspace_root),
             cwd=cwd,
             connection_file=connection_file,

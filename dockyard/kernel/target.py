@@ -35,6 +35,8 @@ class Target:
     memory: str | None
     cpus: float | None
     device_requests: list[DeviceRequest] = field(default_factory=list)
+    gpu_fallback: bool = False  # optional GPU: a start that fails on the GPU request is retried without it
+    notices: tuple[str, ...] = ()  # GPU findings the user should see (logged, and in the kernel's banner)
 
     @property
     def ref(self) -> str:
@@ -74,15 +76,18 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         env_name = req.env or labels.get(LABEL_ENV, "custom")
         variant_name = req.variant or labels.get(LABEL_VARIANT, "custom")
         env_gpu = s.variant(variant_name).gpu if s else labels.get(LABEL_GPU, "none")
-        requests = _gpu_requests(client, env_gpu, settings_gpu, f"{env_name}:{variant_name}")
+        cuda = s.variant(variant_name).cuda if s and variant_name in s.variants else None
+        gpu_use = _gpu(client, env_gpu, settings_gpu, f"{env_name}:{variant_name}", req.image, cuda, [])
         tag = req.image
     elif s is not None:
         variant = s.variant(req.variant)
         env_name, variant_name = s.name, variant.name
-        # GPU first: "no GPU here" is the more useful message than "not built" for a cuda kernel.
-        requests = _gpu_requests(client, variant.gpu, settings_gpu, variant.ref)
         state = image_state(client, s, variant, settings.build)
         tag = state.plan.tag
+        older = [v.ref for v in s.variants.values() if v.cuda and variant.cuda and v.cuda.major < variant.cuda.major]
+        # GPU first: "no GPU here" is the more useful message than "not built" for a cuda kernel.
+        probe_with = tag if state.image is not None else None
+        gpu_use = _gpu(client, variant.gpu, settings_gpu, variant.ref, probe_with, variant.cuda, older)
         image = state.image or _build_or_explain(client, settings, state)
     else:
         raise DockyardError(
@@ -104,13 +109,47 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         shm_size=req.shm_size or resources.get("shm_size") or _DEFAULT_SHM,
         memory=req.memory or resources.get("memory"),
         cpus=req.cpus or resources.get("cpus"),
-        device_requests=requests,
+        device_requests=gpu_use.requests,
+        gpu_fallback=gpu_use.fallback,
+        notices=gpu_use.notices,
     )
 
 
-def _gpu_requests(client: docker.DockerClient, env_gpu: str, mode: str, ref: str) -> list[DeviceRequest]:
-    needs_info = env_gpu != "none" and mode != "off"  # skip the (slowish) info call for CPU kernels
-    return gpu.device_requests(env_gpu, mode, client.info() if needs_info else {}, ref)
+@dataclass(frozen=True)
+class _GpuUse:
+    requests: list[DeviceRequest]
+    fallback: bool
+    notices: tuple[str, ...]
+
+
+def _gpu(
+    client: docker.DockerClient,
+    env_gpu: str,
+    mode: str,
+    ref: str,
+    image: str | None,
+    cuda: gpu.CudaNeeds | None,
+    older: list[str],
+) -> _GpuUse:
+    """The device requests for this kernel, and what the user should hear about the GPU."""
+    if not gpu.wants_gpu(env_gpu, mode):  # CPU kernels and gpu: off never ask the engine
+        return _GpuUse(gpu.device_requests(env_gpu, mode, None, ref), False, ())
+    verdict = gpu.assess(client, client.info(), image=image)
+    requests = gpu.device_requests(env_gpu, mode, verdict, ref)
+    required = env_gpu == "required" or mode == "required"
+    notices: list[str] = []
+    if not requests:
+        notices.append(f"{ref} runs on the CPU: {verdict.reason}" + (f" (fix: {verdict.fix})" if verdict.fix else ""))
+    elif cuda is not None:
+        problems = gpu.check(cuda, verdict.gpus, ref, older)
+        if problems and required:
+            problem, fix = problems[0]
+            raise DockyardError(f"{ref} requires a usable GPU, but {problem}", fix=fix)
+        # Optional: the GPU is still attached (nvidia-smi and the driver work), the framework falls back to CPU.
+        notices += [f"{problem} (fix: {fix})" for problem, fix in problems]
+    for notice in notices:
+        log.warning("dockyard: %s", notice)
+    return _GpuUse(requests, bool(requests) and not required, tuple(notices))
 
 
 def _build_or_explain(client: docker.DockerClient, settings: Settings, state: ImageState) -> Image:

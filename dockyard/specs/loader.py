@@ -13,6 +13,7 @@ from packaging.utils import canonicalize_name
 
 from .. import paths
 from ..errors import SpecError
+from ..gpu.requirements import COMPUTE_FOR_CUDA, DRIVER_FOR_CUDA, CudaNeeds, derive_major
 from .model import Spec, Variant, parse_ref
 from .validation import first_error
 from .yamlsource import KeyPath, YamlDocument, load_yaml, where
@@ -29,9 +30,14 @@ _PATTERN_HINTS = {
     "shm_size": "a size such as '2g' or '512m'",
     "memory": "a size such as '8g' or '512m'",
     "package": "a Python distribution name such as 'torch'",
+    "min_driver": "a driver version such as '580.65.06' (quoted)",
+    "min_compute_capability": "a compute capability such as '7.5' (quoted)",
 }
 _DEFAULT_RESOURCES = {"shm_size": "2g"}
 _REQUIRED_IN_EVERY_IMAGE = ("ipykernel", "ipywidgets")
+# Baked into an image, these hand the container GPUs whenever 'nvidia' is dockerd's default runtime, so
+# `gpu: off` would not turn them off. The device request sets what is needed, only when a GPU is asked for.
+_GPU_VARIABLES = ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_REQUIRE_CUDA")
 
 
 @lru_cache(maxsize=1)
@@ -249,6 +255,7 @@ def _to_spec(doc: YamlDocument) -> Spec:
                 f"{where(path, doc.line([*vpath, 'gpu']))}: variant '{vname}' is a CPU variant but asks for gpu: {gpu}",
                 fix="set gpu: none for cpu variants, or name the variant 'cuda'",
             )
+        cuda = _cuda_needs(doc, vpath, v, gpu, [str(merged[k]) for k in merged])
         variants[vname] = Variant(
             env=data["name"],
             name=vname,
@@ -259,7 +266,9 @@ def _to_spec(doc: YamlDocument) -> Spec:
             pip_extra_index_urls=tuple(v.get("pip_extra_index_urls", [])),
             env_vars={**data.get("env", {}), **v.get("env", {})},
             gpu=gpu,
+            cuda=cuda,
         )
+    _check_gpu_variables(doc)
     return Spec(
         path=path,
         name=data["name"],
@@ -278,3 +287,57 @@ def _to_spec(doc: YamlDocument) -> Spec:
         },
         variants=variants,
     )
+
+
+def _cuda_needs(
+    doc: YamlDocument, vpath: KeyPath, v: dict[str, Any], gpu: str, packages: list[str]
+) -> CudaNeeds | None:
+    """The variant's CUDA needs: declared in `cuda:`, else derived from its pins; None for no CUDA code."""
+    declared = v.get("cuda")
+    vname = vpath[-1]
+    loc = where(doc.path, doc.line([*vpath, "cuda"]))
+    if gpu == "none":
+        if declared is not None:
+            raise SpecError(
+                f"{loc}: variant '{vname}' has gpu: none but declares cuda needs",
+                fix="remove the cuda block, or give the variant a GPU (name it 'cuda...')",
+            )
+        return None
+    declared = declared or {}
+    derived = derive_major(packages, v.get("pip_extra_index_urls", []))
+    major = declared.get("major", derived)
+    if derived is not None and major != derived:
+        raise SpecError(
+            f"{loc}: variant '{vname}' declares cuda.major {major}, but its pins pull CUDA {derived} wheels",
+            fix=f"set cuda.major: {derived}, or pin wheels built for CUDA {major}",
+        )
+    if major is None:
+        if declared:
+            raise SpecError(
+                f"{loc}: variant '{vname}' declares cuda needs but no cuda.major, and its pins do not tell it",
+                fix="add cuda.major (the CUDA major version of the framework wheels)",
+            )
+        return None  # no CUDA code in the image (e.g. minimal:cuda): only the GPU itself matters
+    min_driver = declared.get("min_driver", DRIVER_FOR_CUDA.get(major))
+    min_cc = declared.get("min_compute_capability", COMPUTE_FOR_CUDA.get(major))
+    if min_driver is None or min_cc is None:
+        raise SpecError(
+            f"{loc}: dockyard does not know what CUDA {major} needs from the host",
+            fix="declare cuda.min_driver and cuda.min_compute_capability for this variant",
+        )
+    return CudaNeeds(major=major, min_driver=min_driver, min_compute_capability=min_cc)
+
+
+def _check_gpu_variables(doc: YamlDocument) -> None:
+    data = doc.data
+    places: list[tuple[list[str | int], dict[str, str]]] = [(["env"], data.get("env", {}))]
+    places.append((["kernel", "env"], data.get("kernel", {}).get("env", {})))
+    places += [(["variants", n, "env"], v.get("env", {})) for n, v in data["variants"].items()]
+    for at, env in places:
+        for name in env:
+            if name in _GPU_VARIABLES:
+                raise SpecError(
+                    f"{where(doc.path, doc.line([*at, name]))}: {_dotted(at)} sets {name}, which would hand the "
+                    "container GPUs wherever 'nvidia' is dockerd's default runtime, even with gpu: off",
+                    fix=f"remove {name}: dockyard's device request (`--gpus all`) attaches the GPUs when one is wanted",
+                )

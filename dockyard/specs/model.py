@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
+from ..gpu.requirements import CudaNeeds
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Variant:
     pip_extra_index_urls: tuple[str, ...]
     env_vars: dict[str, str]
     gpu: str
+    cuda: CudaNeeds | None = None  # what the wheels need from the host's driver and GPU (cuda variants)
 
     @property
     def ref(self) -> str:

@@ -25,7 +25,5 @@ FROM system
 COPY --from=python-packages /opt/dockyard/venv /opt/dockyard/venv
 COPY kit/ /opt/dockyard/kit/
 ENV VIRTUAL_ENV="/opt/dockyard/venv" \
-    PATH="/opt/dockyard/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    NVIDIA_DRIVER_CAPABILITIES="compute,utility" \
-    NVIDIA_VISIBLE_DEVICES="all"
+    PATH="/opt/dockyard/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CMD ["python", "-m", "ipykernel_launcher", "--help"]
