@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, specs
-from ..config import BuildOptions
+from ..config import BuildOptions, load_settings
 from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="build every variant of every environment")
     p.add_argument("--rebuild", action="store_true", help="build even when the image exists, without the layer cache")
     p.add_argument("-v", "--verbose", action="store_true", help="print every line of build output")
+    p.add_argument(
+        "--no-kernels",
+        action="store_true",
+        help="leave Jupyter's kernelspecs alone (by default a build installs or refreshes its kernel wherever "
+        "dockyard kernels are installed)",
+    )
     add_build_flags(p)
     p.set_defaults(func=cmd_build)
 
@@ -55,7 +61,24 @@ def cmd_build(args: argparse.Namespace) -> int:
             )
         else:
             console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
+        if not args.no_kernels:
+            _offer_kernel(plan)
     return 0
+
+
+def _offer_kernel(plan: BuildPlan) -> None:
+    """The kernel of what was built joins Jupyter's launcher, unless the kernels would look for another image
+    (flags given here that the config file and DOCKYARD_* variables do not say)."""
+    from .kernels_cmd import add_built  # jupyter_client is imported only when needed
+
+    if make_plan(plan.spec, plan.variant, load_settings().build).tag != plan.tag:
+        console.print(
+            f"[yellow]kernel not installed[/]: kernels look for the image of {plan.variant.ref} built with the "
+            "site settings of the config file and DOCKYARD_* variables; put the flags you used here there",
+            soft_wrap=True,
+        )
+        return
+    add_built([(plan.spec, plan.variant)])
 
 
 def cmd_images(args: argparse.Namespace) -> int:
