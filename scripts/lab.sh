@@ -54,12 +54,22 @@ fi
 
 say "dockyard and JupyterLab on the host (virtual environment $venv)"
 python=${PYTHON:-python3}
+make_venv() {  # creates $venv; on failure removes what it made and prints venv's own message
+    local out
+    out=$("$python" -m venv "$venv" 2>&1) && return 0
+    rm -rf "$venv"  # only ever one this function created: a half-made venv would pass for a whole one next time
+    printf '%s\n' "$out" | tail -n 5 >&2
+    return 1
+}
 if [[ ! -x $venv/bin/python ]]; then
-    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
-        rm -rf "$venv"  # a half-made one (Debian without python3-venv) would fool the check above next time
-        ((root)) || die "'$python -m venv' failed. On Debian/Ubuntu: sudo apt-get install python3-venv, then run this again (or set PYTHON to another Python ≥ 3.10)."
+    [[ -e $venv ]] && die "$venv exists but is not a virtual environment. Remove it, or pass --venv DIR (or set DOCKYARD_VENV) to use another place."
+    parent=$(dirname "$venv")
+    mkdir -p "$parent" 2>/dev/null && [[ -w $parent ]] ||
+        die "$(id -un) may not create $venv. Clone the repository where you may write (e.g. your home), or pass --venv DIR."
+    if ! make_venv; then
+        ((root)) || die "'$python -m venv' failed (above). On Debian/Ubuntu: sudo apt-get install python3-venv, then run this again (or set PYTHON to another Python 3.10 or newer)."
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
-        "$python" -m venv "$venv"
+        make_venv || die "'$python -m venv' failed (above)"
     fi
 fi
 py=$venv/bin/python

@@ -27,7 +27,7 @@ from .conftest import HOST_CA, LOCAL_BASE, REPO, TEST_USER, UPSTREAM_BASE
 from .jupyter_helpers import free_port, owned_containers, remove_leftovers, remove_mounting
 from .test_server import Server
 
-pytestmark = [pytest.mark.engine, pytest.mark.slow]
+pytestmark = pytest.mark.engine
 
 SYS_PREFIX_KERNELS = Path(sys.prefix) / "share" / "jupyter" / "kernels"  # where lab.sh used to install them
 KERNEL_ID_LABEL = "org.dockyard.kernel-id"
@@ -51,6 +51,7 @@ def _assert_all_built(docker_client, kernel_jsons: dict[str, dict]) -> None:
         assert image_state(docker_client, s, s.variant(meta["variant"]), build).built, f"{name} is offered unbuilt"
 
 
+@pytest.mark.slow  # finds (or builds) pytorch:cpu
 def test_lab_script_sets_up_the_main_job(built, docker_client, tmp_path: Path) -> None:
     if os.getuid() != 0:
         pytest.skip("lab.sh sets up the machine as root")
@@ -144,6 +145,40 @@ def _group_processes(pgid: int) -> list[int]:
             if int(fields[2]) == pgid and fields[0] != "Z":
                 pids.append(int(stat.parent.name))
     return pids
+
+
+def _run_as(account: pwd.struct_passwd, cmd: list[str], *, groups: list[int], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, user=account.pw_uid, group=account.pw_gid, extra_groups=groups, capture_output=True, text=True,
+        timeout=120, **kwargs,
+    )  # fmt: skip
+
+
+def test_lab_script_tells_an_ordinary_user_what_is_missing_before_installing_anything() -> None:
+    """Not in the docker group, or a checkout the user may not write: one clear message at once, not after
+    minutes of installs, and nothing created."""
+    account = _test_account()
+    base = Path(tempfile.mkdtemp(prefix="dockyard-lab-user-"))
+    try:
+        os.chmod(base, 0o755)
+        repo = base / "dockyard"  # root's, read-only for the account
+        _copy_checkout(repo)
+        lab = ["bash", str(repo / "scripts" / "lab.sh"), "--local-base", "--no-lab"]
+        env = _user_env(base, account)
+
+        r = _run_as(account, lab, groups=[], env=env)  # the account without its docker group
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "may not use /var/run/docker.sock" in r.stderr, r.stderr
+        assert "usermod -aG docker" in r.stderr, r.stderr
+
+        docker_gid = grp.getgrnam("docker").gr_gid
+        r = _run_as(account, lab, groups=[docker_gid], env=env)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"may not create {repo}/.venv" in r.stderr, r.stderr
+        assert "--venv DIR" in r.stderr, r.stderr
+        assert not (repo / ".venv").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_lab_script_as_an_unprivileged_user(built, docker_client) -> None:
