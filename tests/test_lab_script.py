@@ -114,9 +114,6 @@ def _user_env(home: Path, account: pwd.struct_passwd) -> dict[str, str]:
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
     passed = ("PIP_", "SSL_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
     env |= {k: v for k, v in os.environ.items() if k.startswith(passed) or k.lower().endswith("_proxy")}
-    cache = Path(account.pw_dir) / ".cache"
-    if cache.is_dir() and cache.stat().st_uid == account.pw_uid:
-        env["PIP_CACHE_DIR"] = str(cache / "pip")  # its downloads survive the temp home: faster reruns
     return env
 
 
