@@ -144,7 +144,8 @@ def _split_startable(
             "to install the kernelspecs without checking their images",
         ) from None
     info: dict[str, Any] | None = None
-    ready, waiting = [], []
+    ready: list[tuple[specs.Spec, specs.Variant]] = []
+    waiting: list[tuple[specs.Spec, specs.Variant, DockyardError]] = []
     for s, v in targets:
         try:
             if v.gpu != "none" and settings.kernels.gpu != "off":
