@@ -32,7 +32,7 @@ from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.target import Request, Target, resolve
 from dockyard.labels import LABEL_KERNEL_ID
 
-from .conftest import REPO
+from .helpers import REPO
 
 DATA = Path(__file__).with_name("data") / "gpu"
 GPUS = {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}

@@ -197,7 +197,7 @@ def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyte
     env = _jupyter_env(prefix)
     dockyard = [sys.executable, "-m", "dockyard"]
     subprocess.run(
-        [*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)],
+        [*dockyard, "kernels", "install", "--include-unbuilt", "minimal:cpu", "pytorch", "--prefix", str(prefix)],
         env=env,
         check=True,
         capture_output=True,
@@ -242,7 +242,7 @@ def test_install_where_not_writable_is_a_clear_error(tmp_path, capsys):
         pytest.skip("root may write anywhere")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    assert main(["kernels", "install", "minimal:cpu", "--prefix", str(locked)]) == 2
+    assert main(["kernels", "install", "--include-unbuilt", "minimal:cpu", "--prefix", str(locked)]) == 2
     assert "Cannot install kernelspec" in capsys.readouterr().err
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, gpu, specs
-from ..config import BuildOptions
+from ..config import BuildOptions, load_settings
 from ..errors import DockyardError
 from ..frontends import devcontainer
 from ..images.build import build
@@ -32,6 +32,12 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="then say whether the Dev Containers tooling will give this host's GPU to the container "
         "(the generated devcontainer.json of CUDA variants passes it; never fails the build)",
+    )
+    p.add_argument(
+        "--no-kernels",
+        action="store_true",
+        help="leave Jupyter's kernelspecs alone (by default a build installs or refreshes its kernel wherever "
+        "dockyard kernels are installed)",
     )
     add_build_flags(p)
     p.set_defaults(func=cmd_build)
@@ -66,6 +72,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             )
         else:
             console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
+        if not args.no_kernels:
+            _offer_kernel(plan)
     if args.devcontainer_gpu and any(p.variant.gpu != "none" for p in plans):
         _devcontainer_gpu_advice(client)
     return 0
@@ -82,6 +90,21 @@ def _devcontainer_gpu_advice(client: docker.DockerClient) -> None:
     if advice is not None:
         problem, fix = advice
         console.print(f"[yellow]dockyard: {escape(problem)}. Fix: {escape(fix)}[/]", soft_wrap=True)
+
+
+def _offer_kernel(plan: BuildPlan) -> None:
+    """The kernel of what was built joins Jupyter's launcher, unless the kernels would look for another image
+    (flags given here that the config file and DOCKYARD_* variables do not say)."""
+    from .kernels_cmd import add_built  # jupyter_client is imported only when needed
+
+    if make_plan(plan.spec, plan.variant, load_settings().build).tag != plan.tag:
+        console.print(
+            f"[yellow]kernel not installed[/]: kernels look for the image of {plan.variant.ref} built with the "
+            "site settings of the config file and DOCKYARD_* variables; put the flags you used here there",
+            soft_wrap=True,
+        )
+        return
+    add_built([(plan.spec, plan.variant)])
 
 
 def cmd_images(args: argparse.Namespace) -> int:
