@@ -271,15 +271,9 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
         assert hc["Privileged"] is False
         assert hc["CapDrop"] == ["ALL"]
         assert hc["SecurityOpt"] == ["no-new-privileges"]
-        assert (
-            hc["Init"] is True
-        )
-        assert (
-            hc["NetworkMode"] == "host"
-        )
-        assert (
-            hc["ShmSize"] == 1024**3
-        )
+        assert hc["Init"] is True
+        assert hc["NetworkMode"] == "host"
+        assert hc["ShmSize"] == 1024**3
         assert cfg["User"] == f"{os.getuid()}:{os.getgid()}"
         assert "/home/dockyard-user" in hc["Tmpfs"]
         assert cfg["Cmd"] == ["python", "-m", "ipykernel_launcher", "-f", CONNECTION_FILE]
@@ -289,15 +283,9 @@ def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_
         assert mounts[str(tmp_path.resolve())]["RW"] is True
         assert not any("docker.sock" in m["Source"] for m in attrs["Mounts"])
         labels = cfg["Labels"]
-        assert (
-            labels[LABEL_KERNEL_ID] == km.kernel_id
-        )
-        assert (
-            labels[LABEL_ENV] == "minimal"
-        )
-        assert (
-            labels[LABEL_VARIANT] == "cpu"
-        )
+        assert labels[LABEL_KERNEL_ID] == km.kernel_id
+        assert labels[LABEL_ENV] == "minimal"
+        assert labels[LABEL_VARIANT] == "cpu"
         assert labels[LABEL_OWNER] == owner_id()
         assert attrs["Name"] == f"/dockyard-minimal-cpu-{km.kernel_id[:8]}"
         assert not hc.get("DeviceRequests")  # a CPU kernel asks for no GPU
@@ -397,6 +385,34 @@ def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
         assert _gone(docker_client, second)
         assert not km.has_kernel
         assert not ports & LocalPortCache.instance().currently_used_ports  # handed back, as LocalProvisioner does
+
+
+def test_interrupt_reaches_the_cells_child_processes(kernelspecs, tmp_path):
+    """Interrupt reaches the kernel's whole process group, as jupyter_client's killpg does for a local kernel.
+
+    os.system ignores SIGINT in the kernel while it waits, so only a signal to the child (the group) stops
+    the cell; signalling the kernel process alone left it running until the child ended by itself.
+    """
+    with kernel("dy-minimal", tmp_path) as (km, kc):
+        msg_id = kc.execute(
+            "import os, time; t0 = time.monotonic(); status = os.system('sleep 30'); took = time.monotonic() - t0"
+        )
+        _wait_busy(kc, msg_id)
+        time.sleep(1)  # the sleep is running now
+        start = time.monotonic()
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=45)
+        stopped = time.monotonic() - start
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert stopped < 5, f"the cell ran on for {stopped:.0f} s after the interrupt"
+        info = run_json(
+            kc,
+            "import json, os; print(json.dumps({'signal': os.WIFSIGNALED(status) and os.WTERMSIG(status), "
+            "'code': os.WIFEXITED(status) and os.WEXITSTATUS(status), 'took': took}))",
+        )
+        assert info["signal"] == signal.SIGINT or info["code"] == 128 + signal.SIGINT, info  # sleep itself got SIGINT
+        assert info["took"] < 10, info
+        assert km.is_alive()
 
 
 def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path, docker_client):

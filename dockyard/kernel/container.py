@@ -214,10 +214,14 @@ def create_kwargs(k: KernelContainer) -> dict[str, Any]:
         "command": k.argv,  # a list: never a shell string
         "name": k.name,
         "labels": {LABEL_KERNEL_ID: k.kernel_id, LABEL_ENV: k.env_name, LABEL_VARIANT: k.variant, LABEL_OWNER: k.owner},
-        "environment": k.environment,
+        # Read by docker-init (tini 0.19), which is PID 1: it forwards signals to the kernel's whole process
+        # group, not just the kernel, as jupyter_client's LocalProvisioner does with killpg. Without it an
+        # interrupt never reaches a cell's children: os.system('sleep 20') ignores SIGINT in the kernel
+        # while it waits, so the cell ran on to the end. tini makes the kernel a group leader (setpgid).
+        "environment": {**k.environment, "TINI_KILL_PROCESS_GROUP": "1"},
         "working_dir": k.cwd.as_posix(),
         "user": f"{k.uid}:{k.gid}",
-        "init": True,  # docker-init (tini) as PID 1 forwards SIGINT to the kernel and reaps zombies
+        "init": True,  # docker-init (tini) as PID 1 forwards signals to the kernel's process group, reaps zombies
         "mounts": mounts,
         "tmpfs": {HOME: f"rw,nosuid,nodev,uid={k.uid},gid={k.gid},mode=0700"},
         "privileged": False,

@@ -3,7 +3,7 @@
 LocalProvisioner's pre_launch is reused as is (ports, connection file, CurveZMQ keys); only the
 process handling is replaced by a container. The kernel talks to the host over loopback TCP, reads its
 connection file from a read-only bind mount, works in the notebook's directory (same absolute path)
-as the host UID:GID, and gets SIGINT through docker-init for interrupts.
+as the host UID:GID, and gets SIGINT through docker-init for interrupts (to its whole process group).
 """
 
 from __future__ import annotations
@@ -320,7 +320,8 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         await asyncio.to_thread(self._kill, int(signum))
 
     def _kill(self, signum: int) -> None:
-        # docker kill → docker-init (PID 1) → the kernel process; SIGKILL ends the whole container.
+        # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
+        # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
         try:
             self.docker_client.api.kill(self.container_id, signal=signum)
         except docker.errors.NotFound:
