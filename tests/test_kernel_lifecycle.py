@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,8 +28,14 @@ from docker.types import DeviceRequest
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.connect import LocalPortCache
 
+from dockyard import specs
+from dockyard.config import load_settings
+from dockyard.engine import find_image
 from dockyard.errors import DockyardError, EngineError
 from dockyard.gpu import device_requests, gpu_support
+from dockyard.images.build import build
+from dockyard.images.naming import image_repository
+from dockyard.images.plan import BuildPlan, make_plan
 from dockyard.kernel.container import (
     CONNECTION_FILE,
     KernelContainer,
@@ -413,6 +420,57 @@ def test_interrupt_reaches_the_cells_child_processes(kernelspecs, tmp_path):
         assert info["signal"] == signal.SIGINT or info["code"] == 128 + signal.SIGINT, info  # sleep itself got SIGINT
         assert info["took"] < 10, info
         assert km.is_alive()
+
+
+def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, tmp_path, docker_client):
+    """A restart resolves the spec again, as a fresh start would.
+
+    After the spec is edited and built, the restarted kernel runs the new image; after an edit that is not
+    built yet, the restart fails with the "not built yet" message instead of quietly running the old image.
+    """
+    original = built("minimal:cpu")  # layers cached: each edit below only adds its ENV layer and the kit
+    stamp = time.time_ns()
+    spec = tmp_envs / "minimal.yaml"
+    tags: list[str] = []
+
+    def edit_and_plan(mark: str) -> BuildPlan:
+        spec.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  DY_MARK: "{mark}-{stamp}"\n')
+        s = specs.load("minimal")
+        plan = make_plan(s, s.variant("cpu"), load_settings().build)
+        tags.append(plan.tag)
+        return plan
+
+    def image_and_mark(km: KernelManager, kc) -> tuple[str, str]:
+        attrs = docker_client.api.inspect_container(km.provisioner.container_id)
+        return attrs["Config"]["Image"], run(kc, "import os; print(os.environ['DY_MARK'])")[1].strip()
+
+    try:
+        first = edit_and_plan("one")
+        build(docker_client, first, load_settings().build)
+        with kernel("dy-minimal", tmp_path) as (km, kc):
+            assert image_and_mark(km, kc) == (first.tag, f"one-{stamp}")
+            second = edit_and_plan("two")
+            build(docker_client, second, load_settings().build)  # what `dockyard build minimal` does
+            old = km.provisioner.container_id
+            km.restart_kernel()
+            kc.wait_for_ready(timeout=60)
+            assert image_and_mark(km, kc) == (second.tag, f"two-{stamp}")
+            assert _gone(docker_client, old)
+
+            third = edit_and_plan("three")  # edited, not built
+            old = km.provisioner.container_id
+            with pytest.raises(
+                DockyardError, match=rf"image for minimal:cpu \({re.escape(third.tag)}\) is not built yet"
+            ):
+                km.restart_kernel()
+            assert _gone(docker_client, old)
+            assert not km.has_kernel
+            km.cleanup_resources()
+    finally:
+        docker_client.images.get(original.image_id).tag(image_repository("minimal"), "cpu")  # the suite's alias back
+        for tag in tags:
+            if find_image(docker_client, tag):
+                docker_client.images.remove(tag)
 
 
 def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path, docker_client):

@@ -127,8 +127,20 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             )
         check_loopback(km.ip)
         extra = list(kwargs.get("extra_arguments") or [])
-        if self._target is None:  # restarts reuse the image and settings of the first start
-            self._target = await asyncio.to_thread(self._resolve)
+        # jupyter_client calls pre_launch again on every restart (same provisioner). Resolve again each time,
+        # so a restart runs what a fresh start would: the image of the spec's current content tag (a
+        # `dockyard build` after editing the spec makes a new tag), under the current settings. A restart
+        # after an edit that is not built yet fails with the same "not built yet" message as a first start,
+        # rather than quietly running the old image. Resolving is cheap (tens of ms) when nothing is built.
+        previous = self._target
+        self._target = await asyncio.to_thread(self._resolve)
+        if previous is not None and previous.image != self._target.image:
+            self.log.info(
+                "dockyard: kernel %s restarts with image %s (was %s)",
+                self.kernel_id,
+                self._target.image,
+                previous.image,
+            )
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
         return kwargs

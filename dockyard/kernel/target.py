@@ -1,4 +1,4 @@
-"""Which image a kernel runs, with which resources and GPUs: resolved once per kernel, reused on restart."""
+"""Which image a kernel runs, with which resources and GPUs: resolved at every start, restarts included."""
 
 from __future__ import annotations
 
