@@ -130,7 +130,8 @@ def no_new_containers(docker_client):
     before = {c.id for c in docker_client.containers.list(all=True)}
     yield
     # Containers that other fixtures track and remove themselves do not count here.
-    tracked = (TEST_LABEL, "org.dockyard.kernel-id", "devcontainer.local_folder")
+    # Build locks (org.dockyard.build-lock) are other builds' (of other sessions on this engine), never a leftover.
+    tracked = (TEST_LABEL, "org.dockyard.kernel-id", "devcontainer.local_folder", "org.dockyard.build-lock")
     after = {c.id for c in docker_client.containers.list(all=True) if not any(k in c.labels for k in tracked)}
     leftover = after - before
     for cid in leftover:
