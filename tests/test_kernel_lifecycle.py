@@ -865,3 +865,5 @@ def test_gpu_request_reaches_container_create_args(settings, tmp_path):
     assert hc["NetworkMode"] == "host"
     assert hc["Init"] is True
     assert args["name"] == "dockyard-minimal-cuda-01234567"
+    # docker-init signals the kernel's whole process group (see test_interrupt_reaches_the_cells_child_processes).
+    assert args["environment"]["TINI_KILL_PROCESS_GROUP"] == "1"
