@@ -41,7 +41,7 @@ from .container import (
     workspace_mount,
 )
 from .reaper import owner_id, reap
-from .target import Request, Target, resolve
+from .target import NotBuiltError, Request, Target, resolve
 
 _LOG_TAIL = 25
 _CONFIG_KEYS = (
@@ -129,11 +129,24 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         extra = list(kwargs.get("extra_arguments") or [])
         # jupyter_client calls pre_launch again on every restart (same provisioner). Resolve again each time,
         # so a restart runs what a fresh start would: the image of the spec's current content tag (a
-        # `dockyard build` after editing the spec makes a new tag), under the current settings. A restart
-        # after an edit that is not built yet fails with the same "not built yet" message as a first start,
-        # rather than quietly running the old image. Resolving is cheap (tens of ms) when nothing is built.
+        # `dockyard build` after editing the spec makes a new tag), under the current settings. Resolving
+        # is cheap (tens of ms) when nothing needs building.
         previous = self._target
-        self._target = await asyncio.to_thread(self._resolve)
+        try:
+            self._target = await asyncio.to_thread(self._resolve)
+        except NotBuiltError as exc:
+            # Spec edited, not built yet. Failing here would leave a dead kernel that Jupyter Server reports
+            # only as "Exception restarting kernel" (its restart handler drops our message), and a kernel that
+            # died (the auto-restarter's case) would stay dead: keep the image the kernel had, and say so in
+            # the server's log.
+            if previous is None or not await asyncio.to_thread(self._image_exists, previous.image):
+                raise
+            self.log.warning(
+                "dockyard: kernel %s restarts with its previous image %s, not the spec's current one: %s",
+                self.kernel_id,
+                previous.image,
+                exc,
+            )
         if previous is not None and previous.image != self._target.image:
             self.log.info(
                 "dockyard: kernel %s restarts with image %s (was %s)",
@@ -156,6 +169,9 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             self.log.warning("dockyard: could not check for orphaned kernel containers: %s", exc)
         req = Request(**{k: getattr(self, k) for k in _CONFIG_KEYS if k != "startup_timeout"})
         return _engine_call(resolve, client, settings, req)
+
+    def _image_exists(self, tag: str) -> bool:
+        return _engine_call(engine.find_image, self.docker_client, tag) is not None
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         assert self._target is not None

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 _DEFAULT_SHM = "2g"  # PyTorch DataLoader workers need far more than Docker's 64 MB
 
 
+class NotBuiltError(DockyardError):
+    """The image of the spec's current content tag is not built, and auto_build is off."""
+
+
 @dataclass(frozen=True)
 class Target:
     image: str
@@ -120,7 +124,7 @@ def _build_or_explain(client: docker.DockerClient, settings: Settings, state: Im
             if state.older is not None
             else ""
         )
-        raise DockyardError(
+        raise NotBuiltError(
             f"The image for {ref} ({plan.tag}) is not built yet{older}",
             fix=f"run 'dockyard build {ref}' with the same site settings (config file, DOCKYARD_* variables) as this "
             "Jupyter server, or set DOCKYARD_AUTO_BUILD=1 (kernels.auto_build: true) to build it on first use",
