@@ -133,7 +133,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         # is cheap (tens of ms) when nothing needs building.
         previous = self._target
         try:
-            self._target = await asyncio.to_thread(self._resolve)
+            target = await asyncio.to_thread(self._resolve)
         except NotBuiltError as exc:
             # Spec edited, not built yet. Failing here would leave a dead kernel that Jupyter Server reports
             # only as "Exception restarting kernel" (its restart handler drops our message), and a kernel that
@@ -147,13 +147,12 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                 previous.image,
                 exc,
             )
-        if previous is not None and previous.image != self._target.image:
+            target = previous
+        if previous is not None and previous.image != target.image:
             self.log.info(
-                "dockyard: kernel %s restarts with image %s (was %s)",
-                self.kernel_id,
-                self._target.image,
-                previous.image,
+                "dockyard: kernel %s restarts with image %s (was %s)", self.kernel_id, target.image, previous.image
             )
+        self._target = target
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
         return kwargs
