@@ -480,6 +480,32 @@ def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, 
                 docker_client.images.remove(tag)
 
 
+@pytest.mark.parametrize("name", ["dy-minimal", "dy-bridge"])
+def test_port_taken_meanwhile_starts_again_on_new_ports(kernelspecs, tmp_path, monkeypatch, caplog, name):
+    """Ports are picked free here but bound seconds later, in the container: another process starting a kernel
+    meanwhile can take one (20 helper processes starting kernels at once did). The start goes on, on new ports.
+
+    The collision is made certain: the first port handed out is one this test keeps bound.
+    """
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    cache = LocalPortCache.instance()
+    real = cache.find_available_port
+    first = iter([taken])
+    monkeypatch.setattr(cache, "find_available_port", lambda ip: next(first, None) or real(ip))
+    try:
+        with caplog.at_level(logging.INFO), kernel(name, tmp_path) as (km, kc):
+            assert run(kc, "print(6 * 7)")[1].strip() == "42"
+            assert taken not in _ports(km)
+            assert json.loads(Path(km.connection_file).read_text())["shell_port"] == km.shell_port
+        assert "took one of the kernel's ports" in caplog.text
+        assert "starting again on new ports" in caplog.text
+    finally:
+        squatter.close()
+
+
 def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path, docker_client):
     km = KernelManager(kernel_name="dy-minimal")
     km.start_kernel(cwd=str(tmp_path))

@@ -22,7 +22,7 @@ import docker.errors
 import requests
 import zmq
 import zmq.asyncio
-from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
@@ -57,6 +57,13 @@ _CONFIG_KEYS = (
     "startup_timeout",
 )
 _CHOICES = {"gpu": ("auto", "off", "required"), "network": ("host", "bridge")}
+# A kernel start whose port another process took meanwhile (see _new_ports) is tried this often in all.
+_PORT_ATTEMPTS = 3
+_PORT_IN_USE = "Address already in use"  # zmq.error.ZMQError in the kernel's log (host network)
+
+
+class PortTakenError(DockyardError):
+    """The kernel could not bind a port of its connection file: another process took it first."""
 
 
 class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
@@ -176,19 +183,49 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         assert self._target is not None
         assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
-        try:
-            spec = self._container_spec(cmd, cwd, kwargs.get("env") or {})
-            self.container_name = spec.name
-            await asyncio.to_thread(_engine_call, self._create_and_start, spec)
-            await self._wait_until_ready()
-        except BaseException:
-            await self._remove_container()
-            await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
-            self.ports_cached = False
-            raise
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                spec = self._container_spec(cmd, cwd, kwargs.get("env") or {})
+                self.container_name = spec.name
+                await asyncio.to_thread(_engine_call, self._create_and_start, spec)
+                await self._wait_until_ready()
+                break
+            except PortTakenError as exc:
+                if attempt == _PORT_ATTEMPTS:
+                    await self._abandon_start()
+                    raise
+                self.log.info("dockyard: kernel %s: %s; starting again on new ports", self.kernel_id, exc.problem)
+                await self._remove_container()
+                await self._new_ports()
+            except BaseException:
+                await self._abandon_start()
+                raise
         self.cwd = str(cwd)
         self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, spec.name, spec.image)
         return self.connection_info
+
+    async def _abandon_start(self) -> None:
+        await self._remove_container()
+        await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
+        self.ports_cached = False
+
+    async def _new_ports(self) -> None:
+        """Pick new ports and rewrite the connection file, as LocalProvisioner.pre_launch does.
+
+        Ports are picked free in this process, but the kernel binds them only seconds later, in its container:
+        another process (another Jupyter server, a helper) starting a kernel meanwhile can pick the same one.
+        For a local kernel that window is milliseconds; for a container it is the container's start time.
+        """
+        km = self.parent
+        assert km is not None
+        session = json.loads(Path(km.connection_file).read_text()).get("jupyter_session", "")
+        await super().cleanup(restart=False)  # hands the old ports back to LocalPortCache (when cached)
+        km.cleanup_connection_file()
+        cache = LocalPortCache.instance() if self.ports_cached else None
+        for name in PORT_NAMES:
+            setattr(km, name, cache.find_available_port(km.ip) if cache else 0)  # 0: the file writer picks
+        km.write_connection_file(jupyter_session=session)
+        self.connection_info = km.get_connection_info()
 
     def _container_spec(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
         assert self._target is not None
@@ -259,7 +296,16 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
             old.remove(force=True)
             container = self.docker_client.containers.create(**kwargs)
         self.container_id = str(container.id)  # at once, so a failed start still removes it
-        container.start()
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            text = str(exc.explanation or exc)
+            if _PORT_IN_USE.lower() in text.lower() or "port is already allocated" in text:  # bridge: publishing
+                raise PortTakenError(
+                    f"Another process took one of the kernel's ports before container {spec.name} could publish it",
+                    fix=f"start the kernel again (the engine said: {text})",
+                ) from None
+            raise
 
     async def _wait_until_ready(self) -> None:
         """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
@@ -279,10 +325,17 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
                 state, code = await asyncio.to_thread(self._state)
                 if state != "running":
                     what = "was removed" if state == "missing" else f"exited with code {code}"
+                    tail = self._log_tail()
+                    if _PORT_IN_USE in tail:
+                        raise PortTakenError(
+                            f"Another process took one of the kernel's ports before the kernel in container "
+                            f"{self.container_name} could bind it",
+                            fix=f"start the kernel again{tail}",
+                        )
                     raise DockyardError(
                         f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel was ready",
                         fix="fix the cause shown in the container's log below (e.g. a package that fails to import), "
-                        f"rebuild with 'dockyard build', then start the kernel again{self._log_tail()}",
+                        f"rebuild with 'dockyard build', then start the kernel again{tail}",
                     )
                 if time.monotonic() > deadline:
                     raise DockyardError(
