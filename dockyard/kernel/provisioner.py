@@ -215,6 +215,7 @@ class DockerProvisioner(LocalProvisioner):  # type: ignore[misc]
         Ports are picked free in this process, but the kernel binds them only seconds later, in its container:
         another process (another Jupyter server, a helper) starting a kernel meanwhile can pick the same one.
         For a local kernel that window is milliseconds; for a container it is the container's start time.
+        On a restart this changes the ports too, as restart_kernel(newports=True) would: clients connect anew.
         """
         km = self.parent
         assert km is not None
