@@ -17,8 +17,10 @@ import dockyard.kernel.target
 from dockyard.errors import DockyardError
 from dockyard.kernel.container import (
     CONNECTION_FILE,
+    KernelContainer,
     check_loopback,
     container_argv,
+    create_kwargs,
     kernel_environment,
     workspace_mount,
 )
@@ -121,3 +123,32 @@ def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
     target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
     assert [p.variant.ref for p in plans] == ["kerneltest:cpu"]
     assert target.image == plans[0].tag
+
+
+def test_container_create_args_are_hardened_and_signal_the_process_group(tmp_path):
+    """What containers.create() sends for a kernel: no privileges, init as PID 1, tini told to signal the
+    kernel's whole process group (the interrupt of a cell's children, see test_kernel_lifecycle)."""
+    from docker.models.containers import _create_container_args
+
+    kc = KernelContainer(
+        image="dockyard/minimal:cpu-0123456789ab",
+        env_name="minimal",
+        variant="cpu",
+        kernel_id="0123456789ab",
+        owner=owner_id(),
+        argv=container_argv(ARGV),
+        environment={},
+        workspace=tmp_path,
+        cwd=tmp_path,
+        connection_file=tmp_path / "k.json",
+        ports=(1, 2, 3, 4, 5),
+        uid=1000,
+        gid=1000,
+    )
+    args = _create_container_args({**create_kwargs(kc), "version": "1.41"})
+    host_config = args["host_config"]
+    assert not host_config.get("Privileged")
+    assert host_config["CapDrop"] == ["ALL"]
+    assert host_config["Init"] is True
+    assert args["environment"]["TINI_KILL_PROCESS_GROUP"] == "1"
+    assert args["name"] == "dockyard-minimal-cpu-01234567"

@@ -279,10 +279,14 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
             LABEL_VARIANT: kc.variant,
             LABEL_OWNER: kc.owner,
         },
-        "environment": gpu_environment(kc.environment, kc.device_requests),
+        # Read by docker-init (tini 0.19), which is PID 1: it forwards signals to the kernel's whole process
+        # group, not just the kernel, as jupyter_client's LocalProvisioner does with killpg. Without it an
+        # interrupt never reaches a cell's children: os.system('sleep 20') ignores SIGINT in the kernel
+        # while it waits, so the cell ran on to the end. tini makes the kernel a group leader (setpgid).
+        "environment": {**gpu_environment(kc.environment, kc.device_requests), "TINI_KILL_PROCESS_GROUP": "1"},
         "working_dir": kc.cwd.as_posix(),
         "user": f"{kc.uid}:{kc.gid}",
-        "init": True,  # docker-init (tini) as PID 1 forwards SIGINT to the kernel and reaps zombies
+        "init": True,  # docker-init (tini) as PID 1 forwards signals to the kernel's process group, reaps zombies
         "mounts": mounts,
         "tmpfs": {HOME: f"rw,nosuid,nodev,uid={kc.uid},gid={kc.gid},mode=0700"},
         "privileged": False,

@@ -1,4 +1,4 @@
-"""Which image a kernel runs, with which resources and GPUs: resolved once per kernel, reused on restart."""
+"""Which image a kernel runs, with which resources and GPUs: resolved at every start, restarts included."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from ..labels import LABEL_ENV, LABEL_GPU, LABEL_VARIANT
 
 log = logging.getLogger(__name__)
 _DEFAULT_SHM = "2g"  # PyTorch DataLoader workers need far more than Docker's 64 MB
+
+
+class NotBuiltError(DockyardError):
+    """The image of the spec's current content tag is not built, and auto_build is off."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ def _build_or_explain(client: docker.DockerClient, settings: Settings, state: Im
             if state.older is not None
             else ""
         )
-        raise DockyardError(
+        raise NotBuiltError(
             f"The image for {ref} ({plan.tag}) is not built yet{older}",
             fix=f"run 'dockyard build {ref}' with the same site settings (config file, DOCKYARD_* variables) as this "
             "Jupyter server, or set DOCKYARD_AUTO_BUILD=1 (kernels.auto_build: true) to build it on first use",
