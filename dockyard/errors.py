@@ -35,3 +35,11 @@ class EngineError(DockyardError):
 
 class BuildError(DockyardError):
     """An image build failed."""
+
+
+class StackError(DockyardError):
+    """A stack file (stacks/NAME/stack.yaml) is malformed."""
+
+
+class ComposeError(DockyardError):
+    """Docker Compose is missing, or a compose project failed to start, finish or verify."""
