@@ -161,7 +161,7 @@ def _wait_healthy(client: docker.DockerClient, project: str, service: str, deadl
         health = found[0].attrs.get("State", {}).get("Health", {}).get("Status") if found else None
         if health == "healthy":
             return
-        if found and found[0].status == "exited":
+        if found and (found[0].status in ("exited", "restarting") or found[0].attrs.get("RestartCount")):
             tail = found[0].logs(tail=15).decode(errors="replace").strip().replace("\n", " | ")
             raise ComposeError(f"Service '{service}' of project '{project}' exited: {tail}", fix="read its logs")
         if time.monotonic() > deadline:

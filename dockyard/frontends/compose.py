@@ -129,8 +129,11 @@ def lab_compose(spec: Spec, variant: Variant) -> dict[str, Any]:
             "--no-browser",
             f"--ServerApp.root_dir={LAB_WORKSPACE}",
             "--KernelSpecManager.ensure_native_kernel=False",
+            f"--MultiKernelManager.default_kernel_name={kernel_name(spec, variant)}",
+            # Only matters for a root-owned workspace: root without capabilities, unable to gain any.
+            "--ServerApp.allow_root=True",
         ],
-        # Your UID:GID, so files in the workspace are yours; HOME in /tmp, which any UID may write.
+        # The workspace owner's UID:GID, so files there stay theirs; HOME in /tmp, which any UID may write.
         "user": "${DOCKYARD_UID:-1000}:${DOCKYARD_GID:-1000}",
         "working_dir": LAB_WORKSPACE,
         "environment": {

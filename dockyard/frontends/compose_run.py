@@ -160,9 +160,13 @@ def variables(
     out["DOCKYARD_LAB_IMAGE"] = compose.lab_tag(env_tags["lab"], *target.lab)
     out["DOCKYARD_LAB_TOKEN"] = state["secrets"]["lab_token"]
     out["DOCKYARD_LAB_PORT"] = str(port)
-    out["DOCKYARD_WORKSPACE"] = str((workspace or Path.cwd()).resolve())
-    out["DOCKYARD_UID"] = str(os.getuid())
-    out["DOCKYARD_GID"] = str(os.getgid())
+    folder = (workspace or Path.cwd()).resolve()
+    out["DOCKYARD_WORKSPACE"] = str(folder)
+    # JupyterLab runs as the workspace's owner, so what it writes there belongs to that user (also when
+    # root starts it for someone, e.g. from a service manager).
+    owner = folder.stat()
+    out["DOCKYARD_UID"] = str(owner.st_uid)
+    out["DOCKYARD_GID"] = str(owner.st_gid)
     return out
 
 
