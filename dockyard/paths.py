@@ -22,13 +22,14 @@ def envs_dirs() -> list[Path]:
 
 
 def stacks_dirs() -> list[Path]:
-    """Stack directories (stacks/NAME/stack.yaml), first match wins: $DOCKYARD_STACKS_PATH, the checkout's stacks/."""
+    """Stack directories (stacks/NAME/stack.yaml), first match wins: $DOCKYARD_STACKS_PATH, the checkout's stacks/,
+    the packaged copy."""
     dirs: list[Path] = []
     extra = os.environ.get("DOCKYARD_STACKS_PATH", "")
     dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
-    candidate = SOURCE_ROOT / "stacks"
-    if candidate.is_dir() and candidate not in dirs:
-        dirs.append(candidate)
+    for candidate in (SOURCE_ROOT / "stacks", PACKAGE_DIR / "stacks"):
+        if candidate.is_dir() and candidate not in dirs:
+            dirs.append(candidate)
     return dirs
 
 

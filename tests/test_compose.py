@@ -182,7 +182,7 @@ def test_pipeline_services_share_the_kernels_image_and_keep_secrets_out():
     assert store["volumes"] == ["pgdata:/var/lib/postgresql/data"]
     assert store["build"]["context"] == "../../stacks/pipeline/store"
     assert store["environment"]["DB_PASSWORD"] == "${DOCKYARD_SECRET_DB_PASSWORD:-}"
-    assert "ports" not in store  # the store is reachable on the compose network only
+    assert store["ports"] == ["127.0.0.1::5432"]  # loopback only, for notebooks on this machine
     assert list(data["volumes"]) == ["pgdata"]
 
 
@@ -262,6 +262,8 @@ STACK_CASES = [
     ("no-expectation", ("      equals: 1\n", ""), ["states no expectation", "add equals, min or max"]),
     ("verify-unknown-service", ("  service: db\n", "  service: dbx\n"), ["verify.service"]),
     ("wrong-name", ("name: demo\n", "name: other\n"), ["folder is demo"]),
+    ("client-unpublished-port", ("verify:\n", 'client:\n  P: "{port:db:5432}"\nverify:\n'), ["does not publish"]),
+    ("client-unknown-secret", ("verify:\n", 'client:\n  P: "{secret:nope}"\nverify:\n'), ["secret 'nope'"]),
 ]
 
 

@@ -25,9 +25,9 @@ import websocket
 
 from dockyard import cli
 from dockyard.frontends import compose
-from dockyard.frontends.compose_run import PROJECT_LABEL, load_state
+from dockyard.frontends.compose_run import PROJECT_LABEL, client_environment, find_target, load_state
 
-from .helpers import REPO, TEST_USER, free_port
+from .helpers import REPO, TEST_USER, free_port, nbval_as_test_user
 
 pytestmark = pytest.mark.engine
 CHECKED_IN = REPO / compose.DIRNAME
@@ -87,7 +87,7 @@ def _wait_healthy(container, timeout: float = 120) -> None:
 
 
 @pytest.mark.slow
-def test_pipeline_up_verify_restart_down(project, docker_client, built, capsys):
+def test_pipeline_up_verify_restart_down(project, docker_client, built, capsys, user_python):
     built("pytorch:cpu")  # the trainer's image (the kernel's own)
     started = time.monotonic()
     assert _compose("up", "pipeline", "-p", project) == 0
@@ -97,6 +97,12 @@ def test_pipeline_up_verify_restart_down(project, docker_client, built, capsys):
     assert "all 5 checks passed" in out
     print(f"pipeline up → verify passed: {up_to_verified:.1f}s")
 
+    # The client side: the pipeline's notebook, in the trainer's environment, reads the results from the store
+    # through its loopback port (the variables 'dockyard compose env' prints), as the unprivileged test user.
+    client_env = client_environment(docker_client, find_target("pipeline"), project, load_state(project))
+    assert client_env["PGHOST"] == "127.0.0.1"
+    nbval_as_test_user(user_python, docker_client, "pytorch:cpu", ["pipeline"], extra_env=client_env)
+
     store, trainer = _container(docker_client, project, "store"), _container(docker_client, project, "trainer")
     # The two talked over the compose network: the trainer wrote what verify read from the store.
     assert trainer.attrs["State"]["ExitCode"] == 0
@@ -104,7 +110,8 @@ def test_pipeline_up_verify_restart_down(project, docker_client, built, capsys):
     assert "ingested 1797 digits (360 held out)" in logs
     assert "accuracy" in logs
     assert set(trainer.attrs["NetworkSettings"]["Networks"]) == set(store.attrs["NetworkSettings"]["Networks"])
-    assert store.attrs["NetworkSettings"]["Ports"] in ({}, {"5432/tcp": None})  # nothing published on the host
+    published = store.attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+    assert [b["HostIp"] for b in published] == ["127.0.0.1"]  # for notebooks on this machine, never the network
     assert store.attrs["HostConfig"]["CapDrop"] == ["ALL"]
     assert store.attrs["Config"]["User"] == "postgres"
     assert trainer.attrs["Config"]["Image"] == built("pytorch:cpu").tag  # the kernel's image, by content tag

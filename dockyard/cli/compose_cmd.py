@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,10 +20,12 @@ from ..errors import ComposeError
 from ..frontends import compose
 from ..frontends.compose_run import (
     Target,
+    client_environment,
     compose_command,
     ensure_state,
     find_target,
     forget_state,
+    load_state,
     project_containers,
     running_container,
     variables,
@@ -69,6 +73,9 @@ def register(sub: SubParsers) -> None:
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(func=cmd_logs)
+
+    p = target_parser("env", 'print the stack\'s client variables (export lines): eval "$(dockyard compose env NAME)"')
+    p.set_defaults(func=cmd_env)
 
     p = target_parser("verify", "run the stack's checks against its running services; exit 1 when one fails")
     p.set_defaults(func=cmd_verify)
@@ -250,4 +257,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         console.print(f"[red]{failed} of {len(target.stack.checks)} checks failed[/]")
         return 1
     console.print(f"[green]all {len(target.stack.checks)} checks passed[/]")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Plain export lines on stdout (for eval), nothing else: the password is in them, so never logged."""
+    target = find_target(args.target)
+    project = _project(args)
+    values = client_environment(engine.client(), target, project, load_state(project))
+    sys.stdout.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
     return 0

@@ -199,6 +199,9 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
         out["working_dir"] = STACK_FILES
     if volumes:
         out["volumes"] = volumes
+    if service.publish:
+        # Loopback only, on a port the engine picks (two projects never clash): `dockyard compose env` tells it.
+        out["ports"] = [f"127.0.0.1::{port}" for port in service.publish]
     if service.healthcheck:
         out["healthcheck"] = _healthcheck([_literal(c) for c in service.healthcheck])
     if service.depends_on:

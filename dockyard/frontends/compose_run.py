@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -187,3 +188,32 @@ def running_container(client: docker.DockerClient, project: str, service: str, t
         f"Service '{service}' of compose project '{project}' is not running",
         fix=f"start it with 'dockyard compose up {target}' (and the same --project-name, if you gave one)",
     )
+
+
+def client_environment(
+    client: docker.DockerClient, target: Target, project: str, state: dict[str, Any]
+) -> dict[str, str]:
+    """The stack's client variables with the published ports and secrets of the running project filled in."""
+    from ..specs.stacks import PLACEHOLDER
+
+    stack = target.stack
+    if stack is None or not stack.client:
+        raise ComposeError(
+            f"'{target.name}' declares no client variables", fix="add a client: section to its stack file"
+        )
+
+    def fill(m: re.Match[str]) -> str:
+        service, port, secret = m.group(2), m.group(3), m.group(4)
+        if secret is not None:
+            return str(state.get("secrets", {}).get(secret, ""))
+        container = running_container(client, project, service, target.name)
+        bindings = container.attrs["NetworkSettings"]["Ports"].get(f"{port}/tcp") or []
+        host_ports = [b["HostPort"] for b in bindings if b.get("HostIp") in ("127.0.0.1", "")]
+        if not host_ports:
+            raise ComposeError(
+                f"Port {port} of service '{service}' in project '{project}' is not published",
+                fix=f"run 'dockyard compose up {target.name}' again (the generated file publishes it)",
+            )
+        return str(host_ports[0])
+
+    return {var: PLACEHOLDER.sub(fill, value) for var, value in stack.client.items()}

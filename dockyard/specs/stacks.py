@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,8 @@ from .validation import first_error
 from .yamlsource import KeyPath, YamlDocument, load_yaml, where
 
 STACK_FILE = "stack.yaml"
+# Placeholders in a stack's client variables: a published port's host side, a generated secret.
+PLACEHOLDER = re.compile(r"\{(port:([a-z][a-z0-9-]*):(\d+)|secret:([a-z][a-z0-9_]*))\}")
 FORMAT_DOC = "docs/compose.md, 'The stack file'"
 _HINTS = {
     "name": "lower-case letters, digits and dashes, starting with a letter (e.g. 'pipeline')",
@@ -47,6 +50,7 @@ class StackService:
     environment: dict[str, str]
     secrets: dict[str, str]  # ENV_VARIABLE → secret name
     volumes: dict[str, str]  # volume → mount path
+    publish: tuple[int, ...]  # container ports published on 127.0.0.1
     healthcheck: tuple[str, ...] | None
     depends_on: tuple[str, ...]
     once: bool
@@ -87,6 +91,7 @@ class Stack:
     services: dict[str, StackService]
     volumes: tuple[str, ...]
     secrets: tuple[str, ...]
+    client: dict[str, str]  # what `dockyard compose env` prints, placeholders unfilled
     verify_service: str | None
     checks: tuple[Check, ...]
 
@@ -217,10 +222,28 @@ def _to_stack(doc: YamlDocument) -> Stack:
             environment=dict(s.get("environment", {})),
             secrets=dict(s.get("secrets", {})),
             volumes=dict(s.get("volumes", {})),
+            publish=tuple(s.get("publish", [])),
             healthcheck=tuple(s["healthcheck"]) if "healthcheck" in s else None,
             depends_on=tuple(s.get("depends_on", [])),
             once=bool(s.get("once", False)),
         )
+    for var, value in data.get("client", {}).items():
+        for m in PLACEHOLDER.finditer(value):
+            service, port, secret = m.group(2), m.group(3), m.group(4)
+            if secret is not None and secret not in secrets:
+                raise _fail(
+                    doc,
+                    ("client", var),
+                    f"client.{var} uses secret '{secret}', which the stack does not declare",
+                    fix=f"add '{secret}' to the top-level secrets list",
+                )
+            if service is not None and (service not in services or int(port) not in services[service].publish):
+                raise _fail(
+                    doc,
+                    ("client", var),
+                    f"client.{var} uses port {port} of service '{service}', which the stack does not publish",
+                    fix=f"add 'publish: [{port}]' to service '{service}' (or correct the placeholder)",
+                )
     checks: list[Check] = []
     verify = data.get("verify")
     if verify:
@@ -247,6 +270,7 @@ def _to_stack(doc: YamlDocument) -> Stack:
         services=services,
         volumes=volumes,
         secrets=secrets,
+        client=dict(data.get("client", {})),
         verify_service=verify["service"] if verify else None,
         checks=tuple(checks),
     )
