@@ -297,3 +297,13 @@ def test_checked_in_stack_is_valid_and_has_its_checks():
     assert stack.verify_service == "store"
     assert {c.name for c in stack.checks} >= {"digits in the store", "held-out digits"}
     assert any(c.min == 0.9 for c in stack.checks)
+
+
+def test_stack_names_cannot_take_the_lab_prefix(tmp_path, monkeypatch):
+    root = _stack_dir(tmp_path, STACK)
+    (root / "demo").rename(root / "lab-demo")
+    stack_file = root / "lab-demo" / "stack.yaml"
+    stack_file.write_text(STACK.replace("name: demo", "name: lab-demo"))
+    monkeypatch.setenv("DOCKYARD_STACKS_PATH", str(root))
+    with pytest.raises(StackError, match="starts with 'lab-'"):
+        load_stack(stack_file)

@@ -87,6 +87,7 @@ def _wait_healthy(container, timeout: float = 120) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # from scratch: the store image (apt) and the pytorch image are built first
 def test_pipeline_up_verify_restart_down(project, docker_client, built, capsys, user_python):
     built("pytorch:cpu")  # the trainer's image (the kernel's own)
     started = time.monotonic()

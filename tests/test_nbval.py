@@ -34,6 +34,7 @@ FRAMEWORK_NOTEBOOKS = [
 ]
 
 
+@pytest.mark.timeout(1800)  # includes building the image from scratch (tensorflow:cpu: minutes on 2 cores)
 @pytest.mark.parametrize(("ref", "folders"), FRAMEWORK_NOTEBOOKS)
 def test_notebooks_pass_nbval_as_the_test_user(ref, folders, user_python, built, docker_client):
     """CI runs as root, which hides UID bugs: nbval runs as the unprivileged account, the kernel as its UID."""

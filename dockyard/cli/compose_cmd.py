@@ -61,7 +61,9 @@ def register(sub: SubParsers) -> None:
     p = target_parser("up", "build what is missing, start the project, wait for its jobs (and the lab's health)")
     p.add_argument("--port", type=int, default=compose.LAB_PORT, help="lab: the port on 127.0.0.1 (default 8888)")
     p.add_argument("--workspace", type=Path, default=Path("."), help="lab: the folder to open (default: .)")
-    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for jobs and health (default 900)")
+    p.add_argument(
+        "--timeout", type=float, default=900, help="seconds to wait, once started, for jobs and health (default 900)"
+    )
     add_build_flags(p)
     p.set_defaults(func=cmd_up)
 
@@ -197,7 +199,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             fix=f"read the messages above; 'dockyard compose down {target.name}' removes what did start",
         )
     client = engine.client()
-    deadline = started + args.timeout
+    deadline = time.monotonic() + args.timeout  # builds above do not count
     if target.stack is not None:
         _wait_jobs(client, target, project, deadline)
         console.print(

@@ -166,6 +166,13 @@ def _to_stack(doc: YamlDocument) -> Stack:
             f"name is '{data['name']}' but the stack's folder is {doc.path.parent.name}",
             fix=f"rename the folder to {data['name']} or set name: {doc.path.parent.name}",
         )
+    if data["name"].startswith("lab-"):
+        raise _fail(
+            doc,
+            ("name",),
+            f"stack name '{data['name']}' starts with 'lab-', which names JupyterLab targets",
+            fix="choose a name that does not start with 'lab-' (and rename the folder)",
+        )
     volumes = tuple(data.get("volumes", []))
     secrets = tuple(data.get("secrets", []))
     names = list(data["services"])
