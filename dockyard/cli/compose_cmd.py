@@ -106,11 +106,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Target, Path]:
     return target, target.compose_file(args.dir)
 
 
-def _compose(
-    project: str, file: Path, env: dict[str, str], *args: str, capture: bool = False
-) -> subprocess.CompletedProcess[str]:
+def _compose(project: str, file: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Compose itself, its output straight to the terminal; env fills the file's ${DOCKYARD_...} variables."""
     cmd = [*compose_command(), "--project-name", project, "--file", str(file), *args]
-    return subprocess.run(cmd, env={**os.environ, **env}, text=True, capture_output=capture, check=False)
+    return subprocess.run(cmd, env={**os.environ, **env}, text=True, check=False)
 
 
 def _build_envs(target: Target, options: BuildOptions) -> dict[str, str]:
