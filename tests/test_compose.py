@@ -307,3 +307,32 @@ def test_stack_names_cannot_take_the_lab_prefix(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCKYARD_STACKS_PATH", str(root))
     with pytest.raises(StackError, match="starts with 'lab-'"):
         load_stack(stack_file)
+
+
+def test_builds_get_the_sites_proxy_and_nothing_else():
+    """Proxy variables with no value in the file: Compose takes them from the environment dockyard gives it."""
+    from dockyard.config import BuildOptions
+    from dockyard.frontends.compose_run import Target, variables
+
+    store = _load(f"pipeline/{compose.COMPOSE_FILE}")["services"]["store"]["build"]["args"]
+    lab = _load(f"lab-pytorch/{compose.COMPOSE_FILE}")["services"]["lab"]["build"]["args"]
+    for args in (store, lab):
+        assert {k: v for k, v in args.items() if k.lower().endswith("proxy")} == dict.fromkeys(
+            ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy")
+        )
+    stack = load_stack(PIPELINE / "stack.yaml")
+    options = BuildOptions(
+        proxy={"https": "http://proxy.invalid:3128"}, base_overrides={"python:3.11-slim-bookworm": "local/base:1"}
+    )
+    values = variables(
+        Target("pipeline", stack=stack),
+        options,
+        {"trainer": "dockyard/pytorch:cpu-abc"},
+        {"secrets": {"db_password": "pw"}},
+    )
+    assert values["HTTPS_PROXY"] == values["https_proxy"] == "http://proxy.invalid:3128"
+    assert "HTTP_PROXY" not in values
+    assert values["DOCKYARD_BASE_STORE"] == "local/base:1"
+    assert values["DOCKYARD_IMAGE_TRAINER"] == "dockyard/pytorch:cpu-abc"
+    assert values["DOCKYARD_SECRET_DB_PASSWORD"] == "pw"
+    assert values["DOCKYARD_IMAGE_STORE"].startswith("dockyard/stack-pipeline-store:")

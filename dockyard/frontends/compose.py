@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from ..config import BuildOptions
+from ..config import PROXY_VARIABLES, BuildOptions
 from ..generated import Tree
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
@@ -47,6 +47,9 @@ LABEL_SERVICE = "org.dockyard.service"
 # The hardening every service gets (as the kernels do): no capabilities, no privilege gain, an init for signals.
 HARDENING: dict[str, Any] = {"init": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"]}
 GPU_DEVICES = [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+# Builds behind a proxy: no value = Compose takes it from its own environment (`dockyard compose up` puts the
+# site's proxy settings there), and an unset one stays empty. Predefined ARGs: never baked into the image.
+PROXY_ARGS: dict[str, None] = {name: None for names in PROXY_VARIABLES.values() for name in names}
 
 
 def variable(*parts: str) -> str:
@@ -119,7 +122,10 @@ def lab_compose(spec: Spec, variant: Variant) -> dict[str, Any]:
     probe = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{LAB_PORT}/api', timeout=5)"
     service: dict[str, Any] = {
         "image": _var("DOCKYARD_LAB_IMAGE", f"{image_alias(variant)}-lab"),
-        "build": {"context": ".", "args": {"ENV_IMAGE": _var("DOCKYARD_ENV_IMAGE", image_alias(variant))}},
+        "build": {
+            "context": ".",
+            "args": {"ENV_IMAGE": _var("DOCKYARD_ENV_IMAGE", image_alias(variant)), **PROXY_ARGS},
+        },
         # 0.0.0.0 inside the container only: the host side is published on 127.0.0.1 (below), never on the network.
         "command": [
             "jupyter",
@@ -181,8 +187,9 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
         assert service.build_context is not None
         out["image"] = _var(variable("IMAGE", service.name), f"{build_repository(stack, service)}:latest")
         build: dict[str, Any] = {"context": _relative(service.build_context, out_folder)}
+        build["args"] = dict(PROXY_ARGS)
         if service.build_base:
-            build["args"] = {"BASE": _var(variable("BASE", service.name), service.build_base)}
+            build["args"] = {"BASE": _var(variable("BASE", service.name), service.build_base), **PROXY_ARGS}
         out["build"] = build
         if service.user:
             out["user"] = service.user

@@ -22,7 +22,7 @@ import docker
 from docker.models.containers import Container
 
 from .. import paths, specs
-from ..config import BuildOptions
+from ..config import PROXY_VARIABLES, BuildOptions
 from ..errors import ComposeError
 from ..specs import Spec, Variant
 from ..specs.stacks import Stack, load_stack
@@ -143,8 +143,12 @@ def variables(
     port: int = compose.LAB_PORT,
     workspace: Path | None = None,
 ) -> dict[str, str]:
-    """The `${DOCKYARD_...}` values of one project. env_tags: service (or 'lab') → the environment's content tag."""
+    """The `${DOCKYARD_...}` values of one project (and the site's proxy for its builds). env_tags: service (or
+    'lab') → the environment's content tag."""
     out: dict[str, str] = {}
+    for key, names in PROXY_VARIABLES.items():
+        if key in options.proxy:
+            out |= dict.fromkeys(names, options.proxy[key])
     if target.stack is not None:
         for name, service in target.stack.services.items():
             if service.env:
