@@ -48,3 +48,11 @@ def shown(value: object, limit: int = 60) -> str:
         text = f"{text[:limit]}…"
     quoted = repr(text)  # escapes newlines, NUL, ESC and lone surrogates
     return f"'{quoted[1:-1]}'" if quoted[0] == '"' else quoted
+
+
+class StackError(DockyardError):
+    """A stack file (stacks/NAME/stack.yaml) is malformed."""
+
+
+class ComposeError(DockyardError):
+    """Docker Compose is missing, or a compose project failed to start, finish or verify."""

@@ -21,6 +21,26 @@ def envs_dirs() -> list[Path]:
     return dirs
 
 
+def stacks_dirs() -> list[Path]:
+    """Stack directories (stacks/NAME/stack.yaml), first match wins: $DOCKYARD_STACKS_PATH, the checkout's stacks/,
+    the packaged copy."""
+    dirs: list[Path] = []
+    extra = os.environ.get("DOCKYARD_STACKS_PATH", "")
+    dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
+    for candidate in (SOURCE_ROOT / "stacks", PACKAGE_DIR / "stacks"):
+        if candidate.is_dir() and candidate not in dirs:
+            dirs.append(candidate)
+    return dirs
+
+
+def state_dir() -> Path:
+    """Files that must outlive a cache wipe (a running stack's generated passwords), private to the user."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    path = Path(base) / "dockyard"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     path = Path(base) / "dockyard"

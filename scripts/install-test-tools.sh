@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the tools the tests drive from outside Python, pinned, into the git-ignored .tools/:
-# the dev containers CLI (@devcontainers/cli, what VS Code's "Reopen in Container" uses).
+# Install the tools the tests drive from outside Python: Debian's docker-compose (1.29, for `dockyard compose`;
+# Compose v2 is not packaged for bookworm), and, pinned, into the git-ignored .tools/, the dev containers CLI
+# (@devcontainers/cli, what VS Code's "Reopen in Container" uses).
 # Idempotent (a no-op when the pinned version is there). Prints the CLI's path on stdout.
 set -euo pipefail
 
@@ -9,6 +10,13 @@ DEVCONTAINERS_CLI_VERSION="${DEVCONTAINERS_CLI_VERSION:-0.89.0}"
 PREFIX="$PWD/.tools"
 BIN="$PREFIX/node_modules/.bin/devcontainer"
 log() { echo "[install-test-tools] $*" >&2; }
+
+if ! command -v docker-compose >/dev/null; then
+    log "installing docker-compose (Debian package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >&2 \
+        || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >&2; }
+fi
+docker-compose version >&2
 
 command -v npm >/dev/null || { log "npm not found: install Node.js 20+ (apt-get install -y nodejs npm)"; exit 1; }
 installed=$(node -p "require('$PREFIX/node_modules/@devcontainers/cli/package.json').version" 2>/dev/null || true)

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,68 @@ def run_and_clean(cmd: list[str], *, timeout: float, clean, **popen_kwargs) -> t
             out, _ = proc.communicate()
         leftovers = clean(proc.pid)
     return proc.returncode, out, leftovers
+
+
+def nbval_as_test_user(
+    user_python: Path,
+    docker_client,
+    kernel: str,
+    folders: list[str],
+    *,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 900,
+) -> str:
+    """nbval on notebooks/<folder>s in the container kernel `kernel` (e.g. 'pytorch:cpu'), run as TEST_USER.
+
+    CI runs as root, which hides UID bugs: the kernel must write the notebook's folder and its home as that user.
+    The notebooks are copied into a directory the user owns; the kernelspec is installed by the user into a prefix
+    there. Kernel containers are found by their workspace mount (runuser forks, so the owner label names its
+    child) and removed, pass or fail. Returns nbval's output; fails the test on any error.
+    """
+    base = Path(tempfile.mkdtemp(prefix="dockyard-nbval-user-"))
+    try:
+        os.chmod(base, 0o755)
+        for folder in folders:
+            shutil.copytree(
+                REPO / "notebooks" / folder, base / "work" / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+            )
+        prefix = base / "prefix"
+        subprocess.run(
+            [str(user_python), "-m", "dockyard", "kernels", "install", kernel, "--prefix", str(prefix)],
+            check=True,
+            capture_output=True,
+        )
+        (base / "home").mkdir()
+        subprocess.run(["chown", "-R", f"{TEST_USER}:{TEST_USER}", str(base)], check=True)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(base / "home"), "JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+        env |= {k: v for k, v in os.environ.items() if k.startswith("DOCKYARD_")}  # the site settings
+        env |= extra_env or {}
+        runuser = shutil.which("runuser") or "runuser"  # the env's PATH has no sbin: resolve it here
+        name = "dockyard-" + kernel.replace(":", "-")
+        nbval = [
+            "--nbval",
+            "--nbval-kernel-name",
+            name,
+            "--nbval-kernel-startup-timeout",
+            "180",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *folders,
+        ]
+        cmd = [runuser, "-u", TEST_USER, "--", str(user_python), "-m", "pytest", *nbval]
+        code, out, leftovers = run_and_clean(
+            cmd, timeout=timeout, clean=lambda _pid: remove_mounting(docker_client, base), cwd=base / "work", env=env
+        )
+        assert code == 0, f"nbval failed in {name} as {TEST_USER}:\n{out[-6000:]}"
+        assert " passed" in out
+        assert "skipped" not in out.splitlines()[-1]
+        assert not leftovers, f"kernel containers left behind: {leftovers}"
+        # The notebooks clean up after themselves: nothing new next to them.
+        for folder in folders:
+            assert sorted(p.name for p in (base / "work" / folder).iterdir()) == sorted(
+                p.name for p in (REPO / "notebooks" / folder).glob("*.ipynb")
+            )
+        return out
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -10,9 +10,9 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DockyardError
-from . import build_cmd, devcontainer_cmd, doctor_cmd, env_cmd, kernels_cmd
+from . import build_cmd, compose_cmd, devcontainer_cmd, doctor_cmd, env_cmd, kernels_cmd
 
-GROUPS = [env_cmd, build_cmd, kernels_cmd, devcontainer_cmd, doctor_cmd]
+GROUPS = [env_cmd, build_cmd, kernels_cmd, devcontainer_cmd, compose_cmd, doctor_cmd]
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -21,7 +21,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dockyard",
         description="Deep-learning environments as containers: build images from envs/*.yaml, "
-        "run them as Jupyter kernels and VS Code dev containers.",
+        "run them as Jupyter kernels, VS Code dev containers and Compose projects.",
     )
     p.add_argument("--version", action="version", version=f"dockyard {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)

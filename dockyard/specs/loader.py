@@ -13,7 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .. import paths
-from ..errors import SpecError, shown
+from ..errors import DockyardError, SpecError, shown
 from ..gpu.requirements import COMPUTE_FOR_CUDA, DRIVER_FOR_CUDA, CudaNeeds, derive_major
 from .model import Spec, Variant, parse_ref
 from .validation import first_error
@@ -112,10 +112,10 @@ def load_file(path: Path) -> Spec:
 def _check_schema(doc: YamlDocument) -> None:
     err = first_error(schema(), doc)
     if err is not None:
-        raise _schema_error(doc, err)
+        raise schema_error(doc, err)
 
 
-def _dotted(path: list[str | int]) -> str:
+def dotted(path: list[str | int]) -> str:
     out = ""
     for part in path:
         if not isinstance(part, int) and not _PLAIN_KEY.fullmatch(part):
@@ -130,18 +130,28 @@ def _json(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:80]}…"
 
 
-def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecError:
+def schema_error(
+    doc: YamlDocument,
+    err: jsonschema.ValidationError,
+    error: type[DockyardError] = SpecError,
+    fmt: str = "the spec format in README",
+    hints: dict[str, str] | None = None,
+) -> DockyardError:
+    """One schema violation as one paragraph: file, line, field, value and the fix. Also used for other YAML
+    formats validated the same way (stack files): `error` is their error type, `fmt` where their format is
+    described, `hints` what their pattern-checked fields should look like."""
+    pattern_hints = {**_PATTERN_HINTS, **(hints or {})}
     at = list(err.absolute_path)
     loc = where(doc.path, doc.line(at))
-    field_name = _dotted(at)
+    field_name = dotted(at)
     value = err.instance
-    leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
     if "propertyNames" in err.schema_path:
-        return SpecError(
+        return error(
             f"{loc}: {field_name} has an invalid key {_json(err.instance)}",
-            fix=(
+            fix=pattern_hints.get(
+                "propertyNames",
                 "variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell "
-                "identifiers"
+                "identifiers",
             ),
         )
     if err.validator == "additionalProperties":
@@ -151,15 +161,15 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
         loc = where(doc.path, doc.line([*at, key]))
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        return SpecError(
+        return error(
             f"{loc}: unknown key {shown(key, 40)} in {field_name}",
             fix=f"{hint}remove it or use one of the allowed keys: {', '.join(allowed)}",
         )
     if err.validator == "required":
         missing = err.message.split("'")[1]
-        return SpecError(
+        return error(
             f"{loc}: {field_name} is missing the required field '{missing}'",
-            fix=f"add '{missing}:' to {field_name} (see the spec format in README)",
+            fix=f"add '{missing}:' to {field_name} (see {fmt})",
         )
     if err.validator == "type":
         expected = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
@@ -171,25 +181,27 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
             "integer": "an integer",
             "boolean": "true/false",
         }.get(expected, expected)
-        return SpecError(
+        return error(
             f"{loc}: {field_name} is {_json(value)} ({type(value).__name__}), but must be {expected_text}",
             fix=f"write {field_name} as {expected_text}" + (' (quote it, e.g. "3.11")' if expected == "string" else ""),
         )
     if err.validator == "enum":
         options = ", ".join(str(o) for o in err.validator_value)
-        return SpecError(
+        return error(
             f"{loc}: {field_name} is {_json(value)}, not one of: {options}",
             fix=f"set {field_name} to one of: {options}",
         )
     if err.validator == "pattern":
-        hint = _PATTERN_HINTS.get(leaf, f"a value matching {err.validator_value}")
-        return SpecError(f"{loc}: {field_name} is {_json(value)}, which is not valid", fix=f"use {hint}")
+        # The field's own hint, else its parent's (a value in a mapping of user-chosen keys, e.g. volumes.data).
+        named = [p for p in reversed(at) if isinstance(p, str) and p in pattern_hints]
+        hint = pattern_hints[named[0]] if named else f"a value matching {err.validator_value}"
+        return error(f"{loc}: {field_name} is {_json(value)}, which is not valid", fix=f"use {hint}")
     if err.validator == "uniqueItems":
-        return SpecError(f"{loc}: {field_name} lists the same entry twice", fix="remove the duplicate")
+        return error(f"{loc}: {field_name} lists the same entry twice", fix="remove the duplicate")
     if err.validator in ("minProperties", "minItems", "minLength"):
-        return SpecError(f"{loc}: {field_name} is empty", fix=f"give {field_name} at least one entry")
+        return error(f"{loc}: {field_name} is empty", fix=f"give {field_name} at least one entry")
     message = shown(err.message, 120)[1:-1]
-    return SpecError(f"{loc}: {field_name}: {message}", fix="correct the value (see the spec format in README)")
+    return error(f"{loc}: {field_name}: {message}", fix=f"correct the value (see {fmt})")
 
 
 def _requirements(doc: YamlDocument, at: KeyPath, items: list[str]) -> dict[str, Requirement]:
@@ -200,25 +212,25 @@ def _requirements(doc: YamlDocument, at: KeyPath, items: list[str]) -> dict[str,
         # A line break (even inside a marker's quotes) would add a line, e.g. an option, to requirements.txt.
         if not (text.isascii() and text.isprintable()):
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {_json(text)}, which holds a line break or a non-ASCII character",
+                f"{loc}: {dotted([*at, i])} is {_json(text)}, which holds a line break or a non-ASCII character",
                 fix="write it as NAME==VERSION on one line, e.g. 'numpy==2.4.6'",
             )
         try:
             req = Requirement(text)
         except InvalidRequirement as exc:
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {_json(text)}, not a valid requirement ({str(exc).splitlines()[0]})",
+                f"{loc}: {dotted([*at, i])} is {_json(text)}, not a valid requirement ({str(exc).splitlines()[0]})",
                 fix="write it as NAME==VERSION, e.g. 'numpy==2.4.6'",
             ) from None
         specs = list(req.specifier)
         if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {_json(text)}, which is not pinned to one version",
+                f"{loc}: {dotted([*at, i])} is {_json(text)}, which is not pinned to one version",
                 fix=f"pin it exactly, e.g. '{req.name}==X.Y.Z', so every build installs the same thing",
             )
         key = canonicalize_name(req.name)
         if key in out:
-            raise SpecError(f"{loc}: {req.name} is listed twice in {_dotted(list(at))}", fix="keep one pin")
+            raise SpecError(f"{loc}: {req.name} is listed twice in {dotted(list(at))}", fix="keep one pin")
         out[key] = req
     return out
 
@@ -355,7 +367,7 @@ def _check_gpu_variables(doc: YamlDocument) -> None:
         for name in env:
             if name in _GPU_VARIABLES:
                 raise SpecError(
-                    f"{where(doc.path, doc.line([*at, name]))}: {_dotted(at)} sets {name}, which would hand the "
+                    f"{where(doc.path, doc.line([*at, name]))}: {dotted(at)} sets {name}, which would hand the "
                     "container GPUs wherever 'nvidia' is dockerd's default runtime, even with gpu: off",
                     fix=f"remove {name}: dockyard's device request (`--gpus all`) attaches the GPUs when one is wanted",
                 )
