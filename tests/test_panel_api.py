@@ -276,9 +276,7 @@ def test_build_streams_progress_in_order_while_the_server_keeps_answering(
             docker_client.images.remove(plan.tag)
 
 
-def test_failed_build_reports_its_failing_step(
-    tmp_envs, server_factory, built, docker_client
-) -> None:
+def test_failed_build_reports_its_failing_step(tmp_envs, server_factory, built, docker_client) -> None:
     built("minimal:cpu")
     # The base has Python 3.11: the image's own check fails at once, with no download.
     _fresh_minimal(tmp_envs, **{'python: "3.11"': 'python: "3.12"', 'version: "3.11"': 'version: "3.12"'})
