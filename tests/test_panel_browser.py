@@ -218,7 +218,7 @@ def test_switch_moves_only_the_notebook_holding_the_panel(lab_factory, page, bui
     page.wait_for_selector(".dockyard-notice.dockyard-ok", timeout=180_000)
     assert "now runs on PyTorch 2.13.0 (CPU, container)" in panel.locator(".dockyard-notice").inner_text()
     # Refreshed from the new kernel itself (the labextension evaluates the facts there).
-    assert panel.locator(".dockyard-facts").get_attribute("data-env") == "pytorch:cpu"
+    page.wait_for_selector('.dockyard-facts[data-env="pytorch:cpu"]', timeout=60_000)
     assert "torch: 2.13.0" in panel.locator(".dockyard-facts").inner_text()
     assert "this notebook" in pytorch_row.inner_text()
     shot(page, "switch-after.png")

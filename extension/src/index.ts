@@ -21,7 +21,7 @@ const PANEL_CODE = 'import dockyard; dockyard.panel()';
 interface ISwitchDetail {
   name: string;
   factsExpression?: string;
-  resolve: (result: { kernel: string; facts: unknown }) => void;
+  resolve: (result: { kernel: string; facts: Promise<unknown> }) => void;
   reject: (message: string) => void;
 }
 
@@ -48,21 +48,18 @@ async function switchKernel(panel: NotebookPanel, detail: ISwitchDetail): Promis
     throw new Error(`the kernel '${detail.name}' did not start (see the server's log)`);
   }
   await kernel.info; // resolves once the new kernel answered kernel_info: it is up
-  let facts: unknown = null;
-  if (detail.factsExpression) {
-    // An expression evaluated silently: nothing shows in the notebook and the history stays as it was.
-    const reply = await kernel.requestExecute({
-      code: '',
-      silent: true,
-      store_history: false,
-      user_expressions: { facts: detail.factsExpression }
-    }).done;
-    const content = reply.content as { user_expressions?: Record<string, any> };
-    const result = content.user_expressions?.facts;
-    if (result?.status === 'ok') {
-      facts = result.data?.['application/json'] ?? null;
-    }
-  }
+  // The switch is done: answer now, and let the new kernel's facts follow (the user's first cell need not
+  // wait for them). An expression evaluated silently: nothing shows and the history stays as it was.
+  const facts = detail.factsExpression
+    ? kernel
+        .requestExecute({ code: '', silent: true, store_history: false, user_expressions: { facts: detail.factsExpression } })
+        .done.then(reply => {
+          const content = reply.content as { user_expressions?: Record<string, any> };
+          const result = content.user_expressions?.facts;
+          return result?.status === 'ok' ? (result.data?.['application/json'] ?? null) : null;
+        })
+        .catch(() => null)
+    : Promise.resolve(null);
   detail.resolve({ kernel: kernel.name, facts });
 }
 

@@ -7,7 +7,6 @@ labextension evaluates FACTS_EXPRESSION in a freshly switched kernel to refresh 
 from __future__ import annotations
 
 import glob
-import importlib
 import importlib.metadata
 import json
 import os
@@ -69,28 +68,23 @@ def _framework(name: str) -> dict[str, Any]:
 
 
 def _devices(framework: str | None) -> list[str]:
-    """What this kernel can compute on: 'cpu' plus the GPUs the framework (or the driver) sees."""
+    """What this kernel can compute on: 'cpu' plus the GPUs it sees. Cheap on purpose (the panel asks right
+    after a switch, before the user's first cell): the framework's own view only when it is already loaded
+    (importing torch, jax or tensorflow takes seconds), else the driver's (nvidia-smi, /dev/nvidiaN)."""
     devices = ["cpu"]
-    if framework == "pytorch":
-        try:
-            torch = importlib.import_module("torch")
-            n = int(torch.cuda.device_count())
-            devices += [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(n)]
-            return devices
-        except Exception:  # a broken install must not break the panel; the driver check below still runs
-            pass
-    if framework == "jax" and "jax" in sys.modules:  # importing jax/tensorflow takes seconds: only if loaded
-        try:
+    try:
+        if framework == "pytorch" and "torch" in sys.modules:
+            torch = sys.modules["torch"]
+            return devices + [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+        if framework == "jax" and "jax" in sys.modules:
             return [str(d) for d in sys.modules["jax"].devices()]
-        except Exception:
-            pass
+    except Exception:  # a broken install must not break the panel; the driver's view below still works
+        pass
     smi = shutil.which("nvidia-smi")
     if smi:
         try:
             out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10).stdout
-            devices += [line.split(" (")[0] for line in out.splitlines() if line.startswith("GPU ")]
+            return devices + [line.split(" (")[0] for line in out.splitlines() if line.startswith("GPU ")]
         except (OSError, subprocess.SubprocessError):
             pass
-    elif glob.glob("/dev/nvidia[0-9]*"):
-        devices += [os.path.basename(p) for p in sorted(glob.glob("/dev/nvidia[0-9]*"))]
-    return devices
+    return devices + [os.path.basename(p) for p in sorted(glob.glob("/dev/nvidia[0-9]*"))]

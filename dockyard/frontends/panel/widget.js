@@ -240,8 +240,14 @@ function render({ model, el }) {
     draw();
     done
       .then(({ kernel, facts }) => {
-        if (facts) state.facts = facts;
         state.who = { ...(state.who || {}), kernel };
+        // The new kernel's own facts arrive a moment later (the labextension asks it after the switch).
+        Promise.resolve(facts).then((f) => {
+          if (f) {
+            state.facts = f;
+            draw();
+          }
+        });
         state.notice = {
           kind: "ok",
           text:
