@@ -92,7 +92,7 @@ def main() -> int:
                         elapsed = time.perf_counter() - start
                         assert out.strip().startswith("2.13.0"), out
                         times[method].append(elapsed)
-                        print(f"run {i + 1} {method:5s} {elapsed:6.2f} s (switched after {switched:5.2f} s)", flush=True)
+                        print(f"run {i + 1} {method:5s} {elapsed:6.2f} s (switched after {switched:5.2f} s)")
                         for session in lab.api("GET", "/api/sessions").json():  # one kernel container at a time
                             lab.api("DELETE", f"/api/sessions/{session['id']}")
                 browser.close()

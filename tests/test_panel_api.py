@@ -306,3 +306,14 @@ def test_daemon_down_is_a_message_not_an_error(server_factory, tmp_path) -> None
     *_, last = events(server, r.json()["id"])
     assert last["type"] == "failed"
     assert "Cannot reach the Docker engine" in last["message"]
+
+
+def test_gpu_required_but_absent_is_a_message(server_factory, docker_client) -> None:
+    server = server_factory(DOCKYARD_GPU="required")
+    envs = by_ref(server.api("GET", f"{API}/environments").json())
+    assert any(
+        "GPU mode is 'required' but minimal:cpu is a CPU environment" in p for p in envs["minimal:cpu"]["problems"]
+    )
+    if gpu_support(docker_client.info()) is None:  # this machine: no GPU for containers
+        assert envs["pytorch:cuda"]["gpu"]["available"] is False
+        assert any("requires a GPU, but the Docker engine offers none" in p for p in envs["pytorch:cuda"]["problems"])

@@ -316,3 +316,33 @@ def test_without_the_server_extension_the_panel_says_how_to_enable_it(lab_factor
     assert "server extension is not enabled" in fatal
     assert "jupyter server extension enable dockyard.frontends.panel" in fatal
     shot(page, "no-server-extension.png")
+
+
+def test_a_failing_build_shows_its_step_and_a_stopped_engine_is_said(
+    tmp_envs, lab_factory, page, built, tmp_path
+) -> None:
+    built("minimal:cpu")
+    path = copy_spec("minimal", tmp_envs)  # the base has Python 3.11: the image's own check fails at once
+    path.write_text(
+        path.read_text().replace('python: "3.11"', 'python: "3.12"').replace('version: "3.11"', 'version: "3.12"')
+    )
+    lab = lab_factory()
+    notebook(lab, "fail.ipynb", "python3", [PANEL_CELL])
+    open_notebook(page, lab, "fail.ipynb")
+    run_panel(page)
+    page.locator('.dockyard-panel tr[data-ref="minimal:cpu"] button.dockyard-build').click()
+    failed = page.wait_for_selector('.dockyard-build-failed[data-ref="minimal:cpu"]', timeout=180_000).inner_text()
+    assert "Failed step: RUN python3 -c 'import sys; v = sys.version_info" in failed
+    assert "base image has Python 3.11 but the spec asks for 3.12" in failed
+    assert "\x1b" not in failed  # the build's terminal colours are stripped
+    shot(page, "build-failed.png")
+
+    down = lab_factory(DOCKER_HOST=f"unix://{tmp_path / 'no-daemon.sock'}")
+    notebook(down, "down.ipynb", "python3", [PANEL_CELL])
+    open_notebook(page, down, "down.ipynb")
+    run_panel(page)
+    message = page.locator(".dockyard-panel .dockyard-engine").inner_text()
+    assert "Cannot reach the Docker engine" in message
+    assert "Fix:" in message
+    assert page.locator(".dockyard-panel button.dockyard-build").first.is_disabled()
+    shot(page, "engine-down.png")

@@ -78,6 +78,9 @@ async function follow(config, buildId, after, onEvent) {
   }
 }
 
+// Build output carries the terminal colours pip and apt print; a web page shows them as junk.
+const plain = (text) => (text || "").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+
 function size(bytes) {
   if (bytes == null) return "";
   const units = ["B", "KB", "MB", "GB", "TB"];
@@ -189,7 +192,7 @@ function render({ model, el }) {
     follow(config, id, after, (event) => {
       build.seq = event.seq;
       if (event.type === "step") Object.assign(build, { step: event.number, total: event.total, text: event.text });
-      else if (event.type === "output") build.last = event.line;
+      else if (event.type === "output") build.last = plain(event.line);
       else if (event.type === "succeeded") {
         build.state = "succeeded";
         state.notice = {
@@ -197,7 +200,7 @@ function render({ model, el }) {
           text: `${ref}: ${event.built ? `built in ${event.seconds} s` : "already up to date"} (${event.tag}).`,
         };
       } else if (event.type === "failed") {
-        Object.assign(build, { state: "failed", message: event.message, failedStep: event.step });
+        Object.assign(build, { state: "failed", message: plain(event.message), failedStep: event.step });
       }
       draw();
     })
