@@ -306,15 +306,15 @@ def test_without_the_labextension_the_panel_lists_and_says_how_to_switch(lab_fac
 
 def test_without_the_server_extension_the_panel_says_how_to_enable_it(lab_factory, page) -> None:
     lab = lab_factory(server_extension=False)
-    notebook(lab, "plain.ipynb", "python3", [PANEL_CELL])
+    notebook(lab, "plain.ipynb", "python3", ["print('first cell')"])
     open_notebook(page, lab, "plain.ipynb")
-    page.evaluate(
-        f"""async () => {{ {CURRENT}.content.activeCellIndex = 0;
-        await window.jupyterapp.commands.execute('notebook:run-cell'); }}"""
-    )
+    # Opened from the command palette's command: it adds the panel cell below and runs it.
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('dockyard:open-panel'); }")
     fatal = page.wait_for_selector(".dockyard-panel .dockyard-fatal", timeout=120_000).inner_text()
     assert "server extension is not enabled" in fatal
     assert "jupyter server extension enable dockyard.frontends.panel" in fatal
+    sources = page.evaluate(f"() => {CURRENT}.content.model.sharedModel.cells.map(c => c.getSource())")
+    assert sources == ["print('first cell')", PANEL_CELL]
     shot(page, "no-server-extension.png")
 
 

@@ -5,6 +5,7 @@ followers read from any position (a page reload resumes where it was)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -100,7 +101,8 @@ class BuildJob:
         with self._lock:
             event["seq"] = len(self.events)
             self.events.append(event)
-        self._loop.call_soon_threadsafe(self._wake)
+        with contextlib.suppress(RuntimeError):  # the server stopped (its loop is closed): nobody to wake
+            self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
         event, self.changed = self.changed, asyncio.Event()
