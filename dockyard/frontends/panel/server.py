@@ -24,7 +24,6 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ... import __version__
 from ...errors import DockyardError
 from . import environments
 from .builds import BuildJob, Builds
@@ -51,13 +50,6 @@ class _Base(APIHandler):
             return set(self.kernel_spec_manager.find_kernel_specs())
         except Exception:  # a broken kernelspec dir must not hide the environments
             return None
-
-
-class VersionHandler(_Base):
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        self.finish(json.dumps({"version": __version__}))
 
 
 class EnvironmentsHandler(_Base):
@@ -165,7 +157,6 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     web_app.settings["dockyard_builds"] = Builds()
     api = url_path_join(web_app.settings["base_url"], "dockyard", "api")
     handlers: list[tuple[str, type[APIHandler]]] = [
-        (url_path_join(api, "version"), VersionHandler),
         (url_path_join(api, "environments"), EnvironmentsHandler),
         (url_path_join(api, "environments", f"({_REF})"), EnvironmentsHandler),
         (url_path_join(api, "builds"), BuildsHandler),
