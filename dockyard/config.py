@@ -7,12 +7,13 @@ environment itself, so specs stay portable while builds work behind corporate ne
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import paths
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .specs.validation import first_error
 from .specs.yamlsource import load_yaml, where
 
@@ -22,6 +23,9 @@ NETWORK_MODES = ("host", "bridge")
 PULL_POLICIES = ("missing", "never")
 
 _STR_LIST = {"type": "array", "items": {"type": "string"}}
+# Index URLs are written into the Dockerfile and pip.conf: no spaces or line breaks (as for specs' own indexes).
+_URL_PATTERN = r"^(https?|file)://\S+$"
+_URL = {"type": "string", "pattern": _URL_PATTERN}
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -31,8 +35,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "ca_certs": _STR_LIST,
-                "pip_index_url": {"type": "string"},
-                "pip_extra_index_urls": _STR_LIST,
+                "pip_index_url": _URL,
+                "pip_extra_index_urls": {"type": "array", "items": _URL},
                 "wheelhouse": {"type": "string"},
                 "ignore_spec_indexes": {"type": "boolean"},
                 "pull": {"enum": list(PULL_POLICIES)},
@@ -88,9 +92,11 @@ class BuildOptions:
         if flags.get("ca_cert"):
             changes["ca_certs"] = tuple(_ca_path(Path(p), "--ca-cert") for p in flags["ca_cert"])
         if flags.get("pip_index_url"):
-            changes["pip_index_url"] = flags["pip_index_url"]
+            changes["pip_index_url"] = _index_url(flags["pip_index_url"], "--pip-index-url")
         if flags.get("pip_extra_index_url"):
-            changes["pip_extra_index_urls"] = tuple(flags["pip_extra_index_url"])
+            changes["pip_extra_index_urls"] = tuple(
+                _index_url(u, "--pip-extra-index-url") for u in flags["pip_extra_index_url"]
+            )
         if flags.get("wheelhouse"):
             changes["wheelhouse"] = _wheelhouse_path(flags["wheelhouse"], "--wheelhouse")
         if flags.get("ignore_spec_indexes"):
@@ -120,22 +126,51 @@ class Settings:
     source: str
 
 
-def _ca_path(path: Path, origin: str) -> Path:
-    path = path.expanduser()
-    if not path.exists():
+def _host_path(value: str | Path, origin: str, what: str) -> Path:
+    """value as an absolute host path; a path that cannot even be looked up is a ConfigError, not a traceback."""
+    try:
+        path = Path(value).expanduser().resolve()
+        path.exists()  # raises on a name too long for the file system, which exists() does not swallow
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL byte, unknown ~user, symlink loop, too long
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise ConfigError(
-            f"{origin}: CA certificate path {path} does not exist", fix="give a PEM file or a directory of PEM files"
+            f"{origin}: {what} {shown(str(value))} is not a usable path ({reason})", fix="check the path"
+        ) from None
+    return path
+
+
+def _ca_path(path: Path, origin: str) -> Path:
+    resolved = _host_path(path, origin, "CA certificate path")
+    if not resolved.exists():
+        raise ConfigError(
+            f"{origin}: CA certificate path {shown(str(path))} does not exist",
+            fix="give a PEM file or a directory of PEM files",
         )
-    return path.resolve()
+    return resolved
 
 
 def _wheelhouse_path(value: str, origin: str) -> Path:
-    path = Path(value).expanduser()
+    path = _host_path(value, origin, "wheelhouse")
     if not path.is_dir():
         raise ConfigError(
-            f"{origin}: wheelhouse {path} is not a directory", fix="point it at a directory of .whl files"
+            f"{origin}: wheelhouse {shown(value)} is not a directory", fix="point it at a directory of .whl files"
         )
-    return path.resolve()
+    return path
+
+
+# What Docker accepts as an image reference (name[:tag][@digest]), loosely: enough to keep spaces, newlines,
+# quotes and other Dockerfile-breaking text out of the FROM line an override is written into.
+_IMAGE_REF = re.compile(r"[a-z0-9][A-Za-z0-9._/:@-]{0,254}")
+_OVERRIDE_FIX = "write it like 'python:3.11-slim-bookworm=dockyard-local/python:3.11-bookworm'"
+
+
+def _check_override(upstream: object, local: object, origin: str) -> None:
+    for side, value in (("upstream image", upstream), ("local image", local)):
+        if not isinstance(value, str) or not _IMAGE_REF.fullmatch(value):
+            raise ConfigError(
+                f"{origin}: base override {shown(upstream)}={shown(local)}: the {side} is not an image reference",
+                fix=_OVERRIDE_FIX,
+            )
 
 
 def _parse_overrides(text: str, origin: str) -> dict[str, str]:
@@ -143,10 +178,8 @@ def _parse_overrides(text: str, origin: str) -> dict[str, str]:
     for item in filter(None, (p.strip() for p in text.split(","))):
         upstream, sep, local = item.partition("=")
         if not sep or not upstream or not local:
-            raise ConfigError(
-                f"{origin}: base override {item!r} is not UPSTREAM=LOCAL",
-                fix="write it like 'python:3.11-slim-bookworm=dockyard-local/python:3.11-bookworm'",
-            )
+            raise ConfigError(f"{origin}: base override {shown(item)} is not UPSTREAM=LOCAL", fix=_OVERRIDE_FIX)
+        _check_override(upstream, local, origin)
         out[upstream] = local
     return out
 
@@ -159,23 +192,54 @@ def _env_flag(name: str) -> bool | None:
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"Environment variable {name}={value!r} is not a boolean", fix=f"set {name} to 1 or 0")
+    raise ConfigError(f"Environment variable {name}={shown(value)} is not a boolean", fix=f"set {name} to 1 or 0")
+
+
+def _config_path() -> Path:
+    """The config file's path (it need not exist); an unusable DOCKYARD_CONFIG is a ConfigError."""
+    try:
+        path = paths.config_file()
+        path.exists()  # raises on a name too long for the file system
+    except (OSError, ValueError, RuntimeError) as exc:  # e.g. '~nosuchuser/config.yaml'
+        value = os.environ.get("DOCKYARD_CONFIG", "")
+        raise ConfigError(
+            f"DOCKYARD_CONFIG={shown(value)} is not a usable path ({getattr(exc, 'strerror', None) or exc})",
+            fix="point DOCKYARD_CONFIG at a YAML file, or unset it to use ~/.config/dockyard/config.yaml",
+        ) from None
+    return path
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    doc = load_yaml(path, ConfigError, "dockyard config", empty_ok=True)
+    err = first_error(CONFIG_SCHEMA, doc)
+    if err is not None:
+        at = list(err.absolute_path)
+        field_name = shown(".".join(map(str, at)), 80)[1:-1] or "top level"
+        raise ConfigError(
+            f"{where(path, doc.line(at))}: {field_name}: {shown(err.message, 160)[1:-1]}",
+            fix="correct the value; the config file format is described in README (section 'Corporate proxies')",
+        )
+    for upstream, local in doc.data.get("base_overrides", {}).items():
+        _check_override(upstream, local, where(path, doc.line(["base_overrides", upstream])))
+    data: dict[str, Any] = doc.data
+    return data
+
+
+def _index_url(value: str, origin: str) -> str:
+    if not re.fullmatch(_URL_PATTERN, value):
+        raise ConfigError(
+            f"{origin}: {shown(value)} is not a package index URL",
+            fix="give an http(s):// or file:// URL without spaces, e.g. https://pypi.example/simple",
+        )
+    return value
 
 
 def load_settings() -> Settings:
     """Read the config file (if any), then let DOCKYARD_* environment variables override it."""
-    cfg_path = paths.config_file()
+    cfg_path = _config_path()
     data: dict[str, Any] = {}
     if cfg_path.exists():
-        doc = load_yaml(cfg_path, ConfigError, "dockyard config", empty_ok=True)
-        err = first_error(CONFIG_SCHEMA, doc)
-        if err is not None:
-            at = list(err.absolute_path)
-            raise ConfigError(
-                f"{where(cfg_path, doc.line(at))}: {'.'.join(map(str, at)) or 'top level'}: {err.message}",
-                fix="correct the value; the config file format is described in README (section 'Corporate proxies')",
-            )
-        data = doc.data
+        data = _read_config(cfg_path)
     build_cfg = data.get("build", {})
     origin = str(cfg_path)
     ca = [_ca_path(Path(p), origin) for p in build_cfg.get("ca_certs", [])]
@@ -192,15 +256,15 @@ def load_settings() -> Settings:
     if env.get("DOCKYARD_WHEELHOUSE"):
         wheelhouse = _wheelhouse_path(env["DOCKYARD_WHEELHOUSE"], "DOCKYARD_WHEELHOUSE")
     if env.get("DOCKYARD_PIP_INDEX_URL"):
-        index_url = env["DOCKYARD_PIP_INDEX_URL"]
+        index_url = _index_url(env["DOCKYARD_PIP_INDEX_URL"], "DOCKYARD_PIP_INDEX_URL")
     if env.get("DOCKYARD_PIP_EXTRA_INDEX_URLS"):
-        extra = env["DOCKYARD_PIP_EXTRA_INDEX_URLS"].split()
+        extra = [_index_url(u, "DOCKYARD_PIP_EXTRA_INDEX_URLS") for u in env["DOCKYARD_PIP_EXTRA_INDEX_URLS"].split()]
     if (flag := _env_flag("DOCKYARD_IGNORE_SPEC_INDEXES")) is not None:
         ignore = flag
     pull = env.get("DOCKYARD_PULL") or build_cfg.get("pull", "missing")
     if pull not in PULL_POLICIES:
         raise ConfigError(
-            f"DOCKYARD_PULL={pull!r} is not a pull policy",
+            f"DOCKYARD_PULL={shown(pull)} is not a pull policy",
             fix="use missing (pull absent base images) or never (offline)",
         )
     if env.get("DOCKYARD_BASE_OVERRIDES"):
@@ -214,18 +278,20 @@ def load_settings() -> Settings:
     kernels_cfg = data.get("kernels", {})
     gpu = env.get("DOCKYARD_GPU") or kernels_cfg.get("gpu", "auto")
     if gpu not in GPU_MODES:
-        raise ConfigError(f"DOCKYARD_GPU={gpu!r} is not a GPU mode", fix=f"use {', '.join(GPU_MODES)}")
+        raise ConfigError(f"DOCKYARD_GPU={shown(gpu)} is not a GPU mode", fix=f"use {', '.join(GPU_MODES)}")
     network = env.get("DOCKYARD_KERNEL_NETWORK") or kernels_cfg.get("network", "host")
     if network not in NETWORK_MODES:
         raise ConfigError(
-            f"DOCKYARD_KERNEL_NETWORK={network!r} is not a network mode", fix=f"use {', '.join(NETWORK_MODES)}"
+            f"DOCKYARD_KERNEL_NETWORK={shown(network)} is not a network mode", fix=f"use {', '.join(NETWORK_MODES)}"
         )
     root = env.get("DOCKYARD_WORKSPACE_ROOT") or kernels_cfg.get("workspace_root")
     auto_build = _env_flag("DOCKYARD_AUTO_BUILD")
     kernels = KernelOptions(
         gpu=gpu,
         network=network,
-        workspace_root=Path(root).expanduser().resolve() if root else None,
+        workspace_root=_host_path(root, "DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root", "workspace root")
+        if root
+        else None,
         auto_build=kernels_cfg.get("auto_build", False) if auto_build is None else auto_build,
     )
     build = BuildOptions(

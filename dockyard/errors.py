@@ -35,3 +35,16 @@ class EngineError(DockyardError):
 
 class BuildError(DockyardError):
     """An image build failed."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A user-supplied value quoted for an error message: control characters escaped, long values cut.
+
+    Values come from files, flags and the environment, so they may be huge or hold terminal escapes;
+    the message must stay one short paragraph whatever they hold.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}…"
+    quoted = repr(text)  # escapes newlines, NUL, ESC and lone surrogates
+    return f"'{quoted[1:-1]}'" if quoted[0] == '"' else quoted

@@ -11,3 +11,6 @@ LABEL_GPU = "org.dockyard.gpu"
 LABEL_KERNEL_ID = "org.dockyard.kernel-id"
 # "HOST:PID:START" of the process that owns the kernel (see reaper.owner_id); never any secret.
 LABEL_OWNER = "org.dockyard.owner"
+# On build lock containers only (see images/buildlock.py): the tag being built, and who builds it.
+LABEL_BUILD_LOCK = "org.dockyard.build-lock"
+LABEL_BUILD_LOCK_OWNER = "org.dockyard.build-lock-owner"

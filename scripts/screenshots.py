@@ -10,12 +10,12 @@ stops JupyterLab and checks that no dockyard kernel container is left.
   panel, then after its Switch to pytorch:cpu and the next cell run there (needs the panel's server extension
   and labextension, which `pip install` brings; images minimal:cpu and pytorch:cpu built).
 
-Prerequisites (once): `bash scripts/lab.sh [--local-base] --no-lab` (images built, kernelspecs installed),
-and run this with the same dockyard settings (config file / DOCKYARD_* variables, XDG_CONFIG_HOME) so
-the kernels resolve the images you built. Python packages: `pip install playwright pillow`; the browser
-is the system Chromium (no `playwright install`):
+Prerequisites (once): `bash scripts/lab.sh [--local-base] --no-lab` (images built, kernelspecs installed
+into .venv), and run this with that venv's Python and the same dockyard settings (config file / DOCKYARD_*
+variables, XDG_CONFIG_HOME) so the kernels resolve the images you built. Python packages:
+`.venv/bin/pip install playwright pillow`; the browser is the system Chromium (no `playwright install`):
 
-    python3 scripts/screenshots.py [--chromium /usr/bin/chromium] [--out docs/images]
+    .venv/bin/python scripts/screenshots.py [--chromium /usr/bin/chromium] [--out docs/images]
 
 Only 127.0.0.1 is contacted: every other request from the browser is aborted.
 """

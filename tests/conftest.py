@@ -3,18 +3,23 @@ a test starts carries the label below (or a dockyard label) and is removed at th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
+from docker.models.containers import Container
 
-from dockyard.labels import LABEL_KERNEL_ID
+from dockyard.labels import LABEL_BUILD_LOCK, LABEL_KERNEL_ID
 
 from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, UPSTREAM_BASE, TrackedContainers
 
@@ -104,18 +109,29 @@ def containers(docker_client) -> Iterator[TrackedContainers]:
     tracker.remove_all()
 
 
+def _could_be_ours(container: Container) -> bool:
+    """A container a dockyard build or test may have made: from an intermediate build layer (an image id),
+    a dockyard image or the local base. Anything else on the engine is someone else's and never touched."""
+    image = (container.attrs.get("Config") or {}).get("Image", "")
+    return bool(re.fullmatch(r"(sha256:)?[0-9a-f]{12,64}", image)) or image.startswith(("dockyard/", "dockyard-local/"))
+
+
 @pytest.fixture
 def no_new_containers(docker_client):
     """Asserts that the test leaves no container behind (and that it starts none it keeps)."""
     before = {c.id for c in docker_client.containers.list(all=True)}
     yield
-    # Containers that other fixtures track and remove themselves do not count here.
-    tracked = (TEST_LABEL, LABEL_KERNEL_ID, "devcontainer.local_folder")
-    after = {c.id for c in docker_client.containers.list(all=True) if not any(k in c.labels for k in tracked)}
-    leftover = after - before
-    for cid in leftover:
-        docker_client.containers.get(cid).remove(force=True)
-    assert not leftover, f"test left {len(leftover)} container(s) behind"
+    # Containers that other fixtures track and remove themselves do not count here, nor do build locks
+    # (held by other builds on this engine while they run).
+    tracked = (TEST_LABEL, LABEL_KERNEL_ID, "devcontainer.local_folder", LABEL_BUILD_LOCK)
+    after = docker_client.containers.list(all=True)
+    leftover = [
+        c for c in after if c.id not in before and not any(k in c.labels for k in tracked) and _could_be_ours(c)
+    ]
+    for container in leftover:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    assert not leftover, f"test left {len(leftover)} container(s) behind: {[c.name for c in leftover]}"
 
 
 @pytest.fixture

@@ -94,8 +94,9 @@ OWNER_LABEL = LABEL_OWNER  # written by the provisioner: "HOST:PID:START"
 
 
 def install_kernelspecs(prefix: Path) -> Path:
-    """Every dockyard kernelspec into PREFIX/share/jupyter; returns the dir to put on JUPYTER_PATH."""
-    assert dockyard_main(["kernels", "install", "--prefix", str(prefix)]) == 0
+    """Every dockyard kernelspec, built or not (tests start unbuilt ones on purpose), into PREFIX/share/jupyter;
+    returns the dir to put on JUPYTER_PATH."""
+    assert dockyard_main(["kernels", "install", "--include-unbuilt", "--prefix", str(prefix)]) == 0
     return prefix / "share" / "jupyter"
 
 

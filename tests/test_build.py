@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from dockyard import specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
 from dockyard.errors import BuildError
-from dockyard.images.build import NullReporter, _tag_lock, build
+from dockyard.images import buildlock
+from dockyard.images.build import build
+from dockyard.images.buildlock import lock_name, tag_lock
 from dockyard.images.plan import make_plan
 from dockyard.labels import LABEL_ENV, LABEL_HASH
 
-from .helpers import copy_spec
+from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, copy_spec
 
 pytestmark = pytest.mark.engine
 
@@ -123,10 +133,10 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
     path.write_text(path.read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), load_settings().build)
-    cmd = [sys.executable, "-m", "dockyard", "build", "minimal:cpu"]
+    cmd = [sys.executable, "-m", "dockyard", "build", "--no-kernels", "minimal:cpu"]  # leave the host's Jupyter alone
     try:
         # Hold the tag's lock while both start, so both really arrive while a build is under way.
-        with _tag_lock(plan.tag, NullReporter()):
+        with tag_lock(docker_client, plan.tag, plan.base, lambda _line: None):
             procs = [
                 subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
             ]
@@ -140,3 +150,118 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
         docker_client.images.get(original.image_id).tag(plan.alias)  # give the alias back to the suite's image
         if find_image(docker_client, plan.tag):
             docker_client.images.remove(plan.tag)  # its last tag: the image goes with it
+
+
+def _edited_minimal(envs_dir: Path) -> Path:
+    """minimal with one more ENV line: a tag never built before whose layers are all cached but the last."""
+    path = envs_dir / "minimal.yaml"
+    path.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
+    return path
+
+
+def _wait_for_text(path: Path, text: str, proc: subprocess.Popen, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = path.read_text()
+        if text in out or proc.poll() is not None:
+            return out
+        time.sleep(0.2)
+    return path.read_text()
+
+
+def test_builds_of_one_tag_are_serialised_across_users(built, user_python, docker_client, monkeypatch) -> None:
+    """root holds the build lock of a tag; the unprivileged user's `dockyard build` of it waits, then builds.
+
+    A lock file in each user's cache dir (the earlier lock) let both build at once.
+    """
+    original = built("minimal:cpu")
+    shared = Path(tempfile.mkdtemp(prefix="dockyard-lock-test-"))
+    shared.chmod(0o755)
+    envs, home = shared / "envs", shared / "home"
+    envs.mkdir()
+    home.mkdir()
+    os.chown(home, pwd.getpwnam(TEST_USER).pw_uid, pwd.getpwnam(TEST_USER).pw_gid)
+    _edited_minimal(envs).chmod(0o644)
+    monkeypatch.setenv("DOCKYARD_ENVS_PATH", str(envs))
+    s = specs.load("minimal")
+    plan = make_plan(s, s.variant("cpu"), load_settings().build)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "DOCKYARD_CONFIG": os.environ["DOCKYARD_CONFIG"],
+        "DOCKYARD_ENVS_PATH": str(envs),
+        **{k: os.environ.get(k, v) for k, v in SITE_ENV.items()},
+    }
+    log = shared / "user-build.log"
+    cmd = [
+        shutil.which("runuser") or "runuser",
+        "-u",
+        TEST_USER,
+        "--",
+        str(user_python),
+        "-m",
+        "dockyard",
+        "build",
+        "minimal:cpu",
+    ]
+    proc = None
+    try:
+        with tag_lock(docker_client, plan.tag, plan.base, lambda _line: None), log.open("w") as out:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=shared, start_new_session=True
+            )
+            seen = _wait_for_text(log, "waiting for another build", proc, timeout=60)
+            assert "waiting for another build" in seen, f"the other user did not wait for the lock:\n{seen}"
+            assert f"@{socket.gethostname()} pid {os.getpid()}" in seen  # the holder is named
+            assert find_image(docker_client, plan.tag) is None
+            assert proc.poll() is None
+        assert proc.wait(timeout=300) == 0, log.read_text()
+        assert f"built {plan.tag}" in log.read_text()
+        # Not no_new_containers: other sessions share this engine; only this lock's container is ours to check.
+        assert not docker_client.containers.list(all=True, filters={"name": lock_name(plan.tag)})
+    finally:
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # runuser and the build under it: no build outlives the test
+            proc.wait()
+        docker_client.images.get(original.image_id).tag(plan.alias)  # give the alias back to the suite's image
+        if find_image(docker_client, plan.tag):
+            docker_client.images.remove(plan.tag)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_dead_lock_holder_never_blocks_a_build(docker_client, monkeypatch) -> None:
+    """A holder SIGKILLed mid-build frees the lock at once (the engine ends its lock container); a lock
+    container never started (its holder died between create and start) is taken over after START_GRACE."""
+    base = load_settings().build.base_for("python:3.11-slim-bookworm")  # present: the suite builds from it
+    tag = f"dockyard/locktest:cpu-{time.time_ns()}"
+    holder = (
+        "import sys, time, docker; from dockyard.images.buildlock import tag_lock\n"
+        f"with tag_lock(docker.from_env(), {tag!r}, {base!r}, print):\n"
+        "    print('locked', flush=True); time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert docker_client.containers.get(lock_name(tag)).status == "running"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    start = time.monotonic()
+    with tag_lock(docker_client, tag, base, lambda _line: None):
+        took = time.monotonic() - start
+    assert took < 10, f"a dead holder's lock blocked for {took:.1f} s"
+
+    monkeypatch.setattr(buildlock, "START_GRACE", 1.0)
+    stuck = docker_client.containers.create(base, ["true"], name=lock_name(tag), labels={TEST_LABEL: "1"})
+    try:
+        waited: list[str] = []
+        with tag_lock(docker_client, tag, base, waited.append):
+            pass
+        assert len(waited) == 1  # it said it waited, once
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            stuck.remove(force=True)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(lock_name(tag))

@@ -92,7 +92,8 @@ def test_content(ref):
     v = s.variant(variant)
     cfg = _jsonc(devcontainer.render(s, v, REPO))
     # Same image as the kernel: built on the host with the user's site settings, then the moving alias.
-    assert cfg["initializeCommand"] == ["dockyard", "build", f"envs/{name}.yaml:{variant}"]
+    gpu_flag = ["--devcontainer-gpu"] if variant.startswith("cuda") else []  # says whether the GPU gets in
+    assert cfg["initializeCommand"] == ["dockyard", "build", *gpu_flag, f"envs/{name}.yaml:{variant}"]
     assert cfg["image"] == f"dockyard/{name}:{variant}"
     assert cfg["remoteUser"] == render.REMOTE_USER == "dockyard"
     assert cfg["updateRemoteUserUID"] is True

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from dockyard import specs
 from dockyard.frontends import devcontainer
-from dockyard.gpu import gpu_support
 from dockyard.images.render import VENV
 
 from .helpers import REPO, SITE_ENV, TEST_USER
@@ -199,9 +199,10 @@ def test_devcontainer_up_as_unprivileged_user(
     assert docker_client.images.get(f"dockyard/{ref}").id == kernel_image.id
     layers = container.image.attrs["RootFS"]["Layers"]
     assert layers[: len(kernel_image.attrs["RootFS"]["Layers"])] == kernel_image.attrs["RootFS"]["Layers"]
-    if "cuda" in folder:  # gpu optional: a GPU request exactly when the engine offers GPUs
-        offers_gpu = gpu_support(docker_client.info()) is not None
-        assert bool(container.attrs["HostConfig"].get("DeviceRequests")) == offers_gpu
+    if "cuda" in folder:  # gpu optional: a GPU request exactly when the CLI's own rule (default "detect") says so
+        cfg = devcontainer.config(*specs.resolve(ref), workspace.root)
+        expected = devcontainer.cli_gpu_args(cfg, docker_client.info())
+        assert bool(container.attrs["HostConfig"].get("DeviceRequests")) == bool(expected)
 
     # The remote user is mapped to the host user, so workspace files belong to them.
     assert workspace.dc("exec", folder, "id", "-u").stdout.split()[-1] == str(

@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,8 +27,13 @@ import pytest
 from jupyter_client import AsyncKernelManager, KernelManager
 from jupyter_client.connect import LocalPortCache
 
+from dockyard import gpu, specs
+from dockyard.config import load_settings
+from dockyard.engine import find_image
 from dockyard.errors import DockyardError, EngineError
-from dockyard.gpu import gpu_support
+from dockyard.images.build import build
+from dockyard.images.naming import image_repository
+from dockyard.images.plan import BuildPlan, make_plan
 from dockyard.kernel.container import (
     CONNECTION_FILE,
 )
@@ -379,6 +385,118 @@ def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
         assert not ports & LocalPortCache.instance().currently_used_ports  # handed back, as LocalProvisioner does
 
 
+def test_interrupt_reaches_the_cells_child_processes(kernelspecs, tmp_path):
+    """Interrupt reaches the kernel's whole process group, as jupyter_client's killpg does for a local kernel.
+
+    os.system ignores SIGINT in the kernel while it waits, so only a signal to the child (the group) stops
+    the cell; signalling the kernel process alone left it running until the child ended by itself.
+    """
+    with kernel("dy-minimal", tmp_path) as (km, kc):
+        msg_id = kc.execute(
+            "import os, time; t0 = time.monotonic(); status = os.system('sleep 30'); took = time.monotonic() - t0"
+        )
+        _wait_busy(kc, msg_id)
+        time.sleep(1)  # the sleep is running now
+        start = time.monotonic()
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=45)
+        stopped = time.monotonic() - start
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert stopped < 5, f"the cell ran on for {stopped:.0f} s after the interrupt"
+        info = run_json(
+            kc,
+            "import json, os; print(json.dumps({'signal': os.WIFSIGNALED(status) and os.WTERMSIG(status), "
+            "'code': os.WIFEXITED(status) and os.WEXITSTATUS(status), 'took': took}))",
+        )
+        assert info["signal"] == signal.SIGINT or info["code"] == 128 + signal.SIGINT, info  # sleep itself got SIGINT
+        assert info["took"] < 10, info
+        assert km.is_alive()
+
+
+def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, tmp_path, docker_client, caplog):
+    """A restart resolves the spec again, as a fresh start would.
+
+    After the spec is edited and built, the restarted kernel runs the new image. After an edit that is not
+    built yet, it keeps the image it had and the log says why and what to run (failing would leave a dead
+    kernel behind Jupyter Server's bare "Exception restarting kernel"); once built, the next restart takes it.
+    """
+    original = built("minimal:cpu")  # layers cached: each edit below only adds its ENV layer and the kit
+    stamp = time.time_ns()
+    spec = tmp_envs / "minimal.yaml"
+    tags: list[str] = []
+
+    def edit_and_plan(mark: str) -> BuildPlan:
+        spec.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  DY_MARK: "{mark}-{stamp}"\n')
+        s = specs.load("minimal")
+        plan = make_plan(s, s.variant("cpu"), load_settings().build)
+        tags.append(plan.tag)
+        return plan
+
+    def image_and_mark(km: KernelManager, kc) -> tuple[str, str]:
+        attrs = docker_client.api.inspect_container(km.provisioner.container_id)
+        return attrs["Config"]["Image"], run(kc, "import os; print(os.environ['DY_MARK'])")[1].strip()
+
+    try:
+        first = edit_and_plan("one")
+        build(docker_client, first, load_settings().build)
+        with kernel("dy-minimal", tmp_path) as (km, kc):
+            assert image_and_mark(km, kc) == (first.tag, f"one-{stamp}")
+            second = edit_and_plan("two")
+            build(docker_client, second, load_settings().build)  # what `dockyard build minimal` does
+            old = km.provisioner.container_id
+            km.restart_kernel()
+            kc.wait_for_ready(timeout=60)
+            assert image_and_mark(km, kc) == (second.tag, f"two-{stamp}")
+            assert _gone(docker_client, old)
+
+            third = edit_and_plan("three")  # edited, not built
+            old = km.provisioner.container_id
+            with caplog.at_level(logging.WARNING):
+                km.restart_kernel()
+            kc.wait_for_ready(timeout=60)
+            assert image_and_mark(km, kc) == (second.tag, f"two-{stamp}")
+            assert _gone(docker_client, old)
+            warning = f"restarts with its previous image {second.tag}, not the spec's current one: The image for "
+            warning += f"minimal:cpu ({third.tag}) is not built yet"
+            assert warning in caplog.text
+            assert "Fix: run 'dockyard build minimal:cpu'" in caplog.text
+            build(docker_client, third, load_settings().build)  # what the log says to do; then restart again
+            km.restart_kernel()
+            kc.wait_for_ready(timeout=60)
+            assert image_and_mark(km, kc) == (third.tag, f"three-{stamp}")
+    finally:
+        docker_client.images.get(original.image_id).tag(image_repository("minimal"), "cpu")  # the suite's alias back
+        for tag in tags:
+            if find_image(docker_client, tag):
+                docker_client.images.remove(tag)
+
+
+@pytest.mark.parametrize("name", ["dy-minimal", "dy-bridge"])
+def test_port_taken_meanwhile_starts_again_on_new_ports(kernelspecs, tmp_path, monkeypatch, caplog, name):
+    """Ports are picked free here but bound seconds later, in the container: another process starting a kernel
+    meanwhile can take one (20 helper processes starting kernels at once did). The start goes on, on new ports.
+
+    The collision is made certain: the first port handed out is one this test keeps bound.
+    """
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    cache = LocalPortCache.instance()
+    real = cache.find_available_port
+    first = iter([taken])
+    monkeypatch.setattr(cache, "find_available_port", lambda ip: next(first, None) or real(ip))
+    try:
+        with caplog.at_level(logging.INFO), kernel(name, tmp_path) as (km, kc):
+            assert run(kc, "print(6 * 7)")[1].strip() == "42"
+            assert taken not in _ports(km)
+            assert json.loads(Path(km.connection_file).read_text())["shell_port"] == km.shell_port
+        assert "took one of the kernel's ports" in caplog.text
+        assert "starting again on new ports" in caplog.text
+    finally:
+        squatter.close()
+
+
 def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path, docker_client):
     km = KernelManager(kernel_name="dy-minimal")
     km.start_kernel(cwd=str(tmp_path))
@@ -590,7 +708,7 @@ def test_engine_down_is_an_engine_error(kernelspecs, tmp_path, monkeypatch):
 
 
 def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_client):
-    if gpu_support(docker_client.info()):
+    if gpu.assess(docker_client, docker_client.info(), fresh=True).usable:
         pytest.skip("this engine offers GPUs")
     assert "requires a GPU" in _start_error("dy-gpu", tmp_path)
 

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from docker.types import DeviceRequest
 
 import dockyard.kernel.target
 from dockyard.errors import DockyardError
-from dockyard.gpu import device_requests, gpu_support
 from dockyard.kernel.container import (
     CONNECTION_FILE,
     KernelContainer,
@@ -65,69 +63,6 @@ def test_container_arguments_unit(tmp_path):
     with pytest.raises(DockyardError, match="does not exist"):
         workspace_mount(tmp_path / "missing", None)
     assert workspace_mount(tmp_path, None) == tmp_path.resolve()
-
-
-def test_device_requests_modes(tmp_path):
-    nvidia = {"Runtimes": {"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}}
-    plain = {"Runtimes": {"runc": {}}, "CDISpecDirs": [str(tmp_path)]}
-    gpus = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    assert device_requests("optional", "auto", nvidia, "t:cuda") == gpus
-    assert device_requests("required", "required", nvidia, "t:cuda") == gpus
-    assert device_requests("optional", "auto", plain, "t:cuda") == []
-    assert device_requests("optional", "off", nvidia, "t:cuda") == []
-    assert device_requests("none", "auto", nvidia, "t:cpu") == []
-    for env_gpu, mode, info in (
-        ("optional", "required", plain),
-        ("required", "auto", plain),
-        ("none", "required", nvidia),
-    ):
-        with pytest.raises(DockyardError):
-            device_requests(env_gpu, mode, info, "t:x")
-    (tmp_path / "nvidia.yaml").write_text("cdiVersion: 0.5.0\n")
-    assert gpu_support(plain) == "CDI"
-    assert device_requests("optional", "auto", plain, "t:cuda") == [
-        DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])
-    ]
-
-
-def test_gpu_request_reaches_container_create_args(settings, tmp_path):
-    """A daemon reporting the nvidia runtime → the create call carries the GPU DeviceRequest."""
-    from docker.models.containers import _create_container_args
-
-    image = type("I", (), {"labels": {}, "attrs": {"Config": {"Env": ["PATH=/opt/dockyard/venv/bin:/usr/bin"]}}})()
-    images = type("Is", (), {"get": staticmethod(lambda tag: image)})()
-    fake = type("C", (), {"images": images, "info": staticmethod(lambda: {"Runtimes": {"nvidia": {}}})})()
-    target = resolve(fake, settings, Request(env="minimal", variant="cuda"))
-    assert target.device_requests == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    cpu = resolve(fake, settings, Request(env="minimal", variant="cpu"))
-    assert cpu.device_requests == []
-    spec = KernelContainer(
-        image=target.image,
-        env_name="minimal",
-        variant="cuda",
-        kernel_id="0123456789ab",
-        owner=owner_id(),
-        argv=container_argv(ARGV),
-        environment={},
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-        shm_size=target.shm_size,
-        device_requests=target.device_requests,
-    )
-    args = _create_container_args({**create_kwargs(spec), "version": "1.41"})  # what containers.create() sends
-    assert args["host_config"]["DeviceRequests"] == [
-        {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
-    ]
-    hc = args["host_config"]
-    assert not hc.get("Privileged")
-    assert hc["CapDrop"] == ["ALL"]
-    assert hc["NetworkMode"] == "host"
-    assert hc["Init"] is True
-    assert args["name"] == "dockyard-minimal-cuda-01234567"
 
 
 class _FakeContainer:
@@ -188,3 +123,32 @@ def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
     target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
     assert [p.variant.ref for p in plans] == ["kerneltest:cpu"]
     assert target.image == plans[0].tag
+
+
+def test_container_create_args_are_hardened_and_signal_the_process_group(tmp_path):
+    """What containers.create() sends for a kernel: no privileges, init as PID 1, tini told to signal the
+    kernel's whole process group (the interrupt of a cell's children, see test_kernel_lifecycle)."""
+    from docker.models.containers import _create_container_args
+
+    kc = KernelContainer(
+        image="dockyard/minimal:cpu-0123456789ab",
+        env_name="minimal",
+        variant="cpu",
+        kernel_id="0123456789ab",
+        owner=owner_id(),
+        argv=container_argv(ARGV),
+        environment={},
+        workspace=tmp_path,
+        cwd=tmp_path,
+        connection_file=tmp_path / "k.json",
+        ports=(1, 2, 3, 4, 5),
+        uid=1000,
+        gid=1000,
+    )
+    args = _create_container_args({**create_kwargs(kc), "version": "1.41"})
+    host_config = args["host_config"]
+    assert not host_config.get("Privileged")
+    assert host_config["CapDrop"] == ["ALL"]
+    assert host_config["Init"] is True
+    assert args["environment"]["TINI_KILL_PROCESS_GROUP"] == "1"
+    assert args["name"] == "dockyard-minimal-cpu-01234567"

@@ -70,6 +70,7 @@ def test_one_kernelspec_per_variant():
     [
         ("pytorch:cpu", "PyTorch 2.13.0 (CPU, container)"),
         ("pytorch:cuda", "PyTorch 2.13.0 (CUDA, container)"),
+        ("pytorch:cuda-12", "PyTorch 2.13.0 (CUDA 12, container)"),
         ("minimal:cuda", "Python 3.11 minimal (CUDA, container)"),
         ("minimal:cpu", "Python 3.11 minimal (CPU, container)"),
         ("jax:cpu", "JAX 0.10.2 (CPU, container)"),
@@ -196,13 +197,14 @@ def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyte
     env = _jupyter_env(prefix)
     dockyard = [sys.executable, "-m", "dockyard"]
     subprocess.run(
-        [*dockyard, "kernels", "install", "minimal:cpu", "pytorch", "--prefix", str(prefix)],
+        [*dockyard, "kernels", "install", "--include-unbuilt", "minimal:cpu", "pytorch", "--prefix", str(prefix)],
         env=env,
         check=True,
         capture_output=True,
     )
     found = _listed(env, prefix)  # what Jupyter itself sees
-    assert set(found) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu", "dockyard-pytorch-cuda"}
+    pytorch_all = {"dockyard-pytorch-cpu", "dockyard-pytorch-cuda", "dockyard-pytorch-cuda-12"}
+    assert set(found) == {"dockyard-minimal-cpu", *pytorch_all}
     for info in found.values():
         assert info["spec"]["metadata"]["kernel_provisioner"]["provisioner_name"] == "dockyard-docker-provisioner"
     s = specs.load("pytorch")
@@ -218,7 +220,7 @@ def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyte
     assert rows["dockyard-pytorch-cuda"]["env"] == "pytorch:cuda"
 
     assert main(["kernels", "remove", "dockyard-pytorch-cuda"]) == 0
-    assert set(_listed(env, prefix)) == {"dockyard-minimal-cpu", "dockyard-pytorch-cpu"}
+    assert set(_listed(env, prefix)) == {"dockyard-minimal-cpu", *pytorch_all} - {"dockyard-pytorch-cuda"}
     assert main(["kernels", "remove"]) == 0  # all of ours
     assert _listed(env, prefix) == {}
     assert "removed" in capsys.readouterr().out
@@ -240,7 +242,7 @@ def test_install_where_not_writable_is_a_clear_error(tmp_path, capsys):
         pytest.skip("root may write anywhere")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    assert main(["kernels", "install", "minimal:cpu", "--prefix", str(locked)]) == 2
+    assert main(["kernels", "install", "--include-unbuilt", "minimal:cpu", "--prefix", str(locked)]) == 2
     assert "Cannot install kernelspec" in capsys.readouterr().err
 
 

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 import requests
 
-from dockyard import specs
+from dockyard import gpu, specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
-from dockyard.gpu import gpu_support
-from dockyard.images.build import NullReporter, _tag_lock
+from dockyard.images.buildlock import tag_lock
 from dockyard.images.plan import make_plan
 
 from .helpers import JupyterProc, copy_spec, install_kernelspecs, start_jupyter, stop_jupyter
@@ -105,7 +104,7 @@ def test_lists_every_environment_with_image_kernel_and_gpu_facts(server, docker_
         "installed": True,
     }
     assert minimal["framework"] == {"name": "python", "version": "3.11"}
-    assert minimal["gpu"] == {"wants": "none", "available": gpu_support(docker_client.info()) is not None}
+    assert minimal["gpu"] == {"wants": "none", "available": gpu.assess(docker_client, docker_client.info()).usable}
     assert minimal["problems"] == []
     assert minimal["build"] is None
     assert envs["pytorch:cuda"]["gpu"]["wants"] == "optional"
@@ -226,7 +225,7 @@ def test_build_streams_progress_in_order_while_the_server_keeps_answering(
         assert any("dockyard build minimal:cpu" in p for p in before["problems"]), before["problems"]
 
         # Hold the tag's lock (as a concurrent `dockyard build` would): the build thread waits, the server must not.
-        with _tag_lock(plan.tag, NullReporter()):
+        with tag_lock(docker_client, plan.tag, plan.base, lambda _line: None):
             r = server.api("POST", f"{API}/builds", json={"ref": "minimal:cpu"})
             assert r.status_code == 202, r.text
             job = r.json()
@@ -314,6 +313,6 @@ def test_gpu_required_but_absent_is_a_message(server_factory, docker_client) -> 
     assert any(
         "GPU mode is 'required' but minimal:cpu is a CPU environment" in p for p in envs["minimal:cpu"]["problems"]
     )
-    if gpu_support(docker_client.info()) is None:  # this machine: no GPU for containers
+    if not gpu.assess(docker_client, docker_client.info()).usable:  # this machine: no GPU for containers
         assert envs["pytorch:cuda"]["gpu"]["available"] is False
-        assert any("requires a GPU, but the Docker engine offers none" in p for p in envs["pytorch:cuda"]["problems"])
+        assert any("requires a GPU, but the Docker engine gives none" in p for p in envs["pytorch:cuda"]["problems"])

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+import docker
+import docker.errors
+import requests
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, specs
-from ..config import BuildOptions
+from .. import engine, gpu, specs
+from ..config import BuildOptions, load_settings
+from ..errors import DockyardError
+from ..frontends import devcontainer
 from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
@@ -22,6 +27,18 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--all", action="store_true", help="build every variant of every environment")
     p.add_argument("--rebuild", action="store_true", help="build even when the image exists, without the layer cache")
     p.add_argument("-v", "--verbose", action="store_true", help="print every line of build output")
+    p.add_argument(
+        "--devcontainer-gpu",
+        action="store_true",
+        help="then say whether the Dev Containers tooling will give this host's GPU to the container "
+        "(the generated devcontainer.json of CUDA variants passes it; never fails the build)",
+    )
+    p.add_argument(
+        "--no-kernels",
+        action="store_true",
+        help="leave Jupyter's kernelspecs alone (by default a build installs or refreshes its kernel wherever "
+        "dockyard kernels are installed)",
+    )
     add_build_flags(p)
     p.set_defaults(func=cmd_build)
 
@@ -55,7 +72,39 @@ def cmd_build(args: argparse.Namespace) -> int:
             )
         else:
             console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
+        if not args.no_kernels:
+            _offer_kernel(plan)
+    if args.devcontainer_gpu and any(p.variant.gpu != "none" for p in plans):
+        _devcontainer_gpu_advice(client)
     return 0
+
+
+def _devcontainer_gpu_advice(client: docker.DockerClient) -> None:
+    """VS Code users see this in the dev container log: the one place they look when the GPU is missing."""
+    try:
+        info = client.info()
+        advice = devcontainer.gpu_advice(gpu.assess(client, info), info)
+    except (DockyardError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        console.print(f"[yellow]dockyard: could not check the dev container's GPU setup ({exc})[/]", soft_wrap=True)
+        return
+    if advice is not None:
+        problem, fix = advice
+        console.print(f"[yellow]dockyard: {escape(problem)}. Fix: {escape(fix)}[/]", soft_wrap=True)
+
+
+def _offer_kernel(plan: BuildPlan) -> None:
+    """The kernel of what was built joins Jupyter's launcher, unless the kernels would look for another image
+    (flags given here that the config file and DOCKYARD_* variables do not say)."""
+    from .kernels_cmd import add_built  # jupyter_client is imported only when needed
+
+    if make_plan(plan.spec, plan.variant, load_settings().build).tag != plan.tag:
+        console.print(
+            f"[yellow]kernel not installed[/]: kernels look for the image of {plan.variant.ref} built with the "
+            "site settings of the config file and DOCKYARD_* variables; put the flags you used here there",
+            soft_wrap=True,
+        )
+        return
+    add_built([(plan.spec, plan.variant)])
 
 
 def cmd_images(args: argparse.Namespace) -> int:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from rich.markup import escape
 
-from .. import engine, gpu
+from .. import engine, gpu, specs
 from ..config import load_settings
 from ..engine import find_image
 from ..errors import DockyardError
+from ..frontends import devcontainer
 from ..images.context import ca_certificates
 from .common import SubParsers, console
 
@@ -63,18 +65,7 @@ def checks() -> list[Check]:
                 "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2",
             )
         )
-        support = gpu.gpu_support(info)
-        if support:
-            out.append(Check("pass", "GPU", f"available through {support}"))
-        else:
-            out.append(
-                Check(
-                    "info",
-                    "GPU",
-                    "no GPU support in the engine (CUDA variants run on the CPU)",
-                    "for GPUs install the NVIDIA Container Toolkit and restart dockerd",
-                )
-            )
+        out += gpu_checks(client, info)
         root = info.get("DockerRootDir", "/var/lib/docker")
         try:
             free = shutil.disk_usage(root).free / 1e9
@@ -134,6 +125,38 @@ def checks() -> list[Check]:
     if b.ignore_spec_indexes:
         indexes += ", spec indexes ignored"
     out.append(Check("info", "package index", indexes))
+    return out
+
+
+def gpu_checks(client: Any, info: dict[str, Any]) -> list[Check]:
+    """The engine's GPU verdict (probed afresh), each CUDA variant's needs against the GPUs, dev container parity."""
+    verdict = gpu.assess(client, info, fresh=True)
+    out = [Check("info", "GPU engine", verdict.engine)]
+    if not verdict.usable:
+        out.append(Check("info", "GPU", f"none: {verdict.reason}; CUDA variants run on the CPU", verdict.fix))
+    else:
+        out.append(Check("pass", "GPU", verdict.reason))
+        try:
+            variants = [v for s in specs.load_all() for v in s.variants.values()]
+        except DockyardError as exc:
+            variants = []
+            out.append(Check("fail", "GPU needs", exc.problem, exc.fix or ""))
+        for v in variants:
+            if v.cuda is None:
+                continue
+            older = [o.ref for o in variants if o.env == v.env and o.cuda and o.cuda.major < v.cuda.major]
+            problems = gpu.check(v.cuda, verdict.gpus, v.ref, older)
+            if problems:
+                out += [Check("warn", "GPU needs", f"{v.ref}: {p}", f) for p, f in problems]
+            elif verdict.gpus:
+                out.append(Check("pass", "GPU needs", f"{v.ref}: {v.cuda.describe()} met"))
+            else:
+                out.append(Check("info", "GPU needs", f"{v.ref}: {v.cuda.describe()}; driver and card unknown"))
+    advice = devcontainer.gpu_advice(verdict, info)
+    if advice is None:
+        out.append(Check("pass", "devcontainer GPU", "the Dev Containers default (gpuAvailability: detect) matches"))
+    else:
+        out.append(Check("warn", "devcontainer GPU", *advice))
     return out
 
 

@@ -51,6 +51,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(
             f"  [bold]{v.ref}[/]  base {v.base}, gpu {v.gpu}" + (f" — {escape(v.description)}" if v.description else "")
         )
+        if v.cuda is not None:
+            console.print(f"      needs {escape(v.cuda.describe())}")
         for pkg in v.python_packages:
             console.print(f"      {escape(pkg)}")
         for pkg in v.system_packages:

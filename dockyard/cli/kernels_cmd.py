@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -14,7 +16,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, specs
+from .. import engine, gpu, specs
 from ..config import Settings, load_settings
 from ..errors import DockyardError
 from ..images.inventory import image_state
@@ -28,7 +30,7 @@ def register(sub: SubParsers) -> None:
 
     p = k_sub.add_parser(
         "install",
-        help="install kernelspecs into Jupyter's data dirs (every variant of every environment when none are given)",
+        help="install the kernelspecs of built images into Jupyter's data dirs (of every environment when none given)",
     )
     p.add_argument("refs", nargs="*", metavar="ENV[:VARIANT]", help="e.g. pytorch (all its variants) or pytorch:cuda")
     where = p.add_mutually_exclusive_group()
@@ -37,6 +39,12 @@ def register(sub: SubParsers) -> None:
         "--sys-prefix", action="store_true", help=f"into this Python's prefix ({sys.prefix}), e.g. a venv or conda env"
     )
     where.add_argument("--prefix", metavar="DIR", help="into DIR/share/jupyter/kernels")
+    p.add_argument(
+        "--include-unbuilt",
+        action="store_true",
+        help="also kernels whose image is not built (by default they are skipped, and an earlier install of "
+        "them is removed, since starting one would fail)",
+    )
     p.set_defaults(func=cmd_install)
 
     p = k_sub.add_parser("list", help="installed dockyard kernels and whether their images are built")
@@ -66,44 +74,120 @@ def cmd_install(args: argparse.Namespace) -> int:
     targets = specs.expand(args.refs)
     ksm = KernelSpecManager()
     prefix = sys.prefix if args.sys_prefix else args.prefix
+    kernels_dir = Path(prefix, "share", "jupyter", "kernels") if prefix else Path(ksm.user_kernel_dir)
+    ready, waiting = (targets, []) if args.include_unbuilt else _split_startable(targets)
     with tempfile.TemporaryDirectory(prefix="dockyard-kernelspec-") as tmp:
-        for s, v in targets:
+        for s, v in ready:
+            name = kernelspec.kernel_name(s, v)
             source = kernelspec.write_dir(s, v, Path(tmp))
             try:
-                dest = ksm.install_kernel_spec(
-                    str(source), kernelspec.kernel_name(s, v), user=prefix is None, prefix=prefix
-                )
+                dest = ksm.install_kernel_spec(str(source), name, user=prefix is None, prefix=prefix)
             except OSError as exc:
-                raise DockyardError(
-                    f"Cannot install kernelspec {kernelspec.kernel_name(s, v)} ({exc.strerror or exc}: "
-                    f"{exc.filename or ''})",
-                    fix=(
-                        "install into a directory you may write: --user (the default), --sys-prefix inside a venv, "
-                        "or --prefix DIR"
-                    ),
-                ) from None
+                raise _cannot_write(f"Cannot install kernelspec {name}", exc) from None
             console.print(
-                f"[green]installed[/] {kernelspec.kernel_name(s, v)}  {escape(kernelspec.display_name(s, v))}  → "
-                f"{escape(dest)}",
-                soft_wrap=True,
+                f"[green]installed[/] {name}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}", soft_wrap=True
             )
-    missing = _not_built(targets)
-    if missing:
+    for s, v, reason in waiting:
+        name = kernelspec.kernel_name(s, v)
+        stale = kernels_dir / name
+        if kernelspec.is_dockyard(stale):  # from an earlier install: it would fail at start, so it goes
+            try:
+                shutil.rmtree(stale)
+            except OSError as exc:
+                raise _cannot_write(f"Cannot remove kernelspec {name}", exc) from None
+            console.print(f"[yellow]removed[/] {name} from {escape(str(kernels_dir))}", soft_wrap=True)
         console.print(
-            f"These kernels need their images first: dockyard build {escape(' '.join(missing))}", soft_wrap=True
+            f"[yellow]skipped[/] {name} ({escape(reason.problem)}): {escape(reason.fix or '')}", soft_wrap=True
         )
-    return 0
+    unbuilt = [v.ref for _, v, reason in waiting if reason.problem == _NOT_BUILT]
+    if unbuilt:
+        console.print(
+            f"Jupyter offers only kernels that can start. To add these: dockyard build {escape(' '.join(unbuilt))} "
+            "(a build adds its kernel wherever dockyard kernels are installed), or install them unbuilt with "
+            "--include-unbuilt (their start then fails until the image is built)",
+            soft_wrap=True,
+        )
+    return 1 if args.refs and waiting else 0  # a named kernel that was not installed is a failure for scripts
 
 
-def _not_built(targets: list[tuple[specs.Spec, specs.Variant]]) -> list[str]:
-    """Refs among targets whose image (for the current site settings) is not built; all of them without an engine."""
-    refs = sorted({v.ref for _, v in targets})
+_NOT_BUILT = "image not built"
+
+
+def _cannot_write(what: str, exc: OSError) -> DockyardError:
+    return DockyardError(
+        f"{what} ({exc.strerror or exc}: {exc.filename or ''})",
+        fix="install into a directory you may write: --user (the default), --sys-prefix inside a venv, or --prefix DIR",
+    )
+
+
+def _split_startable(
+    targets: list[tuple[specs.Spec, specs.Variant]],
+) -> tuple[list[tuple[specs.Spec, specs.Variant]], list[tuple[specs.Spec, specs.Variant, DockyardError]]]:
+    """(startable, [(spec, variant, why not)]). A kernel starts when its image is built for the site settings
+    the kernels use (or kernels.auto_build is on: it builds on first start) and the GPU setting can be met."""
+    settings = load_settings()
     try:
         client = engine.client(timeout=10)
-    except DockyardError:
-        return refs
-    build = load_settings().build
-    return [v.ref for s, v in sorted(targets, key=lambda t: t[1].ref) if not image_state(client, s, v, build).built]
+    except DockyardError as exc:
+        raise DockyardError(
+            f"Cannot tell which kernels can start: {exc.problem}",
+            fix="start the Docker engine ('dockyard doctor' says how) and run this again, or pass --include-unbuilt "
+            "to install the kernelspecs without checking their images",
+        ) from None
+    verdict: gpu.Verdict | None = None
+    ready: list[tuple[specs.Spec, specs.Variant]] = []
+    waiting: list[tuple[specs.Spec, specs.Variant, DockyardError]] = []
+    for s, v in targets:
+        try:
+            if gpu.wants_gpu(v.gpu, settings.kernels.gpu) and verdict is None:
+                verdict = gpu.assess(client, client.info())  # the verdict the provisioner uses (cached)
+            gpu.device_requests(v.gpu, settings.kernels.gpu, verdict, v.ref)  # raises where a start would fail
+        except DockyardError as exc:
+            waiting.append((s, v, exc))
+            continue
+        if settings.kernels.auto_build or image_state(client, s, v, settings.build).built:
+            ready.append((s, v))
+        else:
+            waiting.append((s, v, DockyardError(_NOT_BUILT, fix=f"dockyard build {v.ref}")))
+    return ready, waiting
+
+
+def add_built(targets: list[tuple[specs.Spec, specs.Variant]]) -> None:
+    """After `dockyard build`: install or refresh the built variants' kernelspecs in every kernel directory
+    that already holds dockyard kernels and that this user may write (so the launcher follows the builds);
+    where there is none, say how to add them."""
+    ksm = KernelSpecManager()
+    dirs = [Path(d) for d in dict.fromkeys(ksm.kernel_dirs) if _holds_dockyard_kernels(Path(d))]
+    writable = [d for d in dirs if os.access(d, os.W_OK)]
+    if not writable:
+        refs = " ".join(v.ref for _, v in targets)
+        console.print(f"To use it in Jupyter: dockyard kernels install {escape(refs)}", soft_wrap=True)
+        return
+    for s, v in targets:
+        name = kernelspec.kernel_name(s, v)
+        files = kernelspec.files(s, v)
+        for d in writable:
+            target = d / name
+            if target.exists() and not kernelspec.is_dockyard(target):
+                console.print(f"[yellow]not replaced[/] {escape(str(target))}: not a dockyard kernelspec")
+                continue
+            if target.is_dir() and {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == files:
+                console.print(f"kernel {name} up to date in {escape(str(d))}", soft_wrap=True)
+                continue
+            try:
+                if target.exists():
+                    shutil.rmtree(target)
+                kernelspec.write_dir(s, v, d)
+            except OSError as exc:
+                raise _cannot_write(f"Cannot install kernelspec {name}", exc) from None
+            console.print(f"[green]kernel[/] {name} → {escape(str(target))}", soft_wrap=True)
+
+
+def _holds_dockyard_kernels(kernels_dir: Path) -> bool:
+    try:
+        return any(p.name.startswith(kernelspec.PREFIX) and kernelspec.is_dockyard(p) for p in kernels_dir.iterdir())
+    except OSError:
+        return False
 
 
 def installed() -> dict[str, dict[str, Any]]:
@@ -164,6 +248,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             escape(r["resource_dir"]),
         )
     console.print(table)
+    waiting = [r for r in rows if r["image"] != "built"]
+    if waiting and not settings.kernels.auto_build:
+        console.print(
+            f"[yellow]{len(waiting)} of these cannot start until their image is built[/]: "
+            f"dockyard build {escape(' '.join(r['env'] for r in waiting))} "
+            f"(or remove them: dockyard kernels remove {' '.join(r['name'] for r in waiting)})",
+            soft_wrap=True,
+        )
     return 0
 
 

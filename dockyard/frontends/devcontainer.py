@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..generated import Tree
+from ..gpu import Verdict
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
 from ..specs import Spec, Variant
@@ -41,6 +42,58 @@ def spec_argument(spec: Spec, workspace: Path) -> str:
     return str(PurePosixPath(*rel.parts))
 
 
+def cli_gpu_args(cfg: dict[str, Any], info: dict[str, Any], gpu_availability: str = "detect") -> list[str]:
+    """The GPU flags the devcontainers CLI adds to `docker run` for cfg (@devcontainers/cli 0.89).
+
+    Its rule: only with hostRequirements.gpu; `--gpu-availability all` (VS Code: dev.containers.gpuAvailability)
+    always adds `--gpus all`, `none` never; `detect` (the default) adds it only when
+    `docker info -f {{.Runtimes.nvidia}}` mentions nvidia-container-runtime. So hook-only and CDI hosts get no
+    GPU under `detect`, and Docker Desktop's always-listed runtime gets one requested on GPU-less machines.
+    """
+    if not (cfg.get("hostRequirements") or {}).get("gpu") or gpu_availability == "none":
+        return []
+    if gpu_availability == "all":
+        return ["--gpus", "all"]
+    runtime = (info.get("Runtimes") or {}).get("nvidia")
+    return ["--gpus", "all"] if runtime and "nvidia-container-runtime" in json.dumps(runtime) else []
+
+
+def gpu_availability_for(verdict: Verdict) -> tuple[str, str]:
+    """(dev.containers.gpuAvailability value, why) that gives dev containers the GPU exactly when kernels get one."""
+    if not verdict.usable:
+        return "none", "the engine gives no usable GPU, so no GPU should be requested"
+    if verdict.method == "--gpus":
+        return "all", "`--gpus all` works on this engine"
+    return (
+        "none",
+        "this engine attaches GPUs only as CDI devices, which the Dev Containers tooling cannot request; put the "
+        "NVIDIA Container Toolkit's nvidia-cdi-hook on dockerd's PATH (Docker 28+ then serves `--gpus` via CDI)",
+    )
+
+
+def gpu_advice(verdict: Verdict, info: dict[str, Any]) -> tuple[str, str] | None:
+    """(problem, fix) when the tooling's default (gpuAvailability: detect) would not match the kernel's GPU."""
+    setting, why = gpu_availability_for(verdict)
+    detect = bool(cli_gpu_args({"hostRequirements": {"gpu": "optional"}}, info, "detect"))
+    if detect == verdict.usable and verdict.method != "cdi":
+        return None
+    if detect:
+        problem = (
+            "the Dev Containers tooling sees an 'nvidia' runtime and, with its default (gpuAvailability: detect), "
+            f"asks for a GPU that this engine cannot give ({verdict.reason}): the container would not start"
+        )
+    else:
+        problem = (
+            "with its default (gpuAvailability: detect) the Dev Containers tooling only looks for a registered "
+            f"'nvidia' runtime, so CUDA dev containers start WITHOUT the GPU that kernels get here; {why}"
+        )
+    return (
+        problem,
+        f'set VS Code\'s "dev.containers.gpuAvailability": "{setting}" '
+        f"(devcontainer CLI: --gpu-availability {setting})",
+    )
+
+
 def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
     ref = f"{spec_argument(spec, workspace)}:{variant.name}"
     run_args = [f"--shm-size={spec.resources['shm_size']}"]  # PyTorch DataLoader workers need a big /dev/shm
@@ -50,8 +103,9 @@ def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
         run_args.append(f"--cpus={spec.resources['cpus']}")
     cfg: dict[str, Any] = {
         "name": f"{spec.display_name} [{variant.name}]",  # what the folder picker shows
-        # Array form: no shell, so it runs the same from bash, zsh, cmd.exe or PowerShell.
-        "initializeCommand": ["dockyard", "build", ref],
+        # Array form: no shell, so it runs the same from bash, zsh, cmd.exe or PowerShell. CUDA variants also
+        # print, on the host, whether the tooling's GPU setting will give the container this host's GPU.
+        "initializeCommand": ["dockyard", "build", *(["--devcontainer-gpu"] if variant.gpu != "none" else []), ref],
         "image": image_alias(variant),
         "remoteUser": REMOTE_USER,
         "updateRemoteUserUID": True,  # files in the bind-mounted workspace belong to the host user
@@ -59,7 +113,9 @@ def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
         "containerEnv": dict(sorted(spec.kernel["env"].items())),  # what the kernel gets, too
     }
     if variant.gpu != "none":
-        # "optional": --gpus only when the host has one, so the same config opens on a laptop.
+        # "optional": --gpus only when the host has one, so the same config opens on a laptop. Whether the
+        # tooling sees the GPU depends on its gpuAvailability setting (see cli_gpu_args and docs/gpu.md):
+        # a checked-in config cannot carry `--gpus all` in runArgs without failing on GPU-less hosts.
         cfg["hostRequirements"] = {"gpu": "optional" if variant.gpu == "optional" else True}
     cfg["customizations"] = {
         "vscode": {

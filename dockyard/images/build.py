@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import re
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +18,7 @@ from .. import paths
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..engine import find_image
 from ..errors import BuildError, EngineError
+from .buildlock import tag_lock
 from .plan import BuildPlan
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
@@ -99,32 +97,18 @@ def build(
     start = time.monotonic()
     image = None if rebuild else find_image(client, plan.tag)
     if image is None:
-        # One build per tag at a time on this machine: a second `dockyard build`, kernel auto-build or
-        # dev container opening waits, then finds the image (concurrent classic builds of the same
-        # Dockerfile race in the daemon and can leave intermediate containers behind).
-        with _tag_lock(plan.tag, reporter):
+        _ensure_base(client, plan, options, reporter)  # also the image the lock's container runs
+        # One build per tag at a time on this engine, whoever asks (any user, any host of a remote engine):
+        # a second `dockyard build`, kernel auto-build or dev container opening waits, then finds the image
+        # (concurrent classic builds of the same Dockerfile race in the daemon and can leave intermediate
+        # containers behind).
+        with tag_lock(client, plan.tag, plan.base, reporter.output):
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
     if plan.alias not in image.tags:
         image.tag(plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
-
-
-@contextmanager
-def _tag_lock(tag: str, reporter: Reporter) -> Iterator[None]:
-    directory = paths.cache_dir() / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", tag) + ".lock")).open("w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            reporter.output(f"waiting for another build of {tag} to finish ...")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _build(
@@ -136,7 +120,6 @@ def _build(
     rebuild: bool,
     start: float,
 ) -> BuildResult:
-    _ensure_base(client, plan, options, reporter)
     log_path = log_path_for(plan)
     buildargs: dict[str, str] = {}
     for key, names in PROXY_VARIABLES.items():

@@ -92,6 +92,11 @@ _SYSTEM_TREES = (
 )
 _TOP_LEVEL_ONLY = ("/", "/home", "/opt", "/var")
 _SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock")
+# Read by the NVIDIA runtime/hook. Where 'nvidia' is dockerd's default runtime, NVIDIA_VISIBLE_DEVICES in
+# a container's environment (from the host, or an nvidia/cuda base image) attaches GPUs without any
+# request; so a container without a device request gets 'void' (no GPUs, no driver files), and one with
+# a request gets what dockerd derives from the request itself.
+_NVIDIA_VARIABLES = ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_REQUIRE_CUDA")
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,22 @@ def _system_dir(path: Path) -> bool:
     return text in _TOP_LEVEL_ONLY or any(text == d or text.startswith(f"{d}/") for d in _SYSTEM_TREES)
 
 
+def gpu_environment(environment: Mapping[str, str], device_requests: Sequence[DeviceRequest]) -> dict[str, str]:
+    """The environment with the NVIDIA variables the device request (or its absence) implies."""
+    out = {k: v for k, v in environment.items() if k not in _NVIDIA_VARIABLES}
+    if not device_requests:
+        out["NVIDIA_VISIBLE_DEVICES"] = "void"
+    return out
+
+
+def kernel_banner_args(argv: Sequence[str], notices: Sequence[str]) -> list[str]:
+    """Extra ipykernel arguments that put notices into the kernel's banner (shown by consoles at connect)."""
+    if not notices or not any("ipykernel" in a for a in argv):
+        return []
+    text = "\n".join(f"dockyard: {n}" for n in notices)
+    return [f"--InteractiveShell.banner2={text}\n"]
+
+
 def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
     """Arguments for client.containers.create()."""
     mounts = [
@@ -258,10 +279,14 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
             LABEL_VARIANT: kc.variant,
             LABEL_OWNER: kc.owner,
         },
-        "environment": kc.environment,
+        # Read by docker-init (tini 0.19), which is PID 1: it forwards signals to the kernel's whole process
+        # group, not just the kernel, as jupyter_client's LocalProvisioner does with killpg. Without it an
+        # interrupt never reaches a cell's children: os.system('sleep 20') ignores SIGINT in the kernel
+        # while it waits, so the cell ran on to the end. tini makes the kernel a group leader (setpgid).
+        "environment": {**gpu_environment(kc.environment, kc.device_requests), "TINI_KILL_PROCESS_GROUP": "1"},
         "working_dir": kc.cwd.as_posix(),
         "user": f"{kc.uid}:{kc.gid}",
-        "init": True,  # docker-init (tini) as PID 1 forwards SIGINT to the kernel and reaps zombies
+        "init": True,  # docker-init (tini) as PID 1 forwards signals to the kernel's process group, reaps zombies
         "mounts": mounts,
         "tmpfs": {HOME: f"rw,nosuid,nodev,uid={kc.uid},gid={kc.gid},mode=0700"},
         "privileged": False,

@@ -3,12 +3,13 @@
 LocalProvisioner's pre_launch is reused as is (ports, connection file, CurveZMQ keys); only the
 process handling is replaced by a container. The kernel talks to the host over loopback TCP, reads its
 connection file from a read-only bind mount, works in the notebook's directory (same absolute path)
-as the host UID:GID, and gets SIGINT through docker-init for interrupts.
+as the host UID:GID, and gets SIGINT through docker-init for interrupts (to its whole process group).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -24,11 +25,11 @@ import docker.errors
 import requests
 import zmq
 import zmq.asyncio
-from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
-from .. import engine
+from .. import engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
@@ -39,17 +40,25 @@ from .container import (
     check_loopback,
     container_argv,
     create_kwargs,
+    kernel_banner_args,
     kernel_environment,
     workspace_mount,
 )
 from .reaper import owner_id, reap
-from .target import Request, Target, resolve
+from .target import NotBuiltError, Request, Target, resolve
 
 _LOG_TAIL = 25
 T = TypeVar("T")
 # metadata.kernel_provisioner.config keys: what resolving a target needs, plus the start-up wait.
 _CONFIG_KEYS = (*(f.name for f in dataclasses.fields(Request)), "startup_timeout")
 _CHOICES = {"gpu": GPU_MODES, "network": NETWORK_MODES}
+# A kernel start whose port another process took meanwhile (see _new_ports) is tried this often in all.
+_PORT_ATTEMPTS = 3
+_PORT_IN_USE = "Address already in use"  # zmq.error.ZMQError in the kernel's log (host network)
+
+
+class PortTakenError(DockyardError):
+    """The kernel could not bind a port of its connection file: another process took it first."""
 
 
 class DockerProvisioner(LocalProvisioner):
@@ -120,8 +129,32 @@ class DockerProvisioner(LocalProvisioner):
             )
         check_loopback(km.ip)
         extra = list(kwargs.get("extra_arguments") or [])
-        if self._target is None:  # restarts reuse the image and settings of the first start
-            self._target = await asyncio.to_thread(self._resolve)
+        # jupyter_client calls pre_launch again on every restart (same provisioner). Resolve again each time,
+        # so a restart runs what a fresh start would: the image of the spec's current content tag (a
+        # `dockyard build` after editing the spec makes a new tag), under the current settings. Resolving
+        # is cheap (tens of ms) when nothing needs building.
+        previous = self._target
+        try:
+            target = await asyncio.to_thread(self._resolve)
+        except NotBuiltError as exc:
+            # Spec edited, not built yet. Failing here would leave a dead kernel that Jupyter Server reports
+            # only as "Exception restarting kernel" (its restart handler drops our message), and a kernel that
+            # died (the auto-restarter's case) would stay dead: keep the image the kernel had, and say so in
+            # the server's log.
+            if previous is None or not await asyncio.to_thread(self._image_exists, previous.image):
+                raise
+            self.log.warning(
+                "dockyard: kernel %s restarts with its previous image %s, not the spec's current one: %s",
+                self.kernel_id,
+                previous.image,
+                exc,
+            )
+            target = previous
+        if previous is not None and previous.image != target.image:
+            self.log.info(
+                "dockyard: kernel %s restarts with image %s (was %s)", self.kernel_id, target.image, previous.image
+            )
+        self._target = target
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
         return kwargs
@@ -138,23 +171,87 @@ class DockerProvisioner(LocalProvisioner):
         req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
         return _engine_call(resolve, client, settings, req)
 
+    def _image_exists(self, tag: str) -> bool:
+        return _engine_call(engine.find_image, self.docker_client, tag) is not None
+
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         assert self._target is not None
         assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
-        try:
-            container = self._kernel_container(cmd, cwd, kwargs.get("env") or {})
-            self.container_name = container.name
-            await asyncio.to_thread(_engine_call, self._create_and_start, container)
-            await self._wait_until_ready()
-        except BaseException:
-            await self._remove_container()
-            await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
-            self.ports_cached = False
-            raise
+        env = kwargs.get("env") or {}
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                container = self._kernel_container(cmd, cwd, env)
+                self.container_name = container.name
+                await asyncio.to_thread(_engine_call, self._start_with_gpu_fallback, container, cmd, cwd, env)
+                await self._wait_until_ready()
+                break
+            except PortTakenError as exc:
+                if attempt == _PORT_ATTEMPTS:
+                    await self._abandon_start()
+                    raise
+                self.log.info("dockyard: kernel %s: %s; starting again on new ports", self.kernel_id, exc.problem)
+                await self._remove_container()
+                await self._new_ports()
+            except BaseException:
+                await self._abandon_start()
+                raise
         self.cwd = str(cwd)
         self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, container.name, container.image)
         return self.connection_info
+
+    def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+        """Start; an optional GPU kernel whose start fails on the GPU request starts again without it.
+
+        The verdict can be stale (driver unloaded, toolkit removed) or wrong in ways only a real start shows
+        (Docker Desktop's 'nvidia' runtime on a machine without an NVIDIA GPU): a notebook should still open.
+        """
+        assert self._target is not None
+        try:
+            self._create_and_start(kc)
+            return
+        except docker.errors.APIError as exc:
+            reason = str(exc.explanation or exc)
+            if not (kc.device_requests and self._target.gpu_fallback and gpu.is_gpu_error(reason)):
+                raise
+        if self.container_id is not None:  # created, then refused at start: remove before the retry
+            self._remove(self.container_id)
+            self.container_id = None
+        notice = (
+            f"{self._target.ref} started without its GPU: the engine refused the GPU request "
+            f"({gpu.probe.first_line(reason)}); 'dockyard doctor' explains the GPU setup"
+        )
+        self.log.warning("dockyard: %s", notice)
+        with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+            gpu.forget(self.docker_client.info())  # the cached verdict was wrong: probe again next time
+        self._target = dataclasses.replace(
+            self._target, device_requests=[], gpu_fallback=False, notices=(*self._target.notices, notice)
+        )
+        self._create_and_start(self._kernel_container(cmd, cwd, env))
+
+    async def _abandon_start(self) -> None:
+        await self._remove_container()
+        await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
+        self.ports_cached = False
+
+    async def _new_ports(self) -> None:
+        """Pick new ports and rewrite the connection file, as LocalProvisioner.pre_launch does.
+
+        Ports are picked free in this process, but the kernel binds them only seconds later, in its container:
+        another process (another Jupyter server, a helper) starting a kernel meanwhile can pick the same one.
+        For a local kernel that window is milliseconds; for a container it is the container's start time.
+        On a restart this changes the ports too, as restart_kernel(newports=True) would: clients connect anew.
+        """
+        km = self.parent
+        assert km is not None
+        session = json.loads(Path(km.connection_file).read_text()).get("jupyter_session", "")
+        await super().cleanup(restart=False)  # hands the old ports back to LocalPortCache (when cached)
+        km.cleanup_connection_file()
+        cache = LocalPortCache.instance() if self.ports_cached else None
+        for name in PORT_NAMES:
+            setattr(km, name, cache.find_available_port(km.ip) if cache else 0)  # 0: the file writer picks
+        km.write_connection_file(jupyter_session=session)
+        self.connection_info = km.get_connection_info()
 
     def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
         assert self._target is not None
@@ -169,10 +266,13 @@ class DockerProvisioner(LocalProvisioner):
             variant=target.variant,
             kernel_id=self.kernel_id or "unknown",
             owner=owner_id(),
-            argv=cmd,
-            environment=kernel_environment(
-                env, kernelspec_env=self.kernel_spec.env or {}, image_env=target.image_env, secret=key, user=user
-            ),
+            argv=[*cmd, *kernel_banner_args(cmd, target.notices)],
+            environment={
+                **kernel_environment(
+                    env, kernelspec_env=self.kernel_spec.env or {}, image_env=target.image_env, secret=key, user=user
+                ),
+                **({"DOCKYARD_GPU_NOTICE": " | ".join(target.notices)} if target.notices else {}),
+            },
             workspace=workspace_mount(cwd, target.workspace_root),
             cwd=cwd,
             connection_file=connection_file,
@@ -225,7 +325,16 @@ class DockerProvisioner(LocalProvisioner):
             old.remove(force=True)
             created = self.docker_client.containers.create(**kwargs)
         self.container_id = str(created.id)  # at once, so a failed start still removes it
-        created.start()
+        try:
+            created.start()
+        except docker.errors.APIError as exc:
+            text = str(exc.explanation or exc)
+            if _PORT_IN_USE.lower() in text.lower() or "port is already allocated" in text:  # bridge: publishing
+                raise PortTakenError(
+                    f"Another process took one of the kernel's ports before container {kc.name} could publish it",
+                    fix=f"start the kernel again (the engine said: {text})",
+                ) from None
+            raise
 
     async def _wait_until_ready(self) -> None:
         """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
@@ -245,11 +354,18 @@ class DockerProvisioner(LocalProvisioner):
                 state, code = await asyncio.to_thread(self._state)
                 if state != "running":
                     what = "was removed" if state == "missing" else f"exited with code {code}"
+                    tail = self._log_tail()
+                    if _PORT_IN_USE in tail:
+                        raise PortTakenError(
+                            f"Another process took one of the kernel's ports before the kernel in container "
+                            f"{self.container_name} could bind it",
+                            fix=f"start the kernel again{tail}",
+                        )
                     raise DockyardError(
                         f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel "
                         "was ready",
                         fix="fix the cause shown in the container's log below (e.g. a package that fails to import), "
-                        f"rebuild with 'dockyard build', then start the kernel again{self._log_tail()}",
+                        f"rebuild with 'dockyard build', then start the kernel again{tail}",
                     )
                 if time.monotonic() > deadline:
                     raise DockyardError(
@@ -315,7 +431,8 @@ class DockerProvisioner(LocalProvisioner):
         await asyncio.to_thread(self._kill, int(signum))
 
     def _kill(self, signum: int) -> None:
-        # docker kill → docker-init (PID 1) → the kernel process; SIGKILL ends the whole container.
+        # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
+        # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
         try:
             self.docker_client.api.kill(self.container_id, signal=signum)
         except docker.errors.NotFound:

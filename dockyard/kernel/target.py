@@ -1,4 +1,4 @@
-"""Which image a kernel runs, with which resources and GPUs: resolved once per kernel, reused on restart."""
+"""Which image a kernel runs, with which resources and GPUs: resolved at every start, restarts included."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 _DEFAULT_SHM = "2g"  # PyTorch DataLoader workers need far more than Docker's 64 MB
 
 
+class NotBuiltError(DockyardError):
+    """The image of the spec's current content tag is not built, and auto_build is off."""
+
+
 @dataclass(frozen=True)
 class Target:
     image: str
@@ -35,6 +39,8 @@ class Target:
     memory: str | None
     cpus: float | None
     device_requests: list[DeviceRequest] = field(default_factory=list)
+    gpu_fallback: bool = False  # optional GPU: a start that fails on the GPU request is retried without it
+    notices: tuple[str, ...] = ()  # GPU findings the user should see (logged, and in the kernel's banner)
 
     @property
     def ref(self) -> str:
@@ -74,15 +80,18 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         env_name = req.env or labels.get(LABEL_ENV, "custom")
         variant_name = req.variant or labels.get(LABEL_VARIANT, "custom")
         env_gpu = s.variant(variant_name).gpu if s else labels.get(LABEL_GPU, "none")
-        requests = _gpu_requests(client, env_gpu, settings_gpu, f"{env_name}:{variant_name}")
+        cuda = s.variant(variant_name).cuda if s and variant_name in s.variants else None
+        gpu_use = _gpu(client, env_gpu, settings_gpu, f"{env_name}:{variant_name}", req.image, cuda, [])
         tag = req.image
     elif s is not None:
         variant = s.variant(req.variant)
         env_name, variant_name = s.name, variant.name
-        # GPU first: "no GPU here" is the more useful message than "not built" for a cuda kernel.
-        requests = _gpu_requests(client, variant.gpu, settings_gpu, variant.ref)
         state = image_state(client, s, variant, settings.build)
         tag = state.plan.tag
+        older = [v.ref for v in s.variants.values() if v.cuda and variant.cuda and v.cuda.major < variant.cuda.major]
+        # GPU first: "no GPU here" is the more useful message than "not built" for a cuda kernel.
+        probe_with = tag if state.image is not None else None
+        gpu_use = _gpu(client, variant.gpu, settings_gpu, variant.ref, probe_with, variant.cuda, older)
         image = state.image or _build_or_explain(client, settings, state)
     else:
         raise DockyardError(
@@ -104,13 +113,47 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         shm_size=req.shm_size or resources.get("shm_size") or _DEFAULT_SHM,
         memory=req.memory or resources.get("memory"),
         cpus=req.cpus or resources.get("cpus"),
-        device_requests=requests,
+        device_requests=gpu_use.requests,
+        gpu_fallback=gpu_use.fallback,
+        notices=gpu_use.notices,
     )
 
 
-def _gpu_requests(client: docker.DockerClient, env_gpu: str, mode: str, ref: str) -> list[DeviceRequest]:
-    needs_info = env_gpu != "none" and mode != "off"  # skip the (slowish) info call for CPU kernels
-    return gpu.device_requests(env_gpu, mode, client.info() if needs_info else {}, ref)
+@dataclass(frozen=True)
+class _GpuUse:
+    requests: list[DeviceRequest]
+    fallback: bool
+    notices: tuple[str, ...]
+
+
+def _gpu(
+    client: docker.DockerClient,
+    env_gpu: str,
+    mode: str,
+    ref: str,
+    image: str | None,
+    cuda: gpu.CudaNeeds | None,
+    older: list[str],
+) -> _GpuUse:
+    """The device requests for this kernel, and what the user should hear about the GPU."""
+    if not gpu.wants_gpu(env_gpu, mode):  # CPU kernels and gpu: off never ask the engine
+        return _GpuUse(gpu.device_requests(env_gpu, mode, None, ref), False, ())
+    verdict = gpu.assess(client, client.info(), image=image)
+    requests = gpu.device_requests(env_gpu, mode, verdict, ref)
+    required = env_gpu == "required" or mode == "required"
+    notices: list[str] = []
+    if not requests:
+        notices.append(f"{ref} runs on the CPU: {verdict.reason}" + (f" (fix: {verdict.fix})" if verdict.fix else ""))
+    elif cuda is not None:
+        problems = gpu.check(cuda, verdict.gpus, ref, older)
+        if problems and required:
+            problem, fix = problems[0]
+            raise DockyardError(f"{ref} requires a usable GPU, but {problem}", fix=fix)
+        # Optional: the GPU is still attached (nvidia-smi and the driver work), the framework falls back to CPU.
+        notices += [f"{problem} (fix: {fix})" for problem, fix in problems]
+    for notice in notices:
+        log.warning("dockyard: %s", notice)
+    return _GpuUse(requests, bool(requests) and not required, tuple(notices))
 
 
 def _build_or_explain(client: docker.DockerClient, settings: Settings, state: ImageState) -> Image:
@@ -123,7 +166,7 @@ def _build_or_explain(client: docker.DockerClient, settings: Settings, state: Im
             if state.older is not None
             else ""
         )
-        raise DockyardError(
+        raise NotBuiltError(
             f"The image for {ref} ({plan.tag}) is not built yet{older}",
             fix=f"run 'dockyard build {ref}' with the same site settings (config file, DOCKYARD_* variables) as this "
             "Jupyter server, or set DOCKYARD_AUTO_BUILD=1 (kernels.auto_build: true) to build it on first use",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .. import paths
-from ..errors import SpecError
+from ..errors import SpecError, shown
+from ..gpu.requirements import COMPUTE_FOR_CUDA, DRIVER_FOR_CUDA, CudaNeeds, derive_major
 from .model import Spec, Variant, parse_ref
 from .validation import first_error
 from .yamlsource import KeyPath, YamlDocument, load_yaml, where
@@ -29,9 +31,16 @@ _PATTERN_HINTS = {
     "shm_size": "a size such as '2g' or '512m'",
     "memory": "a size such as '8g' or '512m'",
     "package": "a Python distribution name such as 'torch'",
+    "min_driver": "a driver version such as '580.65.06' (quoted)",
+    "min_compute_capability": "a compute capability such as '7.5' (quoted)",
 }
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,38}")  # the schema's name pattern
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
 _DEFAULT_RESOURCES = {"shm_size": "2g"}
 _REQUIRED_IN_EVERY_IMAGE = ("ipykernel", "ipywidgets")
+# Baked into an image, these hand the container GPUs whenever 'nvidia' is dockerd's default runtime, so
+# `gpu: off` would not turn them off. The device request sets what is needed, only when a GPU is asked for.
+_GPU_VARIABLES = ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "NVIDIA_REQUIRE_CUDA")
 
 
 @lru_cache(maxsize=1)
@@ -56,9 +65,10 @@ def find_spec(name: str) -> Path:
     close = difflib.get_close_matches(name, files, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     searched = ", ".join(str(d) for d in paths.envs_dirs()) or "(no envs directory found)"
+    new_file = f"envs/{name if _NAME.fullmatch(name) else 'NAME'}.yaml"
     raise SpecError(
-        f"No environment named '{name}' (searched {searched}; known: {', '.join(files) or 'none'})",
-        fix=f"{hint}run 'dockyard env list' to see the environments, or add envs/{name}.yaml",
+        f"No environment named {shown(name)} (searched {searched}; known: {', '.join(files) or 'none'})",
+        fix=f"{hint}run 'dockyard env list' to see the environments, or add {new_file}",
     )
 
 
@@ -108,8 +118,16 @@ def _check_schema(doc: YamlDocument) -> None:
 def _dotted(path: list[str | int]) -> str:
     out = ""
     for part in path:
+        if not isinstance(part, int) and not _PLAIN_KEY.fullmatch(part):
+            part = shown(part, 40)  # a key with spaces, line breaks or escapes: quoted, escaped, cut short
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+def _json(value: Any) -> str:
+    """A value for a message, as JSON (so "3.11" and 3.11 differ), cut short: values can be 100 KB long."""
+    text = json.dumps(value)
+    return text if len(text) <= 80 else f"{text[:80]}…"
 
 
 def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecError:
@@ -120,7 +138,7 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
     leaf = next((p for p in reversed(at) if isinstance(p, str)), "")
     if "propertyNames" in err.schema_path:
         return SpecError(
-            f"{loc}: {field_name} has an invalid key {json.dumps(err.instance)}",
+            f"{loc}: {field_name} has an invalid key {_json(err.instance)}",
             fix=(
                 "variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell "
                 "identifiers"
@@ -134,7 +152,7 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         return SpecError(
-            f"{loc}: unknown key '{key}' in {field_name}",
+            f"{loc}: unknown key {shown(key, 40)} in {field_name}",
             fix=f"{hint}remove it or use one of the allowed keys: {', '.join(allowed)}",
         )
     if err.validator == "required":
@@ -145,7 +163,7 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
         )
     if err.validator == "type":
         expected = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
-        shown = {
+        expected_text = {
             "object": "a mapping",
             "array": "a list",
             "string": "a string",
@@ -154,23 +172,24 @@ def _schema_error(doc: YamlDocument, err: jsonschema.ValidationError) -> SpecErr
             "boolean": "true/false",
         }.get(expected, expected)
         return SpecError(
-            f"{loc}: {field_name} is {json.dumps(value)} ({type(value).__name__}), but must be {shown}",
-            fix=f"write {field_name} as {shown}" + (' (quote it, e.g. "3.11")' if expected == "string" else ""),
+            f"{loc}: {field_name} is {_json(value)} ({type(value).__name__}), but must be {expected_text}",
+            fix=f"write {field_name} as {expected_text}" + (' (quote it, e.g. "3.11")' if expected == "string" else ""),
         )
     if err.validator == "enum":
         options = ", ".join(str(o) for o in err.validator_value)
         return SpecError(
-            f"{loc}: {field_name} is {json.dumps(value)}, not one of: {options}",
+            f"{loc}: {field_name} is {_json(value)}, not one of: {options}",
             fix=f"set {field_name} to one of: {options}",
         )
     if err.validator == "pattern":
         hint = _PATTERN_HINTS.get(leaf, f"a value matching {err.validator_value}")
-        return SpecError(f"{loc}: {field_name} is {json.dumps(value)}, which is not valid", fix=f"use {hint}")
+        return SpecError(f"{loc}: {field_name} is {_json(value)}, which is not valid", fix=f"use {hint}")
     if err.validator == "uniqueItems":
         return SpecError(f"{loc}: {field_name} lists the same entry twice", fix="remove the duplicate")
     if err.validator in ("minProperties", "minItems", "minLength"):
         return SpecError(f"{loc}: {field_name} is empty", fix=f"give {field_name} at least one entry")
-    return SpecError(f"{loc}: {field_name}: {err.message}", fix="correct the value (see the spec format in README)")
+    message = shown(err.message, 120)[1:-1]
+    return SpecError(f"{loc}: {field_name}: {message}", fix="correct the value (see the spec format in README)")
 
 
 def _requirements(doc: YamlDocument, at: KeyPath, items: list[str]) -> dict[str, Requirement]:
@@ -178,18 +197,23 @@ def _requirements(doc: YamlDocument, at: KeyPath, items: list[str]) -> dict[str,
     out: dict[str, Requirement] = {}
     for i, text in enumerate(items):
         loc = where(doc.path, doc.line([*at, i]))
+        # A line break (even inside a marker's quotes) would add a line, e.g. an option, to requirements.txt.
+        if not (text.isascii() and text.isprintable()):
+            raise SpecError(
+                f"{loc}: {_dotted([*at, i])} is {_json(text)}, which holds a line break or a non-ASCII character",
+                fix="write it as NAME==VERSION on one line, e.g. 'numpy==2.4.6'",
+            )
         try:
             req = Requirement(text)
         except InvalidRequirement as exc:
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, not a valid requirement "
-                f"({str(exc).splitlines()[0]})",
+                f"{loc}: {_dotted([*at, i])} is {_json(text)}, not a valid requirement ({str(exc).splitlines()[0]})",
                 fix="write it as NAME==VERSION, e.g. 'numpy==2.4.6'",
             ) from None
         specs = list(req.specifier)
         if req.url or len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
             raise SpecError(
-                f"{loc}: {_dotted([*at, i])} is {json.dumps(text)}, which is not pinned to one version",
+                f"{loc}: {_dotted([*at, i])} is {_json(text)}, which is not pinned to one version",
                 fix=f"pin it exactly, e.g. '{req.name}==X.Y.Z', so every build installs the same thing",
             )
         key = canonicalize_name(req.name)
@@ -249,6 +273,7 @@ def _to_spec(doc: YamlDocument) -> Spec:
                 f"{where(path, doc.line([*vpath, 'gpu']))}: variant '{vname}' is a CPU variant but asks for gpu: {gpu}",
                 fix="set gpu: none for cpu variants, or name the variant 'cuda'",
             )
+        cuda = _cuda_needs(doc, vpath, v, gpu, [str(merged[k]) for k in merged])
         variants[vname] = Variant(
             env=data["name"],
             name=vname,
@@ -259,7 +284,9 @@ def _to_spec(doc: YamlDocument) -> Spec:
             pip_extra_index_urls=tuple(v.get("pip_extra_index_urls", [])),
             env_vars={**data.get("env", {}), **v.get("env", {})},
             gpu=gpu,
+            cuda=cuda,
         )
+    _check_gpu_variables(doc)
     return Spec(
         path=path,
         name=data["name"],
@@ -278,3 +305,57 @@ def _to_spec(doc: YamlDocument) -> Spec:
         },
         variants=variants,
     )
+
+
+def _cuda_needs(
+    doc: YamlDocument, vpath: KeyPath, v: dict[str, Any], gpu: str, packages: list[str]
+) -> CudaNeeds | None:
+    """The variant's CUDA needs: declared in `cuda:`, else derived from its pins; None for no CUDA code."""
+    declared = v.get("cuda")
+    vname = vpath[-1]
+    loc = where(doc.path, doc.line([*vpath, "cuda"]))
+    if gpu == "none":
+        if declared is not None:
+            raise SpecError(
+                f"{loc}: variant '{vname}' has gpu: none but declares cuda needs",
+                fix="remove the cuda block, or give the variant a GPU (name it 'cuda...')",
+            )
+        return None
+    declared = declared or {}
+    derived = derive_major(packages, v.get("pip_extra_index_urls", []))
+    major = declared.get("major", derived)
+    if derived is not None and major != derived:
+        raise SpecError(
+            f"{loc}: variant '{vname}' declares cuda.major {major}, but its pins pull CUDA {derived} wheels",
+            fix=f"set cuda.major: {derived}, or pin wheels built for CUDA {major}",
+        )
+    if major is None:
+        if declared:
+            raise SpecError(
+                f"{loc}: variant '{vname}' declares cuda needs but no cuda.major, and its pins do not tell it",
+                fix="add cuda.major (the CUDA major version of the framework wheels)",
+            )
+        return None  # no CUDA code in the image (e.g. minimal:cuda): only the GPU itself matters
+    min_driver = declared.get("min_driver", DRIVER_FOR_CUDA.get(major))
+    min_cc = declared.get("min_compute_capability", COMPUTE_FOR_CUDA.get(major))
+    if min_driver is None or min_cc is None:
+        raise SpecError(
+            f"{loc}: dockyard does not know what CUDA {major} needs from the host",
+            fix="declare cuda.min_driver and cuda.min_compute_capability for this variant",
+        )
+    return CudaNeeds(major=major, min_driver=min_driver, min_compute_capability=min_cc)
+
+
+def _check_gpu_variables(doc: YamlDocument) -> None:
+    data = doc.data
+    places: list[tuple[list[str | int], dict[str, str]]] = [(["env"], data.get("env", {}))]
+    places.append((["kernel", "env"], data.get("kernel", {}).get("env", {})))
+    places += [(["variants", n, "env"], v.get("env", {})) for n, v in data["variants"].items()]
+    for at, env in places:
+        for name in env:
+            if name in _GPU_VARIABLES:
+                raise SpecError(
+                    f"{where(doc.path, doc.line([*at, name]))}: {_dotted(at)} sets {name}, which would hand the "
+                    "container GPUs wherever 'nvidia' is dockerd's default runtime, even with gpu: off",
+                    fix=f"remove {name}: dockyard's device request (`--gpus all`) attaches the GPUs when one is wanted",
+                )

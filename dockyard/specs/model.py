@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import SpecError, shown
+from ..gpu.requirements import CudaNeeds
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Variant:
     pip_extra_index_urls: tuple[str, ...]
     env_vars: dict[str, str]
     gpu: str
+    cuda: CudaNeeds | None = None  # what the wheels need from the host's driver and GPU (cuda variants)
 
     @property
     def ref(self) -> str:
@@ -59,12 +61,22 @@ class Spec:
             return self.variants[name]
         except KeyError:
             raise SpecError(
-                f"Environment '{self.name}' has no variant '{name}' (it has: {', '.join(self.variants)})",
+                f"Environment '{self.name}' has no variant {shown(name)} (it has: {', '.join(self.variants)})",
                 fix=f"use one of {', '.join(f'{self.name}:{v}' for v in self.variants)}",
             ) from None
 
 
+_MAX_REF = 200  # names are at most 39 characters, variants a few; a longer ref is a mistake
+
+
 def parse_ref(ref: str) -> tuple[str, str | None]:
-    """'pytorch:cuda' → ('pytorch', 'cuda'); 'pytorch' → ('pytorch', None)."""
-    name, _, variant = ref.partition(":")
+    """'pytorch:cuda' → ('pytorch', 'cuda'); 'pytorch' → ('pytorch', None); anything else is a SpecError."""
+    name, sep, variant = ref.partition(":")
+    malformed = not name or (bool(sep) and not variant) or ":" in variant or len(ref) > _MAX_REF
+    # Spaces, line breaks and other invisible characters are never part of a name; refuse them by name.
+    if malformed or not ref.isprintable() or any(c.isspace() for c in ref):
+        raise SpecError(
+            f"{shown(ref)} is not an environment reference",
+            fix="write NAME or NAME:VARIANT, e.g. 'pytorch' or 'pytorch:cuda' ('dockyard env list' shows them)",
+        )
     return name, (variant or None)

@@ -58,6 +58,7 @@ class BuildJob:
             plan = make_plan(spec, variant, settings.build)
             self._add({"type": "start", "tag": plan.tag})
             result = build(client, plan, settings.build, self, rebuild=self.rebuild)
+            self._offer_kernel(spec, variant)
         except DockyardError as exc:
             step = self._last_step()
             self._finish(
@@ -72,6 +73,16 @@ class BuildJob:
         else:
             done = {"type": "succeeded", "tag": result.tag, "built": result.built, "seconds": round(result.seconds, 2)}
             self._finish("succeeded", done)
+
+    def _offer_kernel(self, spec: specs.Spec, variant: specs.Variant) -> None:
+        """As `dockyard build` does: the built variant's kernelspec joins the kernel dirs that hold dockyard
+        kernels (this server's own settings name the image, so it is the one just built)."""
+        from ...cli.kernels_cmd import add_built  # jupyter_client's KernelSpecManager, as the CLI uses it
+
+        try:
+            add_built([(spec, variant)])
+        except DockyardError as exc:  # the image is built all the same; say why Switch may not offer it
+            self.output(f"kernelspec not installed: {exc.text}")
 
     def summary(self) -> dict[str, Any]:
         with self._lock:

@@ -31,16 +31,19 @@ def snapshot(
     except DockyardError as exc:
         problems.append(exc.text)
     client: docker.DockerClient | None = None
-    info: dict[str, Any] = {}
+    verdict: gpu.Verdict | None = None
     engine_state: dict[str, Any] = {"ok": False, "host": engine.describe_host(), "gpu": None, "error": None}
     try:
         client = engine.client(timeout=10)
-        info = client.info()
-        engine_state.update(ok=True, gpu=gpu.gpu_support(info))
+        # The verdict kernels use (cached; probed once with a built image when the engine offers GPUs).
+        verdict = gpu.assess(client, client.info())
+        engine_state.update(ok=True, gpu={"usable": verdict.usable, "reason": verdict.reason})
     except DockyardError as exc:
         engine_state["error"] = exc.text
     pairs, spec_errors = _variants(only)
-    envs = [_one(spec, variant, settings, client, info, installed_kernels, running_builds) for spec, variant in pairs]
+    envs = [
+        _one(spec, variant, settings, client, verdict, installed_kernels, running_builds) for spec, variant in pairs
+    ]
     return {"engine": engine_state, "problems": problems + spec_errors, "environments": envs}
 
 
@@ -64,7 +67,7 @@ def _one(
     variant: specs.Variant,
     settings: Settings | None,
     client: docker.DockerClient | None,
-    info: dict[str, Any],
+    verdict: gpu.Verdict | None,
     installed_kernels: set[str] | None,
     running_builds: dict[str, str],
 ) -> dict[str, Any]:
@@ -82,11 +85,11 @@ def _one(
                 )
         except DockyardError as exc:
             problems.append(exc.text)
-    gpu_state = {"wants": variant.gpu, "available": None if client is None else gpu.gpu_support(info) is not None}
+    gpu_state = {"wants": variant.gpu, "available": None if verdict is None else verdict.usable}
     if client is not None and settings is not None:
         try:
-            gpu.device_requests(variant.gpu, settings.kernels.gpu, info, variant.ref)
-        except DockyardError as exc:  # GPU required (by the spec or the user) but the engine offers none
+            gpu.device_requests(variant.gpu, settings.kernels.gpu, verdict, variant.ref)
+        except DockyardError as exc:  # GPU required (by the spec or the user) but the engine gives none
             problems.append(exc.text)
     installed = None if installed_kernels is None else name in installed_kernels
     if installed is False:

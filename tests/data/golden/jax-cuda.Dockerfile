@@ -27,7 +27,5 @@ COPY kit/ /opt/dockyard/kit/
 COPY kit/dockyard-kit.pth /opt/dockyard/venv/lib/python3.11/site-packages/dockyard-kit.pth
 ENV VIRTUAL_ENV="/opt/dockyard/venv" \
     PATH="/opt/dockyard/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    NVIDIA_DRIVER_CAPABILITIES="compute,utility" \
-    NVIDIA_VISIBLE_DEVICES="all" \
     XLA_PYTHON_CLIENT_PREALLOCATE="false"
 CMD ["python", "-m", "ipykernel_launcher", "--help"]

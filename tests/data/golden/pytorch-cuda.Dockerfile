@@ -26,7 +26,5 @@ COPY --from=python-packages /opt/dockyard/venv /opt/dockyard/venv
 COPY kit/ /opt/dockyard/kit/
 COPY kit/dockyard-kit.pth /opt/dockyard/venv/lib/python3.11/site-packages/dockyard-kit.pth
 ENV VIRTUAL_ENV="/opt/dockyard/venv" \
-    PATH="/opt/dockyard/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    NVIDIA_DRIVER_CAPABILITIES="compute,utility" \
-    NVIDIA_VISIBLE_DEVICES="all"
+    PATH="/opt/dockyard/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CMD ["python", "-m", "ipykernel_launcher", "--help"]

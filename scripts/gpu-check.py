@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Prove the GPU path end to end on a machine with an NVIDIA GPU (CI has none; see docs/gpu.md).
+
+    python3 scripts/gpu-check.py                  # every cuda variant, the dev container, gpu: off
+    python3 scripts/gpu-check.py pytorch:cuda     # just some variants
+    python3 scripts/gpu-check.py --no-build       # use the images you built already
+
+For each cuda variant: build it (with your site settings), start its kernel through jupyter_client and the
+dockyard provisioner, and make the framework compute on the GPU (a matmul placed on the device, checked
+against the CPU). Then the same kernel with DOCKYARD_GPU=off must see no GPU at all, and the minimal-cuda dev
+container, started with the devcontainers CLI and the gpuAvailability doctor recommends, must see the GPU.
+Every container it starts is removed. Exit code 0 only when every check passed; paste the output into the
+issue when you report a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dockyard import engine, gpu, specs  # noqa: E402
+from dockyard.errors import DockyardError  # noqa: E402
+from dockyard.frontends import devcontainer  # noqa: E402
+from dockyard.kernel import kernelspec  # noqa: E402
+
+# Code run inside each kernel: prints one JSON line {"gpu": name or null, "ok": bool, "detail": ...}.
+PROBES = {
+    "pytorch": """
+import json, torch
+ok = torch.cuda.is_available()
+out = {"gpu": torch.cuda.get_device_name(0) if ok else None, "cuda": torch.version.cuda}
+if ok:
+    a = torch.randn(512, 512); b = torch.randn(512, 512)
+    g = (a.cuda() @ b.cuda())
+    out["device"] = str(g.device); out["ok"] = bool(torch.allclose(g.cpu(), a @ b, atol=1e-3))
+else:
+    out["ok"] = False
+print(json.dumps(out))
+""",
+    "tensorflow": """
+import json, numpy as np, tensorflow as tf
+gpus = tf.config.list_physical_devices("GPU")
+out = {"gpu": gpus[0].name if gpus else None}
+if gpus:
+    a = np.random.rand(512, 512).astype("float32"); b = np.random.rand(512, 512).astype("float32")
+    with tf.device("/GPU:0"):
+        g = tf.matmul(a, b)
+    out["device"] = g.device; out["ok"] = "GPU" in g.device and bool(np.allclose(g.numpy(), a @ b, atol=1e-2))
+else:
+    out["ok"] = False
+print(json.dumps(out))
+""",
+    "jax": """
+import json, jax, jax.numpy as jnp, numpy as np
+devs = [d for d in jax.devices() if d.platform == "gpu"]
+out = {"gpu": str(devs[0]) if devs else None}
+if devs:
+    a = np.random.rand(512, 512).astype("float32"); b = np.random.rand(512, 512).astype("float32")
+    g = jax.device_put(a, devs[0]) @ jax.device_put(b, devs[0])
+    out["device"] = str(list(g.devices())[0]); out["ok"] = bool(np.allclose(np.asarray(g), a @ b, atol=1e-2))
+else:
+    out["ok"] = False
+print(json.dumps(out))
+""",
+    "python": """
+import json, subprocess, shutil
+smi = shutil.which("nvidia-smi")
+r = subprocess.run([smi, "-L"], capture_output=True, text=True) if smi else None
+out = {"gpu": r.stdout.strip() if r and r.returncode == 0 else None}
+out["ok"] = out["gpu"] is not None
+print(json.dumps(out))
+""",
+}
+# With gpu: off, nothing NVIDIA may be visible: no device nodes, no injected nvidia-smi.
+HIDDEN = """
+import glob, json, shutil
+print(json.dumps({"devices": glob.glob("/dev/nvidia*"), "smi": shutil.which("nvidia-smi")}))
+"""
+
+results: list[tuple[str, bool, str]] = []
+
+
+def record(what: str, ok: bool, detail: str) -> None:
+    results.append((what, ok, detail))
+    print(f"{'PASS' if ok else 'FAIL'}  {what}: {detail}", flush=True)
+
+
+def run_in_kernel(kernel_name: str, code: str, jupyter_path: Path, cwd: Path, env: dict[str, str]) -> str:
+    """Start the kernel as Jupyter would, run code, return its stdout; the kernel (and container) is shut down."""
+    from jupyter_client import KernelManager
+
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", *env)}
+    os.environ["JUPYTER_PATH"] = str(jupyter_path)
+    os.environ.update(env)
+    km = KernelManager(kernel_name=kernel_name)
+    try:
+        km.start_kernel(cwd=str(cwd))
+        kc = km.client()
+        kc.start_channels()
+        out: list[str] = []
+        try:
+            reply = kc.execute_interactive(
+                code,
+                timeout=600,
+                output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+            )
+            if reply["content"]["status"] != "ok":
+                return json.dumps({"ok": False, "error": reply["content"].get("evalue", "error")})
+        finally:
+            kc.stop_channels()
+        return "".join(out).strip().splitlines()[-1] if "".join(out).strip() else "{}"
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def check_devcontainer(verdict: gpu.Verdict) -> None:
+    cli = shutil.which("devcontainer") or str(REPO / ".tools" / "node_modules" / ".bin" / "devcontainer")
+    if not Path(cli).exists():
+        record("dev container", False, "devcontainer CLI not found (npm install -g @devcontainers/cli)")
+        return
+    setting, why = devcontainer.gpu_availability_for(verdict)
+    config = REPO / ".devcontainer" / "minimal-cuda" / "devcontainer.json"
+    label = f"org.dockyard.gpu-check={uuid.uuid4().hex[:12]}"
+    base = ["--workspace-folder", str(REPO), "--config", str(config), "--id-label", label]
+    try:
+        up = subprocess.run(
+            [cli, "up", *base, "--gpu-availability", setting], capture_output=True, text=True, timeout=1800
+        )
+        if up.returncode != 0:
+            record("dev container", False, f"devcontainer up failed: {up.stdout[-500:]} {up.stderr[-500:]}")
+            return
+        smi = subprocess.run([cli, "exec", *base, "nvidia-smi", "-L"], capture_output=True, text=True, timeout=120)
+        record(
+            f"dev container (gpuAvailability {setting})",
+            smi.returncode == 0 and "GPU" in smi.stdout,
+            smi.stdout.strip() or smi.stderr.strip() or why,
+        )
+    finally:
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True)
+        for cid in ids.stdout.split():
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("refs", nargs="*", help="cuda variants to check (default: all)")
+    ap.add_argument("--no-build", action="store_true", help="do not build; use existing images")
+    ap.add_argument("--no-devcontainer", action="store_true", help="skip the dev container check")
+    ap.add_argument(
+        "--without-gpu",
+        action="store_true",
+        help="go on when the engine has no GPU (exercises this script on a GPU-less machine: the GPU checks fail)",
+    )
+    args = ap.parse_args()
+
+    client = engine.client()
+    info = client.info()
+    verdict = gpu.assess(client, info, fresh=True)
+    record("engine verdict", verdict.usable, f"{verdict.reason} [{verdict.engine}]")
+    if not verdict.usable and not args.without_gpu:
+        print(f"fix: {verdict.fix}")
+        return 1
+    pairs = specs.expand(args.refs) if args.refs else [(s, v) for s in specs.load_all() for v in s.variants.values()]
+    pairs = [(s, v) for s, v in pairs if v.gpu != "none"]
+    with tempfile.TemporaryDirectory(prefix="dockyard-gpu-check-") as tmp:
+        jupyter_path = Path(tmp) / "jupyter"
+        off_checked = False
+        for s, v in pairs:
+            if v.cuda is not None:
+                problems = gpu.check(v.cuda, verdict.gpus, v.ref)
+                record(f"{v.ref} needs", not problems, "; ".join(p for p, _ in problems) or v.cuda.describe())
+            if not args.no_build:
+                b = subprocess.run([sys.executable, "-m", "dockyard", "build", v.ref], cwd=REPO)
+                if b.returncode != 0:
+                    record(v.ref, False, "build failed")
+                    continue
+            kernelspec.write_dir(s, v, jupyter_path / "kernels")
+            name = kernelspec.kernel_name(s, v)
+            try:
+                out = run_in_kernel(name, PROBES.get(s.framework, PROBES["python"]), jupyter_path, Path(tmp), {})
+            except DockyardError as exc:
+                record(f"{v.ref} kernel start", False, exc.text)
+                continue
+            data = json.loads(out or "{}")
+            record(f"{v.ref} computes on the GPU", bool(data.get("ok")), out)
+            if not off_checked:  # once is enough: gpu: off is the same rule for every variant
+                off_checked = True
+                off = json.loads(run_in_kernel(name, HIDDEN, jupyter_path, Path(tmp), {"DOCKYARD_GPU": "off"}))
+                record(f"{v.ref} with gpu: off sees no GPU", not off["devices"] and not off["smi"], json.dumps(off))
+    if not args.no_devcontainer:
+        check_devcontainer(verdict)
+    failed = [w for w, ok, _ in results if not ok]
+    print(
+        f"\n{len(results) - len(failed)}/{len(results)} checks passed"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
