@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the tools the tests drive from outside Python: Debian's docker-compose (1.29, for `dockyard compose`;
-# Compose v2 is not packaged for bookworm), and, pinned, into the git-ignored .tools/, the dev containers CLI
-# (@devcontainers/cli, what VS Code's "Reopen in Container" uses).
+# Compose v2 is not packaged for bookworm), Debian's Chromium for the panel's browser tests (Playwright, from the
+# test extras, drives it: it cannot download its own browsers here), and, pinned, into the git-ignored .tools/,
+# the dev containers CLI (@devcontainers/cli, what VS Code's "Reopen in Container" uses).
 # Idempotent (a no-op when the pinned version is there). Prints the CLI's path on stdout.
 set -euo pipefail
 
@@ -19,6 +20,15 @@ fi
 docker-compose version >&2
 
 command -v npm >/dev/null || { log "npm not found: install Node.js 20+ (apt-get install -y nodejs npm)"; exit 1; }
+if [[ ! -x /usr/bin/chromium ]]; then
+    if [[ $(id -u) == 0 ]]; then
+        log "installing Debian's chromium (the panel's browser tests)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    else
+        log "no /usr/bin/chromium: the browser tests will skip (as root: apt-get install -y chromium)"
+    fi
+fi
 installed=$(node -p "require('$PREFIX/node_modules/@devcontainers/cli/package.json').version" 2>/dev/null || true)
 if [[ $installed != "$DEVCONTAINERS_CLI_VERSION" ]]; then
     log "installing @devcontainers/cli@$DEVCONTAINERS_CLI_VERSION into $PREFIX"

@@ -1,4 +1,4 @@
-"""Retake the README screenshots: docs/images/launcher.png and docs/images/notebook.png.
+"""Retake the README screenshots: docs/images/launcher.png, notebook.png, panel.png and panel-switched.png.
 
 Starts a private JupyterLab on 127.0.0.1 (free port, random token, a temporary copy of notebooks/ with
 outputs cleared, temporary settings and workspaces), drives headless Chromium through Playwright, then
@@ -6,6 +6,9 @@ stops JupyterLab and checks that no dockyard kernel container is left.
 
 - launcher.png: the JupyterLab launcher with the "(..., container)" kernels and their logos.
 - notebook.png: notebooks/pytorch/training.ipynb run top to bottom on "PyTorch 2.13.0 (CPU, container)".
+- panel.png, panel-switched.png: notebooks/panel/environment-panel.ipynb on minimal:cpu with the environment
+  panel, then after its Switch to pytorch:cpu and the next cell run there (needs the panel's server extension
+  and labextension, which `pip install` brings; images minimal:cpu and pytorch:cpu built).
 
 Prerequisites (once): `bash scripts/lab.sh [--local-base] --no-lab` (images built, kernelspecs installed
 into .venv), and run this with that venv's Python and the same dockyard settings (config file / DOCKYARD_*
@@ -36,6 +39,7 @@ from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "pytorch/training.ipynb"
+PANEL_NOTEBOOK = "panel/environment-panel.ipynb"
 KERNEL_DISPLAY = "PyTorch 2.13.0 (CPU, container)"
 KERNEL_LABEL = "org.dockyard.kernel-id"
 KERNEL_STATUS = "window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status"
@@ -133,6 +137,33 @@ def shoot(page, base: str, token: str, out: Path) -> None:
     save_png(page.screenshot(), out / "notebook.png")
 
 
+def shoot_panel(page, base: str, token: str, out: Path) -> None:
+    """The environment panel before and after its Switch (minimal:cpu → pytorch:cpu)."""
+    page.goto(f"{base}/lab/tree/{PANEL_NOTEBOOK}?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.ready; }")
+    page.wait_for_function(f"() => {KERNEL_STATUS} === 'idle'", timeout=120_000, polling=500)
+    run = """async (index) => { const nb = window.jupyterapp.shell.currentWidget;
+        nb.content.activeCellIndex = index; await window.jupyterapp.commands.execute('notebook:run-cell'); }"""
+    page.evaluate(run, 1)
+    page.wait_for_selector(".dockyard-panel .dockyard-table", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:enter-command-mode')")
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+    time.sleep(1)
+    save_png(page.screenshot(), out / "panel.png")
+    page.locator('.dockyard-panel tr[data-ref="pytorch:cpu"] button.dockyard-switch').click()
+    page.wait_for_selector(".dockyard-notice.dockyard-ok", timeout=180_000)
+    page.evaluate(run, 3)
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell:last-child .jp-OutputArea-output", timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:enter-command-mode')")
+    page.evaluate("() => document.querySelector('.jp-Notebook .jp-CodeCell:last-child').scrollIntoView({block: 'end'})")
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+    time.sleep(1)
+    save_png(page.screenshot(), out / "panel-switched.png")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -140,6 +171,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--out", type=Path, default=REPO / "docs" / "images", help="output folder (default: docs/images)"
+    )
+    parser.add_argument(
+        "--only", choices=["kernels", "panel"], default=None, help="only the kernel shots or only the panel shots"
     )
     args = parser.parse_args()
 
@@ -200,7 +234,10 @@ def main() -> int:
                 try:
                     page = context.new_page()
                     try:
-                        shoot(page, base, token, args.out)
+                        if args.only != "panel":
+                            shoot(page, base, token, args.out)
+                        if args.only != "kernels":
+                            shoot_panel(page, base, token, args.out)
                         ok = True
                     except Exception:
                         failed = Path(tempfile.gettempdir()) / "dockyard-screenshots-failed.png"

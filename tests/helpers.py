@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 from dockyard.cli import main as dockyard_main
@@ -234,3 +238,65 @@ def nbval_as_test_user(
         return out
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- Jupyter server / JupyterLab subprocesses with the panel's server extension (tests/test_panel_*.py)
+
+PANEL_CONFIG = REPO / "jupyter-config"  # what the wheel installs as etc/jupyter/jupyter_server_config.d/dockyard.json
+LABEXTENSION = REPO / "dockyard" / "frontends" / "panel" / "labextension"
+
+
+@dataclass
+class JupyterProc:
+    url: str
+    token: str
+    proc: subprocess.Popen
+    root: Path
+    log: Path
+
+    def api(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"} if auth else {}
+        headers |= kwargs.pop("headers", {})
+        kwargs.setdefault("timeout", 120)
+        return requests.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_jupyter(app: str, jupyter_path: Path, scratch: Path, *args: str, **env_extra: str) -> JupyterProc:
+    """`jupyter APP` (server or lab) on 127.0.0.1 with a token, the repo's server config (the panel's
+    extension enabled exactly as an installed wheel enables it) and only our data dirs."""
+    port, token = free_port(), secrets.token_hex(16)
+    root = scratch / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    log = scratch / f"{app}.log"
+    env = jupyter_env(jupyter_path, scratch / "jupyter", JUPYTER_CONFIG_PATH=str(PANEL_CONFIG), **env_extra)
+    cmd = [
+        sys.executable, "-m", "jupyter", app, "--no-browser", "--allow-root",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args,
+    ]  # fmt: skip
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    server = JupyterProc(f"http://127.0.0.1:{port}", token, proc, root, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"jupyter {app} exited:\n{server.log_tail()}")
+        with contextlib.suppress(requests.ConnectionError):
+            if server.api("GET", "/api/status", timeout=5).status_code == 200:
+                return server
+        time.sleep(0.2)
+    stop_jupyter(server)
+    raise AssertionError(f"jupyter {app} did not answer within 90 s:\n{server.log_tail()}")
+
+
+def stop_jupyter(server: JupyterProc) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()  # SIGTERM: the server shuts its kernels down, as on Ctrl-C
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()

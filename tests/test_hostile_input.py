@@ -289,6 +289,16 @@ def test_python_tag_is_refused_not_run_and_not_a_traceback(tmp_path: Path, capsy
 
 VALID = SHIPPED["minimal"]
 VALID_LINES = VALID.count(b"\n")
+
+
+def _line(marker: bytes, below: int = 0) -> str:
+    """'line N' of VALID's first line holding marker, or `below` lines under it (the cases survive edits
+    to minimal.yaml)."""
+    return f"line {VALID[: VALID.index(marker)].count(NL) + 1 + below}"
+
+
+NL = b"\n"
+SHM, UNDER_SHM, CPU_ONLY = _line(b"shm_size: 1g"), _line(b"shm_size: 1g", 1), _line(b"CPU only")
 HOSTILE: list[tuple[str, bytes, list[str]]] = [
     ("empty", b"", ["is empty"]),
     ("only-comments", b"# nothing\n# here\n", ["is empty"]),
@@ -298,7 +308,7 @@ HOSTILE: list[tuple[str, bytes, list[str]]] = [
     ("a-string", b"hello\n", ["must be a YAML mapping"]),
     # The second document starts on the line after the last line of the first one.
     ("two-documents", VALID + b"---\n" + VALID, ["more than one YAML document", f"line {VALID_LINES + 1}"]),
-    ("anchor-only", VALID.replace(b"shm_size: 1g", b"shm_size: &s 1g"), ["anchor &s", "line 13"]),
+    ("anchor-only", VALID.replace(b"shm_size: 1g", b"shm_size: &s 1g"), ["anchor &s", SHM]),
     ("alias", b"a: 1\nb: *x\n", ["alias *x", "line 2"]),
     ("merge-key", VALID.replace(b"  shm_size: 1g", b"  <<: {shm_size: 1g}"), ["unknown key '<<' in resources"]),
     ("python-name-tag", b"name: !!python/name:os.system\n", ["tag !!python/name:os.system", "line 1"]),
@@ -316,10 +326,10 @@ HOSTILE: list[tuple[str, bytes, list[str]]] = [
     (
         "huge-float",
         VALID.replace(b"  shm_size: 1g", b"  shm_size: 1g\n  cpus: 1.0e+999999"),
-        ["line 14", "'1.0e+999999' is not a finite number"],
+        [UNDER_SHM, "'1.0e+999999' is not a finite number"],
     ),
-    ("nan", VALID.replace(b"  shm_size: 1g", b"  shm_size: 1g\n  cpus: .nan"), ["line 14", "'.nan' is not a finite"]),
-    ("big-float", VALID.replace(b"  shm_size: 1g", b"  shm_size: 1g\n  cpus: 1e300"), ["resources.cpus", "line 14"]),
+    ("nan", VALID.replace(b"  shm_size: 1g", b"  shm_size: 1g\n  cpus: .nan"), [UNDER_SHM, "'.nan' is not a finite"]),
+    ("big-float", VALID.replace(b"  shm_size: 1g", b"  shm_size: 1g\n  cpus: 1e300"), ["resources.cpus", UNDER_SHM]),
     ("timestamp-value", VALID.replace(b'python: "3.11"', b"python: 2024-01-01"), ['python is "2024-01-01"']),
     ("equals-value", VALID.replace(b'python: "3.11"', b"python: ="), ['python is "="']),
     ("int-key", b"1: a\n", ["line 1", "key that is not text ('1')"]),
@@ -328,9 +338,9 @@ HOSTILE: list[tuple[str, bytes, list[str]]] = [
     ("complex-key", b"? [a, b]\n: c\n", ["key that is not text (a sequence)"]),
     ("mapping-key", b"{a: 1}: c\n", ["key that is not text (a mapping)"]),
     ("duplicate-key", VALID.replace(b"python:", b"python: x\npython:", 1), ["key 'python' appears twice"]),
-    ("nul-byte", VALID.replace(b"CPU only", b"CPU\x00only"), ["control character U+0000", "line 17"]),
+    ("nul-byte", VALID.replace(b"CPU only", b"CPU\x00only"), ["control character U+0000", CPU_ONLY]),
     ("escape-byte", b"name: a\x1b[31mb\n", ["control character U+001B", "line 1"]),
-    ("latin-1", VALID.replace(b"CPU only", "CPU \u00e9".encode("latin-1")), ["not UTF-8", "line 17", "0xe9"]),
+    ("latin-1", VALID.replace(b"CPU only", "CPU \u00e9".encode("latin-1")), ["not UTF-8", CPU_ONLY, "0xe9"]),
     ("utf-16", VALID.decode().encode("utf-16"), ["not UTF-8"]),
     ("binary-junk", bytes(range(256)) * 4, ["line 2", "not UTF-8"]),
     ("deep-flow", b"a: " + b"[" * 100_000, ["nests deeper than 32 levels", "line 1"]),

@@ -168,8 +168,11 @@ def test_context_tar_holds_dockerfile_and_files() -> None:
     with tarfile.open(fileobj=buf) as tar:
         names = tar.getnames()
         assert tar.extractfile("Dockerfile").read().decode() == plan.dockerfile
-        assert tar.extractfile("requirements.txt").read() == b"ipykernel==7.4.0\nipywidgets==8.1.9\n"
+        assert tar.extractfile("requirements.txt").read() == b"anywidget==0.11.0\nipykernel==7.4.0\nipywidgets==8.1.9\n"
+        # The panel's kernel side, on the venv's path through a .pth file (see test_panel_kit.py).
+        assert tar.extractfile("kit/dockyard-kit.pth").read() == b"/opt/dockyard/kit/python\n"
     assert {"Dockerfile", "requirements.txt", "kit/environment.json", "wheelhouse/.keep"} <= set(names)
+    assert "kit/python/dockyard/frontends/panel/widget.js" in names
 
 
 def test_settings_from_environment(monkeypatch) -> None:

@@ -60,10 +60,31 @@ def wheels(variant: Variant, options: BuildOptions) -> dict[str, Path]:
     return out
 
 
-def kit_files(spec: Spec, variant: Variant) -> dict[str, bytes]:
-    """Small files dockyard itself reads inside a running kernel (the environment marker)."""
+# The part of the dockyard package a kernel imports (`dockyard.panel()`): the environment panel's widget,
+# which needs only the standard library and anywidget. It lands in KIT_PYTHON (on the venv's path through
+# KIT_PTH), so a spec change is not needed to get a newer panel: the kit is the image's last, smallest layer.
+KIT_PYTHON = "python"
+KIT_PTH = "dockyard-kit.pth"
+KIT_MODULES = (
+    "__init__.py",
+    "frontends/panel/__init__.py",
+    "frontends/panel/facts.py",
+    "frontends/panel/widget.py",
+    "frontends/panel/widget.js",
+    "frontends/panel/widget.css",
+)
+
+
+def kit_files(spec: Spec, variant: Variant, kit_root: str) -> dict[str, bytes]:
+    """Small files dockyard itself reads inside a running kernel: the environment marker and the panel.
+
+    kit_root is where the kit lands in the image (the .pth file names it)."""
     marker = {**spec.summary(variant), "display_name": spec.display_name}
-    return {f"{KIT_DIR}/environment.json": (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()}
+    files = {f"{KIT_DIR}/environment.json": (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode()}
+    for rel in KIT_MODULES:
+        files[f"{KIT_DIR}/{KIT_PYTHON}/dockyard/{rel}"] = (paths.PACKAGE_DIR / rel).read_bytes()
+    files[f"{KIT_DIR}/{KIT_PTH}"] = f"{kit_root}/{KIT_PYTHON}\n".encode()
+    return files
 
 
 def file_digest(path: Path) -> str:

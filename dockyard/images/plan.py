@@ -77,7 +77,7 @@ def make_plan(spec: Spec, variant: Variant, options: BuildOptions) -> BuildPlan:
     conf = render.pip_conf(options)
     if conf:
         files["pip.conf"] = conf.encode()
-    files.update(context.kit_files(spec, variant))
+    files.update(context.kit_files(spec, variant, render.KIT))
     text = render.dockerfile(spec, variant, options, has_ca=bool(certs), has_pip_conf=bool(conf))
     h = hashlib.sha256()
     h.update(FORMAT.encode() + b"\0" + text.encode() + b"\0")

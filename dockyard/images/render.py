@@ -11,7 +11,7 @@ import shlex
 
 from ..config import BuildOptions
 from ..specs import Spec, Variant
-from .context import CA_DIR, KIT_DIR, WHEEL_DIR
+from .context import CA_DIR, KIT_DIR, KIT_PTH, WHEEL_DIR
 
 VENV = "/opt/dockyard/venv"
 KIT = "/opt/dockyard/kit"
@@ -111,6 +111,8 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
     if has_pip_conf:
         out.append("COPY pip.conf /etc/pip.conf")
     out.append(f"COPY {KIT_DIR}/ {KIT}/")
+    # The kit's Python part (the panel) goes on the venv's path after site-packages, so it shadows nothing.
+    out.append(f"COPY {KIT_DIR}/{KIT_PTH} {VENV}/lib/python{spec.python}/site-packages/{KIT_PTH}")
     runtime_env = {
         "VIRTUAL_ENV": VENV,
         "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -24,6 +24,7 @@ RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11)
 FROM system
 COPY --from=python-packages /opt/dockyard/venv /opt/dockyard/venv
 COPY kit/ /opt/dockyard/kit/
+COPY kit/dockyard-kit.pth /opt/dockyard/venv/lib/python3.11/site-packages/dockyard-kit.pth
 ENV VIRTUAL_ENV="/opt/dockyard/venv" \
     PATH="/opt/dockyard/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CMD ["python", "-m", "ipykernel_launcher", "--help"]

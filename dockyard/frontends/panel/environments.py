@@ -1,0 +1,120 @@
+"""What the panel shows about every environment: spec summary, kernel, image state and size, GPU.
+
+Runs on the Jupyter server's host (never in a kernel), in a worker thread: it talks to the engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+
+from ... import engine, gpu, specs
+from ...config import Settings, load_settings
+from ...errors import DockyardError
+from ...images.inventory import image_state
+from ...kernel.kernelspec import display_name, kernel_name
+
+
+def snapshot(
+    installed_kernels: set[str] | None, running_builds: dict[str, str], only: str | None = None
+) -> dict[str, Any]:
+    """Every environment variant (or only the ref `only`) with the facts the panel shows.
+
+    installed_kernels: kernelspec names this Jupyter knows (None: unknown). running_builds: ref → build id.
+    One broken spec or a stopped engine never hides the rest: each becomes a message in the answer.
+    """
+    problems: list[str] = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+    except DockyardError as exc:
+        problems.append(exc.text)
+    client: docker.DockerClient | None = None
+    verdict: gpu.Verdict | None = None
+    engine_state: dict[str, Any] = {"ok": False, "host": engine.describe_host(), "gpu": None, "error": None}
+    try:
+        client = engine.client(timeout=10)
+        # The verdict kernels use (cached; probed once with a built image when the engine offers GPUs).
+        verdict = gpu.assess(client, client.info())
+        engine_state.update(ok=True, gpu={"usable": verdict.usable, "reason": verdict.reason})
+    except DockyardError as exc:
+        engine_state["error"] = exc.text
+    pairs, spec_errors = _variants(only)
+    envs = [
+        _one(spec, variant, settings, client, verdict, installed_kernels, running_builds) for spec, variant in pairs
+    ]
+    return {"engine": engine_state, "problems": problems + spec_errors, "environments": envs}
+
+
+def _variants(only: str | None) -> tuple[list[tuple[specs.Spec, specs.Variant]], list[str]]:
+    if only is not None:
+        return [specs.resolve(only)], []  # a SpecError here is the caller's 404
+    pairs: list[tuple[specs.Spec, specs.Variant]] = []
+    errors: list[str] = []
+    for path in specs.spec_files().values():
+        try:
+            spec = specs.load_file(path)
+        except DockyardError as exc:
+            errors.append(exc.text)
+            continue
+        pairs += [(spec, v) for v in spec.variants.values()]
+    return pairs, errors
+
+
+def _one(
+    spec: specs.Spec,
+    variant: specs.Variant,
+    settings: Settings | None,
+    client: docker.DockerClient | None,
+    verdict: gpu.Verdict | None,
+    installed_kernels: set[str] | None,
+    running_builds: dict[str, str],
+) -> dict[str, Any]:
+    name = kernel_name(spec, variant)
+    problems: list[str] = []
+    image: dict[str, Any] = {"status": "unknown", "tag": None, "size": None}
+    if settings is not None and client is not None:
+        try:
+            state = image_state(client, spec, variant, settings.build)
+            image = {"status": state.status, "tag": state.plan.tag, "size": _size(state.image)}
+            if not state.built:
+                what = "is outdated (the spec or the site settings changed)" if state.older else "is not built"
+                problems.append(
+                    f"The image of {variant.ref} {what}. Fix: press Build, or run 'dockyard build {variant.ref}'."
+                )
+        except DockyardError as exc:
+            problems.append(exc.text)
+    gpu_state = {"wants": variant.gpu, "available": None if verdict is None else verdict.usable}
+    if client is not None and settings is not None:
+        try:
+            gpu.device_requests(variant.gpu, settings.kernels.gpu, verdict, variant.ref)
+        except DockyardError as exc:  # GPU required (by the spec or the user) but the engine gives none
+            problems.append(exc.text)
+    installed = None if installed_kernels is None else name in installed_kernels
+    if installed is False:
+        problems.append(
+            f"Jupyter has no kernelspec '{name}', so no notebook can switch to {variant.ref}. "
+            "Fix: run 'dockyard kernels install' and reload this page."
+        )
+    return {
+        "ref": variant.ref,
+        "env": spec.name,
+        "variant": variant.name,
+        "title": spec.display_name,
+        "description": variant.description or spec.description,
+        "framework": {"name": spec.framework, "version": spec.framework_version},
+        "python": spec.python,
+        "kernel": {"name": name, "display_name": display_name(spec, variant), "installed": installed},
+        "image": image,
+        "gpu": gpu_state,
+        "build": running_builds.get(variant.ref),
+        "problems": problems,
+    }
+
+
+def _size(image: Any) -> int | None:
+    if image is None:
+        return None
+    size = image.attrs.get("Size")
+    return int(size) if isinstance(size, int) else None

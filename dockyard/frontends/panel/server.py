@@ -1,0 +1,168 @@
+"""The Jupyter server extension: the panel's REST API under {base_url}/dockyard/api/.
+
+Jupyter's own rules apply: every handler is an APIHandler behind @web.authenticated (token or login
+cookie) and @authorized (the server's authorizer, e.g. JupyterHub's), and POSTs need the XSRF token
+unless token-authenticated. Engine and spec work runs in worker threads, so the server stays responsive.
+
+    GET  /dockyard/api/environments            every variant: spec summary, kernel, image, GPU, problems
+    GET  /dockyard/api/environments/ENV:VAR    one of them (404 with the message for an unknown one)
+    GET  /dockyard/api/builds                  builds of this server's lifetime
+    POST /dockyard/api/builds  {"ref": "ENV:VAR", "rebuild": false}   → 202 (or 200: already running)
+    GET  /dockyard/api/builds/ID               one build's state and events
+    GET  /dockyard/api/builds/ID/events?after=N   server-sent events, from event N on, until the build ends
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.serverapp import ServerApp
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ...errors import DockyardError
+from . import environments
+from .builds import BuildJob, Builds
+
+AUTH_RESOURCE = "dockyard"
+KEEPALIVE_SECONDS = 15.0
+_REF = r"[^/]+"
+
+
+class _Base(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def builds(self) -> Builds:
+        builds: Builds = self.settings["dockyard_builds"]
+        return builds
+
+    def fail(self, status: int, message: str) -> web.HTTPError:
+        """A 4xx answer people can act on: APIHandler.write_error sends {"message": one paragraph}."""
+        return web.HTTPError(status, message.replace("%", "%%"))
+
+    def installed_kernels(self) -> set[str] | None:
+        try:
+            return set(self.kernel_spec_manager.find_kernel_specs())
+        except Exception:  # a broken kernelspec dir must not hide the environments
+            return None
+
+
+class EnvironmentsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, ref: str | None = None) -> None:
+        kernels, running = self.installed_kernels(), self.builds.running()
+        try:
+            answer = await asyncio.to_thread(environments.snapshot, kernels, running, ref)
+        except DockyardError as exc:  # only for one named ref: no such environment or variant
+            raise self.fail(404, exc.text) from None
+        if ref is not None:
+            answer = {**answer, "environment": answer.pop("environments")[0]}
+        self.finish(json.dumps(answer))
+
+
+class BuildsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps({"builds": [job.summary() for job in self.builds.all()]}))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise self.fail(400, f'The request body is not JSON ({exc}). Fix: send {{"ref": "ENV:VARIANT"}}.') from None
+        if not isinstance(body, dict) or not isinstance(body.get("ref"), str) or not body["ref"].strip():
+            raise self.fail(400, 'The request needs a JSON object with "ref", e.g. {"ref": "pytorch:cpu"}.')
+        unknown = sorted(set(body) - {"ref", "rebuild"})
+        if unknown:
+            raise self.fail(400, f'Unknown field(s) {", ".join(unknown)}. Fix: send only "ref" and "rebuild".')
+        rebuild = body.get("rebuild", False)
+        if not isinstance(rebuild, bool):
+            raise self.fail(400, f'"rebuild" must be true or false, not {rebuild!r}.')
+        try:
+            job, created = self.builds.start(body["ref"].strip(), rebuild=rebuild)
+        except DockyardError as exc:
+            raise self.fail(404, exc.text) from None
+        self.set_status(202 if created else 200)
+        events = url_path_join(self.base_url, "dockyard/api/builds", job.id, "events")
+        self.finish(json.dumps({**job.summary(), "events_url": events}))
+
+
+class BuildHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        job = self._job(job_id)
+        self.finish(json.dumps({**job.summary(), "log": job.events_after(0)}))
+
+    def _job(self, job_id: str) -> BuildJob:
+        job = self.builds.get(job_id)
+        if job is None:
+            raise self.fail(404, f"No build with id '{job_id}' on this server (builds are kept until it restarts).")
+        return job
+
+
+class BuildEventsHandler(BuildHandler):
+    """Server-sent events: `id: SEQ`, `event: TYPE`, `data: JSON`; the stream ends after the last event."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        after = self.get_argument("after", None) or self.request.headers.get("Last-Event-ID")
+        try:
+            seq = int(after) + 1 if after is not None else 0
+        except ValueError:
+            raise self.fail(400, f"'after' must be an event number, not {after!r}.") from None
+        job = self._job(job_id)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # no proxy buffering: progress must arrive live
+        try:
+            while True:
+                changed = job.changed  # taken before reading, so no event can slip between read and wait
+                events = job.events_after(seq)
+                for event in events:
+                    self.write(f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n")
+                seq += len(events)
+                await self.flush()
+                if job.state != "running" and not job.events_after(seq):
+                    break
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE_SECONDS)
+                except asyncio.TimeoutError:
+                    self.write(": keepalive\n\n")
+        except StreamClosedError:
+            return  # the follower went away; the build goes on
+        self.finish(set_content_type="text/event-stream")
+
+
+class NotFoundHandler(_Base):
+    @web.authenticated
+    async def get(self, path: str) -> None:
+        raise self.fail(404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments and builds.")
+
+    post = get
+
+
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
+    web_app = serverapp.web_app
+    web_app.settings["dockyard_builds"] = Builds()
+    api = url_path_join(web_app.settings["base_url"], "dockyard", "api")
+    handlers: list[tuple[str, type[APIHandler]]] = [
+        (url_path_join(api, "environments"), EnvironmentsHandler),
+        (url_path_join(api, "environments", f"({_REF})"), EnvironmentsHandler),
+        (url_path_join(api, "builds"), BuildsHandler),
+        (url_path_join(api, "builds", r"(\w+)"), BuildHandler),
+        (url_path_join(api, "builds", r"(\w+)", "events"), BuildEventsHandler),
+        (url_path_join(api, "(.*)"), NotFoundHandler),
+    ]
+    web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
+    serverapp.log.info("dockyard panel API at %s", api)
