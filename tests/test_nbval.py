@@ -44,7 +44,8 @@ def test_notebooks_pass_nbval_as_the_test_user(ref, folders, user_python, built,
 
 
 def test_notebooks_directory_has_a_test_for_every_folder():
-    covered = {f for p in FRAMEWORK_NOTEBOOKS for f in p.values[1]} | {"pipeline"}  # pipeline: test_compose_engine
+    # pipeline: test_compose_engine runs it against the stack; panel: the test below (its outputs depend on the host).
+    covered = {f for p in FRAMEWORK_NOTEBOOKS for f in p.values[1]} | {"pipeline", "panel"}
     assert {p.name for p in NOTEBOOKS.iterdir() if p.is_dir()} == covered
 
 
@@ -68,3 +69,26 @@ def test_common_notebooks_pass_nbval_as_root_and_leave_no_kernel(built, docker_c
     assert " passed" in out
     assert not leftovers, f"kernel containers left behind: {leftovers}"
     assert sorted(p.name for p in (work / "common").iterdir()) == ["environment.ipynb"]
+
+
+def test_panel_notebook_runs_in_a_container_kernel(built, docker_client, jupyter_path, tmp_path):
+    """notebooks/panel in minimal:cpu's container kernel: the panel (anywidget, a kit file in the image) displays
+    and the facts cell runs. Lax: the panel's rows depend on what this host has built, so no outputs are stored;
+    Build and Switch themselves are exercised in the browser (test_panel_browser.py)."""
+    built("minimal:cpu")
+    work = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS / "panel", work / "panel", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    cmd = [
+        sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-kernel-name", "dockyard-minimal-cpu",
+        "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q", str(work / "panel"),
+    ]  # fmt: skip
+    code, out, leftovers = run_and_clean(
+        cmd,
+        timeout=600,
+        clean=lambda pid: remove_leftovers(docker_client, pid, wait=10),
+        cwd=work,
+        env=jupyter_env(jupyter_path, tmp_path / "jupyter"),
+    )
+    assert code == 0, f"nbval failed:\n{out[-6000:]}"
+    assert "2 passed" in out  # both code cells ran without an error
+    assert not leftovers, f"kernel containers left behind: {leftovers}"

@@ -64,6 +64,12 @@ def _lab(
     if labextension:  # where the wheel puts it: PREFIX/share/jupyter/labextensions/dockyard-panel
         (jupyter_path / "labextensions").mkdir()
         (jupyter_path / "labextensions" / "dockyard-panel").symlink_to(LABEXTENSION)
+    else:
+        # An installed dockyard (pip install -e . in CI) puts the labextension into sys.prefix, which every
+        # JupyterLab reads: disable it as a user would ('jupyter labextension disable'), in this lab's config dir.
+        labconfig = tmp / "lab" / "jupyter" / "config" / "labconfig"
+        labconfig.mkdir(parents=True)
+        (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": {"dockyard-panel": True}}))
     for name, values in LAB_SETTINGS.items():
         (tmp / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / "settings" / name).write_text(json.dumps(values))
