@@ -10,27 +10,25 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE_DIR.parent
 
 
-def envs_dirs() -> list[Path]:
-    """Spec directories, first match wins: $DOCKYARD_ENVS_PATH, the checkout's envs/, the packaged copy."""
+def _search_dirs(variable: str, name: str) -> list[Path]:
+    """$VARIABLE's directories, then the checkout's NAME/, then the copy packaged with dockyard; first match wins."""
     dirs: list[Path] = []
-    extra = os.environ.get("DOCKYARD_ENVS_PATH", "")
+    extra = os.environ.get(variable, "")
     dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
-    for candidate in (SOURCE_ROOT / "envs", PACKAGE_DIR / "envs"):
+    for candidate in (SOURCE_ROOT / name, PACKAGE_DIR / name):
         if candidate.is_dir() and candidate not in dirs:
             dirs.append(candidate)
     return dirs
+
+
+def envs_dirs() -> list[Path]:
+    """Spec directories: $DOCKYARD_ENVS_PATH, the checkout's envs/, the packaged copy."""
+    return _search_dirs("DOCKYARD_ENVS_PATH", "envs")
 
 
 def stacks_dirs() -> list[Path]:
-    """Stack directories (stacks/NAME/stack.yaml), first match wins: $DOCKYARD_STACKS_PATH, the checkout's stacks/,
-    the packaged copy."""
-    dirs: list[Path] = []
-    extra = os.environ.get("DOCKYARD_STACKS_PATH", "")
-    dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
-    for candidate in (SOURCE_ROOT / "stacks", PACKAGE_DIR / "stacks"):
-        if candidate.is_dir() and candidate not in dirs:
-            dirs.append(candidate)
-    return dirs
+    """Stack directories (stacks/NAME/stack.yaml): $DOCKYARD_STACKS_PATH, the checkout's stacks/, the packaged copy."""
+    return _search_dirs("DOCKYARD_STACKS_PATH", "stacks")
 
 
 def state_dir() -> Path:

@@ -4,7 +4,9 @@ temp-installed kernelspecs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
+from tornado.websocket import websocket_connect
 
 from dockyard.cli import main as dockyard_main
 from dockyard.labels import LABEL_OWNER
@@ -262,6 +266,46 @@ class JupyterProc:
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+    def new_session(self, kernel: str, name: str = "test.ipynb") -> requests.Response:
+        body = {"path": name, "name": name, "type": "notebook", "kernel": {"name": kernel}}
+        return self.api("POST", "/api/sessions", json=body)
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        """Run code over the kernel's websocket (as JupyterLab does); returns its stdout."""
+        return asyncio.run(_execute(self, kernel_id, code, timeout))
+
+
+async def _execute(server: JupyterProc, kernel_id: str, code: str, timeout: float) -> str:
+    ws_url = server.url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?token={server.token}"
+    conn = await websocket_connect(ws_url)
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex, "username": "test"}
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+    conn.write_message(json.dumps({
+        "channel": "shell",
+        "header": {**header, "version": "5.3"},
+        "parent_header": {}, "metadata": {},
+        "content": content,
+    }))  # fmt: skip
+    out: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            raw = await asyncio.wait_for(conn.read_message(), max(0.1, deadline - time.monotonic()))
+            assert raw is not None, "kernel websocket closed"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream":
+                out.append(msg["content"]["text"])
+            elif kind == "error":
+                raise AssertionError("\n".join(msg["content"]["traceback"]))
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+    finally:
+        conn.close()
 
 
 def start_jupyter(app: str, jupyter_path: Path, scratch: Path, *args: str, **env_extra: str) -> JupyterProc:

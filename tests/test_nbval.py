@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,14 +50,14 @@ def test_notebooks_directory_has_a_test_for_every_folder():
     assert {p.name for p in NOTEBOOKS.iterdir() if p.is_dir()} == covered
 
 
-def test_common_notebooks_pass_nbval_as_root_and_leave_no_kernel(built, docker_client, jupyter_path, tmp_path):
-    """The same run as the invoking user (root in CI), where the kernel containers carry nbval's PID as owner."""
-    built("minimal:cpu")
+def _nbval_as_root(docker_client, jupyter_path: Path, tmp_path: Path, folder: str, mode: str) -> str:
+    """nbval (`mode`: --nbval or --nbval-lax) on a copy of notebooks/FOLDER in minimal:cpu's container kernel, as
+    the invoking user: its kernel containers carry nbval's PID as owner, and none may outlive the run."""
     work = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOKS / "common", work / "common", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(NOTEBOOKS / folder, work / folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     cmd = [
-        sys.executable, "-m", "pytest", "--nbval", "--nbval-kernel-name", "dockyard-minimal-cpu",
-        "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q", str(work / "common"),
+        sys.executable, "-m", "pytest", mode, "--nbval-kernel-name", "dockyard-minimal-cpu",
+        "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q", str(work / folder),
     ]  # fmt: skip
     code, out, leftovers = run_and_clean(
         cmd,
@@ -66,9 +67,16 @@ def test_common_notebooks_pass_nbval_as_root_and_leave_no_kernel(built, docker_c
         env=jupyter_env(jupyter_path, tmp_path / "jupyter"),
     )
     assert code == 0, f"nbval failed:\n{out[-6000:]}"
-    assert " passed" in out
     assert not leftovers, f"kernel containers left behind: {leftovers}"
-    assert sorted(p.name for p in (work / "common").iterdir()) == ["environment.ipynb"]
+    return out
+
+
+def test_common_notebooks_pass_nbval_as_root_and_leave_no_kernel(built, docker_client, jupyter_path, tmp_path):
+    """The same run as the invoking user (root in CI), where the kernel containers carry nbval's PID as owner."""
+    built("minimal:cpu")
+    out = _nbval_as_root(docker_client, jupyter_path, tmp_path, "common", "--nbval")
+    assert " passed" in out
+    assert sorted(p.name for p in (tmp_path / "notebooks" / "common").iterdir()) == ["environment.ipynb"]
 
 
 def test_panel_notebook_runs_in_a_container_kernel(built, docker_client, jupyter_path, tmp_path):
@@ -76,19 +84,5 @@ def test_panel_notebook_runs_in_a_container_kernel(built, docker_client, jupyter
     and the facts cell runs. Lax: the panel's rows depend on what this host has built, so no outputs are stored;
     Build and Switch themselves are exercised in the browser (test_panel_browser.py)."""
     built("minimal:cpu")
-    work = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOKS / "panel", work / "panel", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    cmd = [
-        sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-kernel-name", "dockyard-minimal-cpu",
-        "--nbval-kernel-startup-timeout", "120", "-p", "no:cacheprovider", "-q", str(work / "panel"),
-    ]  # fmt: skip
-    code, out, leftovers = run_and_clean(
-        cmd,
-        timeout=600,
-        clean=lambda pid: remove_leftovers(docker_client, pid, wait=10),
-        cwd=work,
-        env=jupyter_env(jupyter_path, tmp_path / "jupyter"),
-    )
-    assert code == 0, f"nbval failed:\n{out[-6000:]}"
+    out = _nbval_as_root(docker_client, jupyter_path, tmp_path, "panel", "--nbval-lax")
     assert "2 passed" in out  # both code cells ran without an error
-    assert not leftovers, f"kernel containers left behind: {leftovers}"

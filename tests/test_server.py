@@ -7,78 +7,19 @@ the real daemon keeps running for the other tests.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
-from tornado.websocket import websocket_connect
 
 from dockyard.labels import LABEL_KERNEL_ID
 
-from .helpers import free_port, install_kernelspecs, jupyter_env, owned_containers, remove_leftovers
+from .helpers import JupyterProc, install_kernelspecs, owned_containers, remove_leftovers, start_jupyter, stop_jupyter
+
+Server = JupyterProc  # a Jupyter server subprocess (tests/helpers.py)
 
 pytestmark = pytest.mark.engine
-
-
-@dataclass
-class Server:
-    url: str
-    token: str
-    proc: subprocess.Popen
-    root: Path
-    log: Path
-
-    def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = {"Authorization": f"token {self.token}"}
-        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=120, **kwargs)
-
-    def new_session(self, kernel: str, name: str = "test.ipynb") -> requests.Response:
-        body = {"path": name, "name": name, "type": "notebook", "kernel": {"name": kernel}}
-        return self.api("POST", "/api/sessions", json=body)
-
-    def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
-        """Run code over the kernel's websocket (as JupyterLab does); returns its stdout."""
-        return asyncio.run(_execute(self, kernel_id, code, timeout))
-
-
-async def _execute(server: Server, kernel_id: str, code: str, timeout: float) -> str:
-    ws_url = server.url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?token={server.token}"
-    conn = await websocket_connect(ws_url)
-    msg_id = uuid.uuid4().hex
-    header = {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex, "username": "test"}
-    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
-    conn.write_message(json.dumps({
-        "channel": "shell",
-        "header": {**header, "version": "5.3"},
-        "parent_header": {}, "metadata": {},
-        "content": content,
-    }))  # fmt: skip
-    out: list[str] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            raw = await asyncio.wait_for(conn.read_message(), max(0.1, deadline - time.monotonic()))
-            assert raw is not None, "kernel websocket closed"
-            msg = json.loads(raw)
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = msg["header"]["msg_type"]
-            if kind == "stream":
-                out.append(msg["content"]["text"])
-            elif kind == "error":
-                raise AssertionError("\n".join(msg["content"]["traceback"]))
-            elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                return "".join(out)
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -87,39 +28,10 @@ def jupyter_path(tmp_path_factory):
 
 
 def _start_server(jupyter_path: Path, scratch: Path, **env_extra: str) -> Server:
-    port, token = free_port(), uuid.uuid4().hex
-    root = scratch / "root"
-    root.mkdir(parents=True)
-    log = scratch / "server.log"
-    env = jupyter_env(jupyter_path, scratch / "jupyter", **env_extra)
-    cmd = [
-        sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-    ]  # fmt: skip
-    with log.open("w") as f:
-        proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", token, proc, root, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"jupyter server exited:\n{log.read_text()[-4000:]}"
-        try:
-            if server.api("GET", "/api/status").status_code == 200:
-                return server
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"jupyter server did not answer within 60 s:\n{log.read_text()[-4000:]}")
+    return start_jupyter("server", jupyter_path, scratch, **env_extra)
 
 
-def _stop_server(server: Server) -> None:
-    server.proc.terminate()  # SIGTERM: the server shuts its kernels down, as on Ctrl-C
-    try:
-        server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+_stop_server = stop_jupyter
 
 
 @pytest.fixture

@@ -336,6 +336,13 @@ class DockerProvisioner(LocalProvisioner):
                 ) from None
             raise
 
+    def _port_taken(self, log_tail: str) -> PortTakenError:
+        return PortTakenError(
+            f"Another process took one of the kernel's ports before the kernel in container {self.container_name} "
+            "could bind it",
+            fix=f"start the kernel again{log_tail}",
+        )
+
     async def _wait_until_ready(self) -> None:
         """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
         assert self.parent is not None
@@ -356,11 +363,7 @@ class DockerProvisioner(LocalProvisioner):
                     what = "was removed" if state == "missing" else f"exited with code {code}"
                     tail = self._log_tail()
                     if _PORT_IN_USE in tail:
-                        raise PortTakenError(
-                            f"Another process took one of the kernel's ports before the kernel in container "
-                            f"{self.container_name} could bind it",
-                            fix=f"start the kernel again{tail}",
-                        )
+                        raise self._port_taken(tail)
                     raise DockyardError(
                         f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel "
                         "was ready",
@@ -368,12 +371,15 @@ class DockerProvisioner(LocalProvisioner):
                         f"rebuild with 'dockyard build', then start the kernel again{tail}",
                     )
                 if time.monotonic() > deadline:
+                    tail = self._log_tail()
+                    if _PORT_IN_USE in tail:  # ipykernel can log the failed bind and hang instead of exiting
+                        raise self._port_taken(tail)
                     raise DockyardError(
                         f"The kernel in container {self.container_name} ({self._describe()}) did not answer within "
                         f"{self.startup_timeout:.0f} s",
                         fix="check the container's log below; if the image is just slow to start, raise "
                         "'startup_timeout' "
-                        f"in the kernelspec's provisioner config{self._log_tail()}",
+                        f"in the kernelspec's provisioner config{tail}",
                     )
             await sock.recv()
         finally:
