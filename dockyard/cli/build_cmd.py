@@ -62,21 +62,29 @@ def _plans(args: argparse.Namespace) -> tuple[BuildOptions, list[BuildPlan]]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     options, plans = _plans(args)
+    for plan in plans:  # every lock checked before anything is built: nothing half-done on a bad one
+        if plan.lock_error is not None:
+            raise plan.lock_error
     client = engine.client(timeout=3600)
     for plan in plans:
         with RichReporter(console, plan.variant.ref, verbose=args.verbose) as reporter:
             result = build(client, plan, options, reporter, rebuild=args.rebuild)
         if result.built:
             console.print(
-                f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})", soft_wrap=True
+                f"[green]built[/] {result.tag} ({_gb(result.size)}) in {result.seconds:.0f}s (log: {result.log_path})",
+                soft_wrap=True,
             )
         else:
-            console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
+            console.print(f"[green]up to date[/] {result.tag} ({_gb(result.size)})", soft_wrap=True)
         if not args.no_kernels:
             _offer_kernel(plan)
     if args.devcontainer_gpu and any(p.variant.gpu != "none" for p in plans):
         _devcontainer_gpu_advice(client)
     return 0
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
 
 
 def _devcontainer_gpu_advice(client: docker.DockerClient) -> None:

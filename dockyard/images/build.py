@@ -20,8 +20,10 @@ from ..engine import find_image
 from ..errors import BuildError, EngineError
 from .buildlock import tag_lock
 from .plan import BuildPlan
+from .render import FINAL_STAGE
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 
 
 class Reporter(Protocol):
@@ -46,6 +48,7 @@ class BuildResult:
     built: bool
     seconds: float
     log_path: Path | None
+    size: int = 0  # bytes, as `docker images` shows them
 
 
 def log_path_for(plan: BuildPlan) -> Path:
@@ -84,6 +87,17 @@ def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOpt
         ) from None
 
 
+def _remove_stage(client: docker.DockerClient, image_id: str | None) -> None:
+    """The Python stage's image is only a source of COPY --from: left behind, it is an untagged image as big
+    as the venv plus the wheels. Removing it frees that; the layer cache below it (system stage) stays."""
+    if image_id is None:
+        return
+    try:
+        client.images.remove(image_id, noprune=False)
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        pass  # another build is using it right now (it removes it when it ends), or it is gone already
+
+
 def build(
     client: docker.DockerClient,
     plan: BuildPlan,
@@ -93,6 +107,8 @@ def build(
     rebuild: bool = False,
 ) -> BuildResult:
     """Build plan's image unless an image with its content tag exists (then it is a no-op)."""
+    if plan.lock_error is not None:
+        raise plan.lock_error  # before any download: a missing or stale lock, or CUDA in a CPU variant
     reporter = reporter or NullReporter()
     start = time.monotonic()
     image = None if rebuild else find_image(client, plan.tag)
@@ -108,7 +124,7 @@ def build(
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
     if plan.alias not in image.tags:
         image.tag(plan.alias)
-    return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
+    return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None, image.attrs.get("Size", 0))
 
 
 def _build(
@@ -128,6 +144,8 @@ def _build(
     step_lines: list[str] = []
     step_text = ""
     image_id = None
+    layer = None  # the image the last step made ("---> ID")
+    stage_image = None  # the python-packages stage's last layer: untagged once the build ends
     with tempfile.TemporaryFile() as ctx, log_path.open("w", encoding="utf-8") as log:
         plan.write_context(ctx)
         ctx.seek(0)
@@ -148,6 +166,7 @@ def _build(
                     message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                     log.write(f"ERROR: {message}\n")
                     output = "".join(step_lines[-60:]).rstrip()
+                    _remove_stage(client, stage_image)
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
                         f"--- output of that step ---\n{output}\n---",
@@ -163,6 +182,10 @@ def _build(
                 log.write(text)
                 for line in text.splitlines():
                     m = _STEP.match(line)
+                    if m and m.group(3) == FINAL_STAGE:
+                        stage_image = layer
+                    if (layer_match := _LAYER.match(line)) is not None:
+                        layer = layer_match.group(1)
                     if m:
                         step_lines = []
                         step_text = m.group(3)
@@ -171,6 +194,7 @@ def _build(
                         step_lines.append(line + "\n")
                         reporter.output(line)
         except docker.errors.APIError as exc:
+            _remove_stage(client, stage_image)
             raise BuildError(
                 f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}",
                 fix=f"see {log_path}",
@@ -183,6 +207,7 @@ def _build(
                     f"{log_path}"
                 ),
             ) from None
+    _remove_stage(client, stage_image)
     image = client.images.get(image_id or plan.tag)
     image.tag(plan.alias)
-    return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)
+    return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path, image.attrs.get("Size", 0))
