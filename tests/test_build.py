@@ -27,7 +27,7 @@ from dockyard.images.buildlock import lock_name, tag_lock
 from dockyard.images.plan import make_plan
 from dockyard.labels import LABEL_ENV, LABEL_HASH
 
-from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, copy_spec
+from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, copy_locks, copy_spec
 
 pytestmark = pytest.mark.engine
 
@@ -155,6 +155,7 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
 def _edited_minimal(envs_dir: Path) -> Path:
     """minimal with one more ENV line: a tag never built before whose layers are all cached but the last."""
     path = envs_dir / "minimal.yaml"
+    copy_locks("minimal", envs_dir)
     path.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
     return path
 

@@ -41,7 +41,7 @@ from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.reaper import owner_id, reap
 from dockyard.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
-from .helpers import REPO, SITE_ENV
+from .helpers import REPO, SITE_ENV, copy_locks
 
 pytestmark = pytest.mark.engine
 
@@ -423,6 +423,7 @@ def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, 
     original = built("minimal:cpu")  # layers cached: each edit below only adds its ENV layer and the kit
     stamp = time.time_ns()
     spec = tmp_envs / "minimal.yaml"
+    copy_locks("minimal", tmp_envs)
     tags: list[str] = []
 
     def edit_and_plan(mark: str) -> BuildPlan:
