@@ -87,15 +87,26 @@ def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOpt
         ) from None
 
 
-def _remove_stage(client: docker.DockerClient, image_id: str | None) -> None:
-    """The Python stage's image is only a source of COPY --from: left behind, it is an untagged image as big
-    as the venv plus the wheels. Removing it frees that; the layer cache below it (system stage) stays."""
+def _remove_if_untagged(client: docker.DockerClient, image_id: str | None) -> None:
     if image_id is None:
         return
     try:
-        client.images.remove(image_id, noprune=False)
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id, noprune=False)
     except (docker.errors.ImageNotFound, docker.errors.APIError):
-        pass  # another build is using it right now (it removes it when it ends), or it is gone already
+        pass  # gone already, or another build is using it right now
+
+
+def _keep_stage(client: docker.DockerClient, plan: BuildPlan, image_id: str | None) -> None:
+    """The Python stage's image (the venv before COPY --from) would stay behind untagged, as big as the venv
+    plus the wheels. One per variant is kept, tagged, so a change to the image's last layers (variables, kit)
+    rebuilds in seconds; the one it replaces is removed."""
+    if image_id is None:
+        return
+    previous = find_image(client, plan.stage_tag)
+    client.images.get(image_id).tag(plan.stage_tag)
+    if previous is not None and previous.id != client.images.get(image_id).id:
+        _remove_if_untagged(client, previous.id)
 
 
 def build(
@@ -166,7 +177,7 @@ def _build(
                     message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                     log.write(f"ERROR: {message}\n")
                     output = "".join(step_lines[-60:]).rstrip()
-                    _remove_stage(client, stage_image)
+                    _remove_if_untagged(client, stage_image)
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
                         f"--- output of that step ---\n{output}\n---",
@@ -194,7 +205,7 @@ def _build(
                         step_lines.append(line + "\n")
                         reporter.output(line)
         except docker.errors.APIError as exc:
-            _remove_stage(client, stage_image)
+            _remove_if_untagged(client, stage_image)
             raise BuildError(
                 f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}",
                 fix=f"see {log_path}",
@@ -207,7 +218,7 @@ def _build(
                     f"{log_path}"
                 ),
             ) from None
-    _remove_stage(client, stage_image)
+    _keep_stage(client, plan, stage_image)
     image = client.images.get(image_id or plan.tag)
     image.tag(plan.alias)
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path, image.attrs.get("Size", 0))

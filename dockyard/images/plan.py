@@ -13,7 +13,7 @@ from ..labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_VARIANT
 from ..specs import Spec, Variant
 from . import context, render
 from .lockfile import Lock, LockError, inputs_digest, load_lock
-from .naming import image_alias, image_tag
+from .naming import image_alias, image_tag, stage_tag
 
 # Bump when the rendering changes in a way the Dockerfile text alone would not show.
 FORMAT = "dockyard-build-2"
@@ -40,6 +40,10 @@ class BuildPlan:
     def alias(self) -> str:
         """Moving tag that always names the newest build of this variant."""
         return image_alias(self.variant)
+
+    @property
+    def stage_tag(self) -> str:
+        return stage_tag(self.variant)
 
     @property
     def labels(self) -> dict[str, str]:

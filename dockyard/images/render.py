@@ -17,7 +17,7 @@ VENV = "/opt/dockyard/venv"
 KIT = "/opt/dockyard/kit"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 REMOTE_USER = "dockyard"
-FINAL_STAGE = "FROM system"  # the last stage's line: the build removes the stage image made before it
+FINAL_STAGE = "FROM system"  # the last stage's line: the build tags the stage image made before it
 
 
 def _env_value(value: str) -> str:
