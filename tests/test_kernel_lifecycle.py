@@ -32,6 +32,7 @@ from dockyard.config import load_settings
 from dockyard.engine import find_image
 from dockyard.errors import DockyardError, EngineError
 from dockyard.images.build import build
+from dockyard.images.lockfile import freeze_pins, load_lock, lock_pins
 from dockyard.images.naming import image_repository
 from dockyard.images.plan import BuildPlan, make_plan
 from dockyard.kernel.container import (
@@ -250,6 +251,19 @@ print(json.dumps({'cwd': os.getcwd(), 'env': dict(os.environ), 'uid': os.getuid(
     assert written.read_text() == "hello"
     assert (written.stat().st_uid, written.stat().st_gid) == (os.getuid(), os.getgid())
     assert _gone(docker_client, cid)
+
+
+def test_kernel_holds_exactly_the_locked_packages(kernelspecs, tmp_path):
+    """Parity: `pip freeze` inside a running container kernel is the lock's set of packages and versions."""
+    with kernel("dy-minimal", tmp_path) as (_, kc):
+        content, out = run(
+            kc,
+            "import subprocess, sys; print(subprocess.run([sys.executable, '-m', 'pip', 'freeze'], "
+            "capture_output=True, text=True, check=True).stdout)",
+            timeout=60,
+        )
+    assert content["status"] == "ok", content
+    assert freeze_pins(out) == lock_pins(load_lock(*specs.resolve("minimal:cpu")))
 
 
 def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_path, docker_client):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-
-import docker
 from dataclasses import dataclass
 from typing import Any
 
+import docker
 from rich.markup import escape
 
 from .. import engine, gpu, specs

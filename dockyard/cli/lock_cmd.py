@@ -17,7 +17,9 @@ def register(sub: SubParsers) -> None:
         "lock",
         help="resolve every package of environment variants into envs/locks/ENV-VARIANT.txt (exact versions, hashes)",
     )
-    p.add_argument("refs", nargs="*", metavar="NAME[:VARIANT]", help="what to lock (a bare NAME: all its variants; none: every variant)")
+    p.add_argument(
+        "refs", nargs="*", metavar="NAME[:VARIANT]", help="what to lock (a bare NAME: all its variants; none: all)"
+    )
     p.add_argument(
         "--upgrade",
         action="append",

@@ -148,6 +148,7 @@ def _build(
     start: float,
 ) -> BuildResult:
     log_path = log_path_for(plan)
+    previous = find_image(client, plan.tag) if rebuild else None
     buildargs: dict[str, str] = {}
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
@@ -221,4 +222,6 @@ def _build(
     _keep_stage(client, plan, stage_image)
     image = client.images.get(image_id or plan.tag)
     image.tag(plan.alias)
+    if previous is not None and previous.id != image.id:
+        _remove_if_untagged(client, previous.id)  # --rebuild took its tags: nothing would name it any more
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path, image.attrs.get("Size", 0))

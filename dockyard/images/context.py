@@ -20,6 +20,7 @@ _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICAT
 CA_DIR = "ca-certificates"
 WHEEL_DIR = "wheelhouse"
 KIT_DIR = "kit"
+UV_LOCK = Path(__file__).with_name("uv-installer.txt")  # uv itself, hash-pinned, for installer "uv"
 
 
 def _pem_files(path: Path) -> list[Path]:

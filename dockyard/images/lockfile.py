@@ -27,7 +27,9 @@ _INPUTS = re.compile(r"^# inputs: ([0-9a-f]{64})$", re.M)
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 # Distributions that only exist to bring CUDA: NVIDIA's runtime wheels, CUDA toolkits, GPU compilers and
 # plugins. torch's "+cu128"-style local versions are CUDA builds too.
-_CUDA_NAMES = re.compile(r"^(nvidia-.*|cuda-.*|cupy-cuda.*|jax-cuda.*|triton|pytorch-triton|tensorrt.*|tensorflow-gpu)$")
+_CUDA_NAMES = re.compile(
+    r"^(nvidia-.*|cuda-.*|cupy-cuda.*|jax-cuda.*|triton|pytorch-triton|tensorrt.*|tensorflow-gpu)$"
+)
 _CUDA_VERSION = re.compile(r"\+cu\d+")
 
 
@@ -166,12 +168,17 @@ def load_lock(spec: Spec, variant: Variant) -> Lock:
     return lock
 
 
+# What `python -m venv` puts into every venv; `pip freeze` leaves these out, `pip list` does not.
+_VENV_BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
+
+
 def freeze_pins(freeze_output: str) -> set[tuple[str, str]]:
-    """`pip freeze` output as (canonical name, version) pairs, to compare an environment with its lock."""
+    """`pip freeze` (or `pip list --format=freeze`) output as (canonical name, version) pairs, without the venv's
+    own pip and setuptools, to compare an environment with its lock."""
     out: set[tuple[str, str]] = set()
     for line in freeze_output.splitlines():
         name, sep, version = line.strip().partition("==")
-        if sep:
+        if sep and canonicalize_name(name) not in _VENV_BOOTSTRAP:
             out.add((canonicalize_name(name), version))
     return out
 

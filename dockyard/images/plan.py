@@ -18,6 +18,8 @@ from .naming import image_alias, image_tag, stage_tag
 # Bump when the rendering changes in a way the Dockerfile text alone would not show.
 FORMAT = "dockyard-build-2"
 HASH_LEN = 12
+# What installs the lock in the build stage: "pip" or "uv" (bench/build_bench.py measures both; see docs/locks.md).
+INSTALLER = "pip"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class BuildPlan:
                     tar.addfile(info, io.BytesIO(data))
 
 
-def make_plan(spec: Spec, variant: Variant, options: BuildOptions) -> BuildPlan:
+def make_plan(spec: Spec, variant: Variant, options: BuildOptions, *, installer: str = INSTALLER) -> BuildPlan:
     files: dict[str, bytes | Path] = {}
     certs = context.ca_certificates(options)
     files.update(certs)
@@ -91,7 +93,9 @@ def make_plan(spec: Spec, variant: Variant, options: BuildOptions) -> BuildPlan:
     if conf:
         files["pip.conf"] = conf.encode()
     files.update(context.kit_files(spec, variant, render.KIT))
-    text = render.dockerfile(spec, variant, options, has_ca=bool(certs), has_pip_conf=bool(conf))
+    if installer == "uv":
+        files["uv.txt"] = context.UV_LOCK.read_bytes()
+    text = render.dockerfile(spec, variant, options, has_ca=bool(certs), has_pip_conf=bool(conf), installer=installer)
     h = hashlib.sha256()
     # The spec's pins as they are now: a pin changed without relocking gives a tag no image has.
     h.update(FORMAT.encode() + b"\0" + inputs_digest(spec, variant).encode() + b"\0" + text.encode() + b"\0")

@@ -52,7 +52,24 @@ def pip_args(variant: Variant, options: BuildOptions) -> list[str]:
     return args
 
 
-def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: bool, has_pip_conf: bool) -> str:
+def _install(variant: Variant, options: BuildOptions, installer: str) -> list[str]:
+    """The commands that put the lock into the venv: pip, or uv (itself installed hash-checked into a tools venv
+    that exists only in this stage)."""
+    args = " ".join(shlex.quote(a) for a in pip_args(variant, options))
+    if installer == "uv":
+        args = args.replace("--no-cache-dir", "--no-cache")
+        return [
+            "python3 -m venv /tmp/dockyard/tools",
+            "/tmp/dockyard/tools/bin/pip install --no-cache-dir --require-hashes --no-deps -r /tmp/dockyard/uv.txt",
+            f"/tmp/dockyard/tools/bin/uv pip install --python {VENV}/bin/python {args} \\\n"
+            "        -r /tmp/dockyard/requirements.txt",
+        ]
+    return [f"{VENV}/bin/pip install {args} \\\n        -r /tmp/dockyard/requirements.txt"]
+
+
+def dockerfile(
+    spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: bool, has_pip_conf: bool, installer: str = "pip"
+) -> str:
     base = options.base_for(variant.base)
     major, minor = spec.python.split(".")
     out = [
@@ -94,13 +111,13 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
         "# The wheelhouse only exists in this stage, so its wheels never land in the final image.",
         f"COPY {WHEEL_DIR}/ /tmp/dockyard/{WHEEL_DIR}/",
         "COPY requirements.txt /tmp/dockyard/requirements.txt",  # the lock (envs/locks/)
+        *(["COPY uv.txt /tmp/dockyard/uv.txt"] if installer == "uv" else []),
         "# Kernels run as the host UID, so the venv is writable: `%pip install` works in a notebook.",
         f"RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == ({major}, {minor}) else "
         f'"base image has Python %d.%d but the spec asks for {spec.python}" % v)\' \\\n'
         f"    && python3 -m venv {VENV} \\\n"
-        f"    && {VENV}/bin/pip install {' '.join(shlex.quote(a) for a in pip_args(variant, options))} \\\n"
-        "        -r /tmp/dockyard/requirements.txt \\\n"
-        f"    && {VENV}/bin/pip check \\\n"
+        + "".join(f"    && {command} \\\n" for command in _install(variant, options, installer))
+        + f"    && {VENV}/bin/pip check \\\n"
         f"    && chmod -R a+rwX {VENV}",
         "",
         FINAL_STAGE,

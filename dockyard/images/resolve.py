@@ -86,7 +86,7 @@ def compile_lock(spec: Spec, variant: Variant, options: BuildOptions, *, upgrade
             ) from None
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-12:])
-            urls = [a for a in indexes(variant, options)[1::2]]
+            urls = indexes(variant, options)[1::2]
             if not options.pip_index_url:
                 urls.insert(0, "https://pypi.org/simple")
             raise LockError(
