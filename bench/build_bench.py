@@ -28,11 +28,27 @@ from pathlib import Path
 INSTALLERS = ("pip", "uv")
 
 
-def timed(cmd: list[str], stdin_path: str | None = None, env: dict[str, str] | None = None) -> float:
+def timed(cmd: list[str], stdin_path: str | None = None) -> float:
     with open(stdin_path or "/dev/null", "rb") as stdin:
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        return time.perf_counter() - start
+        done = subprocess.run(cmd, check=False, stdin=stdin, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {(done.stdout + done.stderr)[-2000:]}")
+    return elapsed
+
+
+def build_retrying(build, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """On a shared engine another user's clean-up may kill a build step's container (exit 137): once more."""
+    from dockyard.errors import BuildError
+
+    try:
+        return build(*args, **kwargs)
+    except BuildError as exc:
+        if "non-zero code: 137" not in exc.text:
+            raise
+        print("  (a build step was killed from outside: building again)", flush=True)
+        return build(*args, **kwargs)
 
 
 def median_of(runs: int, cmd: list[str], stdin_path: str | None = None) -> float:
@@ -65,7 +81,7 @@ def main() -> int:
             results: dict[str, dict[str, float]] = {}
             for installer in INSTALLERS:
                 plan = make_plan(s, v, options, installer=installer)
-                cold = build(client, plan, options, rebuild=True)
+                cold = build_retrying(build, client, plan, options, rebuild=True)
                 made.append(plan.tag)
                 # Warm: a copy of the spec whose lock differs by a comment: new tag, system layers cached.
                 with tempfile.TemporaryDirectory() as tmp:
@@ -76,9 +92,10 @@ def main() -> int:
                     (envs / "locks" / lock.name).write_text(lock.read_text() + f"# bench {time.time_ns()}\n")
                     warm_spec = spec.load_file(envs / s.path.name)
                     warm_plan = make_plan(warm_spec, warm_spec.variant(v.name), options, installer=installer)
-                    warm = build(client, warm_plan, options)
+                    warm = build_retrying(build, client, warm_plan, options)
                     made.append(warm_plan.tag)
                 results[installer] = {"cold": cold.seconds, "warm": warm.seconds, "size": cold.size / 1e9}
+                print(f"  {ref} {installer}: cold {cold.seconds:.1f}s, warm {warm.seconds:.1f}s", flush=True)
                 if installer == "pip":
                     with tempfile.TemporaryDirectory() as tmp:
                         ctx = f"{tmp}/context.tar"

@@ -39,6 +39,7 @@ def test_every_shipped_lock_matches_its_spec_and_holds_its_pins() -> None:
             assert locked is not None, f"{variant.ref}: {req.name} missing from its lock"
             assert req.specifier.contains(locked.version), f"{variant.ref}: {locked.version} breaks {pin}"
         assert all(p.hashes for p in lock.pins)
+        assert "dockyard-lock-" not in lock.text  # no temp dir of the machine that locked it
     assert unlocked == UNLOCKABLE_HERE
 
 
@@ -171,5 +172,6 @@ def test_relocking_after_a_pin_change_clears_the_error_and_changes_the_tag(tmp_e
     widgets = after.lock.pin("ipywidgets")
     assert widgets is not None
     assert widgets.version == "8.1.8"
+    assert "/tmp/" not in after.lock.text
     # Everything the pin change does not force stays at its locked version.
     assert after.lock.pin("ipykernel") == before.lock.pin("ipykernel") if before.lock else False

@@ -44,7 +44,8 @@ def indexes(variant: Variant, options: BuildOptions) -> list[str]:
 
 
 def _environment(options: BuildOptions, scratch: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    # The system's trust store, not uv's bundled roots: a TLS-intercepting proxy's CA lives there.
+    env = dict(os.environ) | {"UV_SYSTEM_CERTS": "1"}
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             env |= dict.fromkeys(names, options.proxy[key])
@@ -75,10 +76,16 @@ def compile_lock(spec: Spec, variant: Variant, options: BuildOptions, *, upgrade
         cmd += indexes(variant, options)
         for name in upgrade:
             cmd += ["--upgrade-package", name]
-        cmd += ["--output-file", str(out), str(scratch / "requirements.in")]
+        cmd += ["--output-file", str(out), "requirements.in"]  # relative: the lock's "# via" lines name no temp dir
         try:
             done = subprocess.run(
-                cmd, env=_environment(options, scratch), capture_output=True, text=True, timeout=900, check=False
+                cmd,
+                cwd=scratch,
+                env=_environment(options, scratch),
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise LockError(
