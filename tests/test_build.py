@@ -88,8 +88,10 @@ def test_unchanged_build_is_a_noop(built, docker_client, settings, monkeypatch) 
 
 
 def test_failed_step_shows_its_output_and_leaves_nothing(tmp_envs: Path, docker_client, no_new_containers) -> None:
-    path = copy_spec("minimal", tmp_envs)
-    path.write_text(path.read_text().replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
+    copy_spec("minimal", tmp_envs)
+    # A lock entry no index has (the resolver would refuse such a pin, so the lock is edited): pip's step fails.
+    lock = tmp_envs / "locks" / "minimal-cpu.txt"
+    lock.write_text(lock.read_text().replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
     settings = load_settings()
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), settings.build)
@@ -106,9 +108,10 @@ def test_without_the_proxy_ca_pip_fails_with_a_certificate_hint(
     tmp_envs: Path, docker_client, monkeypatch, no_new_containers
 ) -> None:
     """The corporate-proxy problem itself: the same build without --ca-cert cannot reach PyPI."""
-    path = copy_spec("minimal", tmp_envs)
-    # A pin nothing else uses, so no cached layer can hide the download.
-    path.write_text(path.read_text().replace("ipywidgets==8.1.9", "ipywidgets==8.1.8"))
+    copy_spec("minimal", tmp_envs)
+    # A lock no build used before, so no cached layer can hide the download.
+    lock = tmp_envs / "locks" / "minimal-cpu.txt"
+    lock.write_text(lock.read_text() + f"# {time.time_ns()}\n")
     monkeypatch.delenv("DOCKYARD_CA_CERTS")
     settings = load_settings()
     s = specs.load("minimal")
