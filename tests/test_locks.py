@@ -175,3 +175,23 @@ def test_relocking_after_a_pin_change_clears_the_error_and_changes_the_tag(tmp_e
     assert "/tmp/" not in after.lock.text
     # Everything the pin change does not force stays at its locked version.
     assert after.lock.pin("ipykernel") == before.lock.pin("ipykernel") if before.lock else False
+
+
+@pytest.mark.index
+def test_upgrade_moves_one_package_and_keeps_the_others(tmp_envs: Path) -> None:
+    """An older packaging in the lock stays on a plain relock (uv prefers the locked versions) and moves with
+    --upgrade packaging; ipykernel's transitive pins stay put either way."""
+    copy_spec("minimal", tmp_envs)
+    lock = tmp_envs / "locks" / "minimal-cpu.txt"
+    original = load_lock(*specs.resolve("minimal:cpu"))
+    newest = original.pin("packaging")
+    assert newest is not None
+    lock.write_text(lock.read_text().replace(f"packaging=={newest.version}", "packaging==24.0"))
+    assert cli.main(["lock", "minimal:cpu"]) == 0
+    kept = load_lock(*specs.resolve("minimal:cpu"))
+    assert kept.pin("packaging") is not None
+    assert kept.pin("packaging").version == "24.0"  # type: ignore[union-attr]
+    assert cli.main(["lock", "minimal:cpu", "--upgrade", "packaging"]) == 0
+    moved = load_lock(*specs.resolve("minimal:cpu"))
+    assert moved.pin("packaging") == newest
+    assert moved.pin("tornado") == original.pin("tornado")
