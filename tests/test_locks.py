@@ -147,13 +147,17 @@ def test_the_tag_covers_the_lock(tmp_envs: Path) -> None:
     assert after.tag != before.tag
 
 
-def test_names_in_freeze_output_and_locks_compare_canonically() -> None:
-    from dockyard.images.lockfile import freeze_pins, lock_pins
+def test_freeze_output_and_locks_compare_canonically_and_venv_bootstrap_counts_only_when_locked() -> None:
+    from dockyard.images.lockfile import installed_pins, lock_pins
 
-    lock = load_lock(*specs.resolve("minimal:cpu"))
-    freeze = "\n".join(f"{p.name.replace('-', '_')}=={p.version}" for p in lock.pins)
-    assert freeze_pins(freeze) == lock_pins(lock)
-    assert freeze_pins(freeze + "\nextra==1.0") != lock_pins(lock)
+    lock = load_lock(*specs.resolve("pytorch:cpu"))  # it pins setuptools (torch needs it), not pip
+    setuptools = lock.pin("setuptools")
+    assert setuptools is not None
+    freeze = "\n".join(f"{p.name.replace('-', '_')}=={p.version}" for p in lock.pins) + "\npip==24.0"
+    assert installed_pins(freeze, lock) == lock_pins(lock)
+    assert installed_pins(freeze + "\nextra==1.0", lock) != lock_pins(lock)
+    wrong_setuptools = freeze.replace(f"setuptools=={setuptools.version}", "setuptools==65.5.0")
+    assert installed_pins(wrong_setuptools, lock) != lock_pins(lock)
     assert canonicalize_name("Typing_Extensions") == "typing-extensions"
 
 

@@ -15,7 +15,7 @@ import pytest
 from dockyard import cli, specs
 from dockyard.engine import find_image
 from dockyard.images.build import build
-from dockyard.images.lockfile import freeze_pins, lock_pins
+from dockyard.images.lockfile import installed_pins, lock_pins
 from dockyard.images.naming import image_repository
 from dockyard.images.plan import make_plan
 
@@ -69,8 +69,9 @@ def test_prune_keeps_newest_and_in_use_removes_the_rest_and_builds_leave_no_stag
         assert not any(_untagged(docker_client, i) for i in stages), "a build left its stage image untagged"
         assert find_image(docker_client, f"{repo}:cpu-stage") is not None  # the stage, kept tagged for the cache
         # The newest image installs exactly its lock.
-        freeze = containers.run_and_wait(tags[2], ["pip", "freeze"])
-        assert freeze_pins(freeze) == lock_pins(plan.lock) if plan.lock else False
+        assert plan.lock is not None
+        freeze = containers.run_and_wait(tags[2], ["pip", "freeze", "--all"])
+        assert installed_pins(freeze, plan.lock) == lock_pins(plan.lock)
 
         in_use = containers.run_detached(tags[0], ["sleep", "300"])  # stands for a running kernel
         assert cli.main(["images", "prune", "--dry-run", name]) == 0

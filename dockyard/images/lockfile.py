@@ -168,18 +168,20 @@ def load_lock(spec: Spec, variant: Variant) -> Lock:
     return lock
 
 
-# What `python -m venv` puts into every venv; `pip freeze` leaves these out, `pip list` does not.
+# What `python -m venv` puts into every venv: part of the environment only where the lock pins them.
 _VENV_BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
 
 
-def freeze_pins(freeze_output: str) -> set[tuple[str, str]]:
-    """`pip freeze` (or `pip list --format=freeze`) output as (canonical name, version) pairs, without the venv's
-    own pip and setuptools, to compare an environment with its lock."""
+def installed_pins(freeze_all_output: str, lock: Lock) -> set[tuple[str, str]]:
+    """`pip freeze --all` (or `pip list --format=freeze`) output as (canonical name, version) pairs, to compare
+    with lock_pins(lock): the venv's own pip/setuptools count only where the lock pins them."""
+    locked = {p.name for p in lock.pins}
     out: set[tuple[str, str]] = set()
-    for line in freeze_output.splitlines():
+    for line in freeze_all_output.splitlines():
         name, sep, version = line.strip().partition("==")
-        if sep and canonicalize_name(name) not in _VENV_BOOTSTRAP:
-            out.add((canonicalize_name(name), version))
+        canonical = canonicalize_name(name)
+        if sep and (canonical not in _VENV_BOOTSTRAP or canonical in locked):
+            out.add((canonical, version))
     return out
 
 
