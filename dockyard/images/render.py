@@ -57,7 +57,8 @@ def _install(variant: Variant, options: BuildOptions, installer: str) -> list[st
     that exists only in this stage)."""
     args = " ".join(shlex.quote(a) for a in pip_args(variant, options))
     if installer == "uv":
-        args = args.replace("--no-cache-dir", "--no-cache")
+        # --compile-bytecode: the .pyc files pip writes too, so both give the same image (and first imports).
+        args = args.replace("--no-cache-dir", "--no-cache --compile-bytecode")
         return [
             "python3 -m venv /tmp/dockyard/tools",
             "/tmp/dockyard/tools/bin/pip install --no-cache-dir --require-hashes --no-deps -r /tmp/dockyard/uv.txt",
