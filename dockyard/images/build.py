@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -13,15 +12,16 @@ import docker
 import docker.errors
 import requests
 import urllib3
+from docker.models.images import Image
 
 from .. import paths
+from ..capabilities import short_name
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..engine import find_image
 from ..errors import BuildError, EngineError
 from .buildlock import tag_lock
 from .plan import BuildPlan
-
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+from .steps import StepParser, count_instructions
 
 
 class Reporter(Protocol):
@@ -106,8 +106,8 @@ def build(
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
-    if plan.alias not in image.tags:
-        image.tag(plan.alias)
+    if plan.alias not in {short_name(t) for t in image.tags}:  # Podman qualifies it: docker.io/dockyard/...
+        _tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
 
 
@@ -127,6 +127,7 @@ def _build(
             buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
     step_lines: list[str] = []
     step_text = ""
+    steps = StepParser(count_instructions(plan.dockerfile), len(plan.labels))
     image_id = None
     with tempfile.TemporaryFile() as ctx, log_path.open("w", encoding="utf-8") as log:
         plan.write_context(ctx)
@@ -162,11 +163,10 @@ def _build(
                     continue
                 log.write(text)
                 for line in text.splitlines():
-                    m = _STEP.match(line)
-                    if m:
+                    if step := steps.feed(line):
                         step_lines = []
-                        step_text = m.group(3)
-                        reporter.step(int(m.group(1)), int(m.group(2)), step_text)
+                        step_text = step.text
+                        reporter.step(step.number, step.total, step_text)
                     elif line.strip():
                         step_lines.append(line + "\n")
                         reporter.output(line)
@@ -184,5 +184,11 @@ def _build(
                 ),
             ) from None
     image = client.images.get(image_id or plan.tag)
-    image.tag(plan.alias)
+    _tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)
+
+
+def _tag(image: Image, name: str) -> None:
+    """Tag with repository and tag passed apart: Podman refuses 'repo:tag' as the repository."""
+    repository, _, tag = name.rpartition(":")
+    image.tag(repository, tag)

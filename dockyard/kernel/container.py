@@ -16,6 +16,7 @@ from typing import Any
 
 from docker.types import DeviceRequest, Mount
 
+from ..capabilities import DOCKER, EngineCaps
 from ..errors import DockyardError
 from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
@@ -258,8 +259,8 @@ def kernel_banner_args(argv: Sequence[str], notices: Sequence[str]) -> list[str]
     return [f"--InteractiveShell.banner2={text}\n"]
 
 
-def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
-    """Arguments for client.containers.create()."""
+def create_kwargs(kc: KernelContainer, caps: EngineCaps = DOCKER) -> dict[str, Any]:
+    """Arguments for engine.create_container() (client.containers.create() plus Podman's user namespace)."""
     mounts = [
         Mount(target=kc.workspace.as_posix(), source=kc.workspace.as_posix(), type="bind"),
         Mount(
@@ -288,7 +289,7 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
         "user": f"{kc.uid}:{kc.gid}",
         "init": True,  # docker-init (tini) as PID 1 forwards signals to the kernel's process group, reaps zombies
         "mounts": mounts,
-        "tmpfs": {HOME: f"rw,nosuid,nodev,uid={kc.uid},gid={kc.gid},mode=0700"},
+        "tmpfs": {HOME: caps.tmpfs_options(kc.uid, kc.gid, "rw,nosuid,nodev,mode=0700")},
         "privileged": False,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
@@ -302,10 +303,14 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
     else:
         kwargs["network_mode"] = "bridge"
         kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in kc.ports}  # published on loopback only
+    if caps.keep_id:
+        # Rootless Podman: the host user keeps its UID inside, so the workspace, the 0600 connection file and
+        # what the kernel writes belong to the user (else UID 1234 inside is an unrelated subordinate UID).
+        kwargs["userns_mode"] = "keep-id"
     if kc.shm_size:
         kwargs["shm_size"] = kc.shm_size
-    if kc.memory:
+    if kc.memory and caps.memory_limits:  # one the engine cannot apply is reported by the provisioner instead
         kwargs["mem_limit"] = kc.memory
-    if kc.cpus:
+    if kc.cpus and caps.cpu_limits:
         kwargs["nano_cpus"] = int(kc.cpus * 1e9)
     return kwargs

@@ -29,7 +29,7 @@ from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
-from .. import engine, gpu
+from .. import capabilities, engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
@@ -312,9 +312,18 @@ class DockerProvisioner(LocalProvisioner):
         return path, curve
 
     def _create_and_start(self, kc: KernelContainer) -> None:
-        kwargs = create_kwargs(kc)
+        caps = capabilities.detect(self.docker_client)
+        if dropped := caps.unapplied_limits(kc.memory, kc.cpus):
+            # The engine would accept and ignore them: say so rather than let the user believe they hold.
+            self.log.warning(
+                "dockyard: kernel %s runs without its %s: %s",
+                self.kernel_id,
+                " and ".join(dropped),
+                caps.limits_reason(),
+            )
+        kwargs = create_kwargs(kc, caps)
         try:
-            created = self.docker_client.containers.create(**kwargs)
+            created = engine.create_container(self.docker_client, **kwargs)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
@@ -323,7 +332,7 @@ class DockerProvisioner(LocalProvisioner):
             if old.labels.get(LABEL_KERNEL_ID) != kc.kernel_id:
                 raise
             old.remove(force=True)
-            created = self.docker_client.containers.create(**kwargs)
+            created = engine.create_container(self.docker_client, **kwargs)
         self.container_id = str(created.id)  # at once, so a failed start still removes it
         try:
             created.start()
@@ -444,7 +453,7 @@ class DockerProvisioner(LocalProvisioner):
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: not running any more
+            if not capabilities.not_running(exc):  # Docker: 409, Podman: 500 "container state improper"
                 raise
 
     async def kill(self, restart: bool = False) -> None:
