@@ -96,26 +96,25 @@ DOCKER = EngineCaps("docker")  # what pure code assumes when no engine was asked
 _cache: weakref.WeakKeyDictionary[docker.DockerClient, EngineCaps] = weakref.WeakKeyDictionary()
 
 
-def from_answers(version: dict[str, Any], info: dict[str, Any] | None, libpod: dict[str, Any] | None) -> EngineCaps:
-    """The capabilities from the engine's answers to /version, /info and (Podman only) /libpod/info. Pure."""
-    components = [str(c.get("Name", "")) for c in version.get("Components") or []]
-    if not any(name == "Podman Engine" for name in components):
-        options = [str(s) for s in (info or {}).get("SecurityOptions") or []]
+def from_answers(info: dict[str, Any], libpod: dict[str, Any] | None) -> EngineCaps:
+    """The capabilities from the engine's answers to /info and (Podman only) /libpod/info. Pure."""
+    if not podman_info(info):
+        options = [str(s) for s in info.get("SecurityOptions") or []]
         return EngineCaps(
             "docker",
-            version=str(version.get("Version", "")),
+            version=str(info.get("ServerVersion", "")),
             rootless=any("name=rootless" in s for s in options),
-            storage_driver=str((info or {}).get("Driver", "")),
+            storage_driver=str(info.get("Driver", "")),
         )
     host = (libpod or {}).get("host") or {}
     security = host.get("security") or {}
     return EngineCaps(
         "podman",
-        version=str(version.get("Version", "")),
-        rootless=bool(security.get("rootless")),
+        version=str(info.get("ServerVersion", "")),
+        rootless=bool(security.get("rootless", info.get("Rootless"))),
         cgroup_version=str(host.get("cgroupVersion", "")),
-        controllers=tuple(str(c) for c in host.get("cgroupControllers") or ()),
-        storage_driver=str(((libpod or {}).get("store") or {}).get("graphDriverName", "")),
+        controllers=tuple(str(c) for c in host.get("cgroupControllers") or ()) if libpod else None,
+        storage_driver=str(((libpod or {}).get("store") or {}).get("graphDriverName", info.get("Driver", ""))),
     )
 
 
@@ -129,27 +128,25 @@ def short_name(name: str) -> str:
 
 
 def podman_info(info: dict[str, Any]) -> bool:
-    """Whether a Docker-API /info answer comes from Podman (it adds BuildahVersion, which Docker never sends)."""
+    """Whether a Docker-API /info answer comes from Podman: it adds BuildahVersion (and Rootless), which Docker
+    never sends (its /version also lists a "Podman Engine" component)."""
     return "BuildahVersion" in info
 
 
 def detect(client: docker.DockerClient) -> EngineCaps:
-    """The engine's capabilities, asked once per client (two or three small API calls)."""
+    """The engine's capabilities, asked once per client: /info, and Podman's /libpod/info on Podman."""
     if (cached := _cache.get(client)) is not None:
         return cached
-    version = client.version()
-    info: dict[str, Any] | None = None
+    info = client.info()
     libpod: dict[str, Any] | None = None
-    if any(str(c.get("Name")) == "Podman Engine" for c in version.get("Components") or []):
+    if podman_info(info):
         try:
             resp = client.api.get(f"{client.api.base_url}{_LIBPOD_INFO}", timeout=30)
             resp.raise_for_status()
             libpod = resp.json()
         except (requests.exceptions.RequestException, ValueError):
-            libpod = None  # an old Podman without libpod info: treated as rootful
-    else:
-        info = client.info()
-    caps = from_answers(version, info, libpod)
+            libpod = None  # no libpod API (a Podman-compatible engine?): rootless from /info, limits unknown
+    caps = from_answers(info, libpod)
     _cache[client] = caps
     return caps
 

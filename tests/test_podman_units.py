@@ -21,17 +21,17 @@ from dockyard.kernel.container import HOME, KernelContainer, create_kwargs
 
 DATA = Path(__file__).parent / "data" / "podman"
 ROOTLESS: dict[str, Any] = json.loads((DATA / "rootless-4.3.1-cgroup-v1.json").read_text())
-DOCKER_VERSION = {
-    "Version": "26.1.5+dfsg1",
-    "ApiVersion": "1.45",
-    "Components": [{"Name": "Engine", "Version": "26.1.5+dfsg1"}, {"Name": "containerd", "Version": "1.6.20"}],
+DOCKER_INFO = {
+    "ServerVersion": "26.1.5+dfsg1",
+    "Driver": "overlay2",
+    "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
 }
 
 
 def _podman(**libpod_host: Any) -> EngineCaps:
     libpod = json.loads(json.dumps(ROOTLESS["libpod_info"]))
     libpod["host"].update(libpod_host)
-    return from_answers(ROOTLESS["version"], ROOTLESS["info"], libpod)
+    return from_answers(ROOTLESS["info"], libpod)
 
 
 def _kernel(**kw: Any) -> KernelContainer:
@@ -76,15 +76,21 @@ def test_rootful_podman_and_cgroup_v2_keep_what_they_can_apply():
 
 
 def test_docker_is_docker():
-    info = {"Driver": "overlay2", "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"]}
-    caps = from_answers(DOCKER_VERSION, info, None)
+    caps = from_answers(DOCKER_INFO, None)
     assert caps == EngineCaps("docker", version="26.1.5+dfsg1", storage_driver="overlay2")
     assert not caps.keep_id
     assert caps.unapplied_limits("8g", 2.0) == []
-    assert not capabilities.podman_info(info)
-    rootless = from_answers(DOCKER_VERSION, {**info, "SecurityOptions": ["name=rootless"]}, None)
+    assert not capabilities.podman_info(DOCKER_INFO)
+    rootless = from_answers({**DOCKER_INFO, "SecurityOptions": ["name=rootless"]}, None)
     assert rootless.rootless
     assert not rootless.keep_id  # keep-id is Podman's; rootless Docker maps users its own way
+
+
+def test_podman_without_its_libpod_answer_still_gets_keep_id():
+    caps = from_answers(ROOTLESS["info"], None)
+    assert caps.podman
+    assert caps.keep_id
+    assert caps.unapplied_limits("8g", 2.0) == []  # unknown: passed on, as before
 
 
 def test_podman_container_arguments():
