@@ -62,6 +62,14 @@ class EngineCaps:
         """
         return self.podman and self.rootless
 
+    @property
+    def init_signals_group(self) -> bool:
+        """Whether the container's init passes a signal to the kernel's whole process group.
+
+        Docker's docker-init (tini) does with TINI_KILL_PROCESS_GROUP; Podman's catatonit only to its child.
+        """
+        return not self.podman
+
     def tmpfs_options(self, uid: int, gid: int, base: str) -> str:
         """Options for a private tmpfs owned by uid:gid (Podman refuses uid=/gid=; its 'U' chowns to the user)."""
         if self.podman:

@@ -47,6 +47,15 @@ def lifecycle(km: KernelManager) -> dict[str, Any]:
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = kc.get_shell_msg(timeout=30)
         report["interrupt"] = {"ename": reply["content"].get("ename"), "seconds": time.monotonic() - t0}
+        # A cell waiting for a child process: the kernel ignores SIGINT meanwhile, so the child must get it too
+        # (its process group); uninterrupted, the child would create the file 20 s later.
+        msg_id = kc.execute("import os; os.system('sleep 20 && touch child_finished')")
+        time.sleep(2)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=60)
+        report["child_finished"] = run(kc, "print(os.path.exists('child_finished'))")[1].strip()
         reply, out = run(kc, "print(6 * 7)")
         report["after_interrupt"] = out.strip()
         run(kc, "survivor = 'set before restart'")

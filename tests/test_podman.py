@@ -188,6 +188,7 @@ def test_kernel_runs_writes_interrupts_restarts_and_leaves_nothing(minimal: User
     assert written.read_text() == "hi"
     assert (written.stat().st_uid, written.stat().st_gid) == (TEST_UID, TEST_UID)  # keep-id: the account's own
     assert report["interrupt"]["ename"] == "KeyboardInterrupt"
+    assert report["child_finished"] == "False"  # the cell's child process got the interrupt too
     assert report["after_interrupt"] == "42"  # the kernel lived on
     assert report["after_restart"] == "False"  # a fresh kernel ...
     first, second = report["container_ids"]

@@ -22,6 +22,14 @@ from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
 CONNECTION_FILE = "/run/dockyard/kernel.json"  # where the kernel reads its (read-only) connection file
 HOME = "/home/dockyard-user"  # a private tmpfs: the host UID has no home inside the image
+# Run inside the container with a signal number: signals the process group of every child of PID 1 (the
+# init), i.e. the kernel and a cell's subprocesses. For inits that forward to the child alone (Podman's
+# catatonit); the image's python does it, as the shell's kill may not take a negative PID.
+GROUP_SIGNAL_ARGV = (
+    "python3",
+    "-c",
+    "import os, sys; [os.killpg(int(p), int(sys.argv[1])) for p in open('/proc/1/task/1/children').read().split()]",
+)
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 
 # Host variables that describe the host, not the kernel: paths that do not exist in the image, the

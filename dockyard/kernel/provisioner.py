@@ -35,6 +35,7 @@ from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
 from .container import (
     CONNECTION_FILE,
+    GROUP_SIGNAL_ARGV,
     PORT_NAMES,
     KernelContainer,
     check_loopback,
@@ -448,6 +449,9 @@ class DockerProvisioner(LocalProvisioner):
     def _kill(self, signum: int) -> None:
         # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
         # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
+        group_by_exec = signum == signal.SIGINT and not capabilities.detect(self.docker_client).init_signals_group
+        if group_by_exec and self._signal_group(signum):
+            return
         try:
             self.docker_client.api.kill(self.container_id, signal=signum)
         except docker.errors.NotFound:
@@ -455,6 +459,17 @@ class DockerProvisioner(LocalProvisioner):
         except docker.errors.APIError as exc:
             if not capabilities.not_running(exc):  # Docker: 409, Podman: 500 "container state improper"
                 raise
+
+    def _signal_group(self, signum: int) -> bool:
+        """Signal the kernel's process group from inside the container (Podman's catatonit forwards a signal to
+        the kernel alone, so an os.system('sleep 20') cell would run on); False if that could not be done."""
+        try:
+            exec_id = self.docker_client.api.exec_create(self.container_id, [*GROUP_SIGNAL_ARGV, str(signum)])
+            self.docker_client.api.exec_start(exec_id)
+            return int(self.docker_client.api.exec_inspect(exec_id).get("ExitCode") or 0) == 0
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            self.log.warning("dockyard: kernel %s: signalling its process group failed (%s)", self.kernel_id, exc)
+            return False
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
