@@ -8,6 +8,7 @@ usage: podman_script.py lifecycle KERNEL_NAME CWD   start a kernel in CWD, write
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from typing import Any
@@ -76,6 +77,7 @@ def lifecycle(km: KernelManager) -> dict[str, Any]:
 
 def main() -> None:
     mode, kernel_name, cwd = sys.argv[1:4]
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # the provisioner's warnings, for the test
     km = KernelManager(kernel_name=kernel_name)
     try:
         km.start_kernel(cwd=cwd)

@@ -22,6 +22,7 @@ from typing import Any
 import docker
 import pytest
 
+from dockyard import capabilities
 from dockyard.labels import LABEL_KERNEL_ID
 
 from .helpers import REPO, SITE_ENV, TEST_USER
@@ -215,6 +216,30 @@ def test_required_gpu_fails_with_a_clear_message(minimal: UserRunner, podman) ->
     assert "Podman's Docker API accepts GPU requests (--gpus and CDI) but drops them" in message
     assert "minimal:cpu" in message  # the fix names the CPU variant
     assert "\n" not in message.split("Fix:")[0]  # one paragraph
+    assert _kernel_containers(podman) == []
+
+
+def test_limits_that_cannot_apply_are_reported(minimal: UserRunner, podman) -> None:
+    """Where the user's cgroups cannot apply them (rootless on cgroup v1, as on this CI), Podman would accept and
+    ignore them; the kernel start log says so."""
+    kernels = Path(minimal.env["JUPYTER_PATH"]) / "kernels"
+    spec = json.loads((kernels / "dockyard-minimal-cpu" / "kernel.json").read_text())
+    spec["metadata"]["kernel_provisioner"]["config"].update(memory="512m", cpus=1.5)
+    limited = kernels / "dy-limited"
+    limited.mkdir()
+    (limited / "kernel.json").write_text(json.dumps(spec))
+    try:
+        res = minimal.run(str(REPO / "tests" / "podman_script.py"), "start", "dy-limited", str(minimal.work))
+    finally:
+        shutil.rmtree(limited)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"started": True}
+    dropped = capabilities.detect(podman).unapplied_limits("512m", 1.5)
+    if dropped:  # this CI: rootless on cgroup v1, no controllers at all
+        assert f"runs without its {' and '.join(dropped)}" in res.stderr
+        assert "cannot be limited" in res.stderr
+    else:  # a host that delegates both controllers applies them: nothing to report
+        assert "runs without its" not in res.stderr
     assert _kernel_containers(podman) == []
 
 
