@@ -14,7 +14,8 @@ from .errors import EngineError
 
 _FIX = (
     "start the Docker daemon (e.g. 'sudo systemctl start docker', or 'sudo dockerd &'), make sure your user "
-    "may use its socket (member of the 'docker' group), or point DOCKER_HOST at a running engine; "
+    "may use its socket (member of the 'docker' group), or point DOCKER_HOST at a running engine (rootless "
+    "Podman: 'systemctl --user start podman.socket' or 'podman system service --time=0 &', see docs/podman.md); "
     "'dockyard doctor' checks all of this"
 )
 

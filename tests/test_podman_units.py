@@ -15,6 +15,7 @@ from docker.models.containers import _create_container_args
 
 from dockyard import capabilities, engine, gpu
 from dockyard.capabilities import DOCKER, EngineCaps, from_answers, not_running, short_name
+from dockyard.cli.doctor_podman import podman_checks
 from dockyard.errors import DockyardError
 from dockyard.images.steps import StepParser, count_instructions
 from dockyard.kernel.container import HOME, KernelContainer, create_kwargs
@@ -196,3 +197,17 @@ def test_docker_step_lines_keep_their_numbers():
 def test_instructions_are_counted_like_docker_does():
     text = "# c\nFROM a AS b\nRUN x \\\n    # inside\n    && y\n\nENV A=1 \\\n    B=2\nCOPY --from=b /x /x\n"
     assert count_instructions(text) == 4
+
+
+def test_doctor_advises_overlay_and_reports_limits():
+    rows = {what: (status, detail, fix) for status, what, detail, fix in podman_checks(_podman())}
+    assert rows["storage driver"][0] == "pass"
+    assert rows["limits"][0] == "warn"
+    assert "cgroup v1" in rows["limits"][1]
+    vfs = from_answers(ROOTLESS["info"], {**ROOTLESS["libpod_info"], "store": {"graphDriverName": "vfs"}})
+    status, detail, fix = {r[1]: (r[0], r[2], r[3]) for r in podman_checks(vfs)}["storage driver"]
+    assert status == "warn"
+    assert "full copy" in detail
+    assert 'driver = "overlay"' in fix
+    delegated = _podman(cgroupVersion="v2", cgroupControllers=["cpu", "memory", "pids"])
+    assert {r[1]: r[0] for r in podman_checks(delegated)}["limits"] == "pass"
