@@ -5,7 +5,7 @@ differs where it matters: container root is the user and container UIDs >= 1 map
 range (so files need the keep-id user namespace to come out owned by the user), tmpfs takes Podman's
 `U` option instead of uid=/gid=, memory/CPU limits need cgroup controllers a rootless user on cgroup v1
 does not have, GPU requests are dropped without an error, a kill of a stopped container answers 500
-instead of 409, and images are named `localhost/...`. The differences are read here once per client
+instead of 409, and images are named `localhost/...` or `docker.io/...`. The differences are read here once per client
 and everything else asks this object, so the rest of dockyard stays engine-neutral.
 """
 
@@ -20,12 +20,12 @@ import docker.errors
 import requests
 
 _REGISTRY_PREFIXES = ("localhost/", "docker.io/")  # how Podman qualifies local short names
-_LIBPOD_INFO = "/v4.0.0/libpod/info"
+_LIBPOD_INFO = "/v4.0.0/libpod/info"  # Podman's own API (not the Docker-compatible one): rootless, cgroups, storage
 # A known Podman limitation (its Docker API ignores DeviceRequests); a probe container would start and "pass".
 PODMAN_NO_GPU = (
     "Podman's Docker API accepts GPU requests (--gpus and CDI) but drops them without an error, so no GPU reaches "
     "the container"
-)  # Podman's own API (not the Docker-compatible one): rootless, cgroups, storage
+)
 
 
 @dataclass(frozen=True)
@@ -94,10 +94,13 @@ class EngineCaps:
         return out
 
     def limits_reason(self) -> str:
-        return (
-            f"{self.describe} has no {'/'.join(c for c in ('memory', 'cpu') if c not in (self.controllers or ()))} "
-            "cgroup controller for this user (rootless containers on cgroup v1 cannot be limited)"
+        missing = "/".join(c for c in ("memory", "cpu") if c not in (self.controllers or ()))
+        why = (
+            "rootless containers on cgroup v1 cannot be limited"
+            if self.cgroup_version == "v1"
+            else "systemd delegates only some cgroup controllers to users"
         )
+        return f"{self.describe} has no {missing} cgroup controller for this user ({why})"
 
 
 DOCKER = EngineCaps("docker")  # what pure code assumes when no engine was asked (Docker's behaviour)
