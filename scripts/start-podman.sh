@@ -61,6 +61,7 @@ fi
 install -d -m 700 -o "$NAME" -g "$NAME" "$RUNTIME_DIR" "$RUNTIME_DIR/podman"
 if ! as_user env CONTAINER_HOST="unix://$SOCK" podman --remote info >/dev/null 2>&1; then
     log "starting podman system service on $SOCK"
+    rm -f "$SOCK"  # a dead service's socket file would make the new one fail to bind
     as_user podman system migrate >/dev/null 2>&1 || true  # picks up new subuid ranges
     as_user setsid podman system service --time=0 "unix://$SOCK" \
         >"$RUNTIME_DIR/podman-service.log" 2>&1 </dev/null &
