@@ -184,6 +184,29 @@ def test_buildah_output_gives_the_same_step_progress():
     assert any(s.text.startswith("RUN python3 -c 'import sys") for s in steps)
 
 
+def test_a_failed_buildah_step_is_the_one_its_error_names():
+    """A real failing build under Podman (a pin that does not exist); buildah runs stages in parallel, so a step of
+    a later stage may begin after the failing one: the error's own words decide."""
+    *lines, error = [ln for ln in (DATA / "podfail-cpu-build.log").read_text().splitlines() if ln.strip()]
+    message = error.removeprefix("ERROR: ")  # what dockyard wrote from the engine's error chunk
+    parser = StepParser(16, labels=6)
+    for line in lines:
+        parser.feed(line)
+    parser.feed("[3/3] STEP 3/12: COPY kit/ /opt/dockyard/kit/")  # as if stage 3 had gone on meanwhile
+    text, output = parser.failure(message)
+    assert text.startswith("RUN python3 -c 'import sys")
+    assert any("No matching distribution found for ipywidgets==0.0.0.424242" in ln for ln in output)
+    assert not any("STEP" in ln for ln in output)
+    # Docker's messages name no step: the step begun last is the one that failed
+    docker_parser = StepParser(16)
+    docker_parser.feed("Step 8/16 : RUN pip install x")
+    docker_parser.feed("ERROR: no x")
+    assert docker_parser.failure("The command '/bin/sh -c pip install x' returned a non-zero code: 1") == (
+        "RUN pip install x",
+        ["ERROR: no x"],
+    )
+
+
 def test_docker_step_lines_keep_their_numbers():
     parser = StepParser(16, labels=6)
     assert parser.feed("Step 3/16 : COPY ca-certificates/ /x/") == parser.feed("Step 3/16 : COPY ca-certificates/ /x/")

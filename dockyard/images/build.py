@@ -125,8 +125,6 @@ def _build(
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
-    step_lines: list[str] = []
-    step_text = ""
     steps = StepParser(count_instructions(plan.dockerfile), len(plan.labels))
     image_id = None
     with tempfile.TemporaryFile() as ctx, log_path.open("w", encoding="utf-8") as log:
@@ -148,7 +146,8 @@ def _build(
                 if "error" in chunk:
                     message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                     log.write(f"ERROR: {message}\n")
-                    output = "".join(step_lines[-60:]).rstrip()
+                    step_text, step_lines = steps.failure(message)
+                    output = "\n".join(step_lines[-60:]).rstrip()
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
                         f"--- output of that step ---\n{output}\n---",
@@ -164,11 +163,8 @@ def _build(
                 log.write(text)
                 for line in text.splitlines():
                     if step := steps.feed(line):
-                        step_lines = []
-                        step_text = step.text
-                        reporter.step(step.number, step.total, step_text)
+                        reporter.step(step.number, step.total, step.text)
                     elif line.strip():
-                        step_lines.append(line + "\n")
                         reporter.output(line)
         except docker.errors.APIError as exc:
             raise BuildError(
