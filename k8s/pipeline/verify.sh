@@ -11,9 +11,9 @@ check() {  # check NAME CONDITION COMMAND...
     if awk -v v="$v" "BEGIN { exit !($condition) }"; then echo "pass $name: $v"
     else echo "FAIL $name: $v (wanted: $condition)"; failed=1; fi
 }
-check 'digits in the store' 'v != "" && v + 0 == 1797' psql -AtqX -U dockyard -d pipeline -c 'SELECT count(*) FROM digits'
-check 'held-out digits' 'v != "" && v + 0 == 360' psql -AtqX -U dockyard -d pipeline -c 'SELECT count(*) FROM digits WHERE split = '"'"'test'"'"''
-check 'predictions of the latest finished run' 'v != "" && v + 0 == 360' psql -AtqX -U dockyard -d pipeline -c 'SELECT count(*) FROM predictions WHERE run_id = (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL)'
-check 'accuracy of those predictions, recomputed from the rows' 'v != "" && v + 0 >= 0.9' psql -AtqX -U dockyard -d pipeline -c 'SELECT round(coalesce(avg((p.predicted = d.label)::int), 0), 4) FROM predictions p JOIN digits d ON d.id = p.digit_id WHERE p.run_id = (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL)'
-check 'accuracy the trainer reported equals the recomputed one' 'v != "" && v + 0 <= 1e-06' psql -AtqX -U dockyard -d pipeline -c 'SELECT abs(r.accuracy - (SELECT avg((p.predicted = d.label)::int) FROM predictions p JOIN digits d ON d.id = p.digit_id WHERE p.run_id = r.id)) FROM runs r WHERE r.id = (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL)'
+check 'digits in the store' 'v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && v + 0 == 1797' psql -AtqX -U dockyard -d pipeline -c 'SELECT count(*) FROM digits'
+check 'held-out digits' 'v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && v + 0 == 360' psql -AtqX -U dockyard -d pipeline -c 'SELECT count(*) FROM digits WHERE split = '"'"'test'"'"''
+check 'predictions of the latest finished run' 'v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && v + 0 == 360' psql -AtqX -U dockyard -d pipeline -c 'SELECT count(*) FROM predictions WHERE run_id = (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL)'
+check 'accuracy of those predictions, recomputed from the rows' 'v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && v + 0 >= 0.9' psql -AtqX -U dockyard -d pipeline -c 'SELECT round(coalesce(avg((p.predicted = d.label)::int), 0), 4) FROM predictions p JOIN digits d ON d.id = p.digit_id WHERE p.run_id = (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL)'
+check 'accuracy the trainer reported equals the recomputed one' 'v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && v + 0 <= 1e-06' psql -AtqX -U dockyard -d pipeline -c 'SELECT abs(r.accuracy - (SELECT avg((p.predicted = d.label)::int) FROM predictions p JOIN digits d ON d.id = p.digit_id WHERE p.run_id = r.id)) FROM runs r WHERE r.id = (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL)'
 exit "$failed"
