@@ -226,7 +226,7 @@ def test_every_kernel_pod_renders_valid_and_hardened(kernel: str) -> None:
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_kernelspecs_use_the_launcher_and_a_timeout_for_the_image(kernel: str) -> None:
     data = json.loads((CHECKED_IN / "kernels" / kernel / "kernel.json").read_text())
-    assert data["argv"][1] == "{resource_dir}/scripts/launch_kubernetes.py"
+    assert data["argv"][1] == f"/usr/local/share/jupyter/kernels/{kernel}/scripts/launch_kubernetes.py"
     provisioner = data["metadata"]["kernel_provisioner"]
     assert provisioner["provisioner_name"] == "kubernetes-provisioner"
     timeout = provisioner["config"]["launch_timeout"]
@@ -466,6 +466,7 @@ def test_gc_without_kubectl_is_one_paragraph(capsys: pytest.CaptureFixture[str],
         (["--registry", "https://registry.example.com/"], "is not an image name prefix"),
         (["--namespace", "Team_A"], "is not a Kubernetes namespace name"),
         (["--max-gpus", "0"], "below 1"),
+        (["--kernels-dir", "kernels"], "is not an absolute path"),
     ],
 )
 def test_bad_options_are_one_paragraph_and_write_nothing(

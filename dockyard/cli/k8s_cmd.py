@@ -45,6 +45,12 @@ def register(sub: SubParsers) -> None:
         help=f"toleration of GPU pods (repeatable; default {GPU_RESOURCE}:NoSchedule; 'none' for none)",
     )
     p.add_argument("--max-gpus", type=int, default=1, help="most GPUs a kernel may ask for with KERNEL_GPUS (1)")
+    p.add_argument(
+        "--kernels-dir",
+        default=K8sOptions.kernels_dir,
+        metavar="DIR",
+        help=f"where the server has the kernelspecs (default: {K8sOptions.kernels_dir})",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = c_sub.add_parser("build", help="build environment images and their launcher images (<image>-gp)")
@@ -66,6 +72,7 @@ def k8s_options(args: argparse.Namespace) -> K8sOptions:
         runtime_class=args.runtime_class,
         tolerations=tuple(t for t in tolerations if t != "none"),
         max_gpus=args.max_gpus,
+        kernels_dir=args.kernels_dir,
     )
 
 

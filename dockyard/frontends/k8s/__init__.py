@@ -42,7 +42,7 @@ def render_all(specs: list[Spec], stacks: list[Stack], options: K8sOptions) -> d
     out["cluster/rbac.yaml"] = dump(header(src), *cluster.rbac(options))
     out["cluster/prepull.yaml"] = dump(header(src), *cluster.prepull(specs, options))
     out["enterprise-gateway/values.yaml"] = dump(header(src), gateway.values(specs, options))
-    out["enterprise-gateway/Dockerfile"] = gateway.dockerfile().encode()
+    out["enterprise-gateway/Dockerfile"] = gateway.dockerfile(options).encode()
     out["jupyterhub/profiles.yaml"] = dump(header(src), jupyterhub.values(specs, options))
     out["jupyterhub/Dockerfile"] = jupyterhub.dockerfile().encode()
     out["images/launcher.Dockerfile"] = launcher_image.dockerfile().encode()

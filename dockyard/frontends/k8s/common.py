@@ -40,6 +40,9 @@ class K8sOptions:
     runtime_class: str = ""  # e.g. "nvidia" (GPU Operator); "" = the cluster's default runtime
     tolerations: tuple[str, ...] = (f"{GPU_RESOURCE}:NoSchedule",)  # KEY[=VALUE]:EFFECT, for GPU variants
     max_gpus: int = 1  # a kernel may ask for up to this many GPUs (KERNEL_GPUS); GPU variants get 1 by default
+    # Where the kernelspecs are installed on the server: kernel.json names its launcher by absolute path (the remote
+    # provisioners fill in only their own placeholders, not jupyter_client's {resource_dir}).
+    kernels_dir: str = "/usr/local/share/jupyter/kernels"
 
     def __post_init__(self) -> None:
         for t in self.tolerations:
@@ -55,6 +58,11 @@ class K8sOptions:
             raise DockyardError(
                 f"Registry {shown(self.registry)} is not an image name prefix",
                 fix="give it like 'registry.example.com/team' (lower case, no scheme, no trailing slash)",
+            )
+        if not re.fullmatch(r"/[A-Za-z0-9._/-]*[A-Za-z0-9._-]", self.kernels_dir):
+            raise DockyardError(
+                f"Kernels folder {shown(self.kernels_dir)} is not an absolute path",
+                fix="give the folder the server reads kernelspecs from, e.g. /usr/local/share/jupyter/kernels",
             )
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", self.namespace):
             raise DockyardError(
@@ -76,6 +84,10 @@ class K8sOptions:
             else:
                 out.append({"key": key, "operator": "Equal", "value": value, "effect": effect})
         return out
+
+
+def launcher_path(kernel: str, options: K8sOptions) -> str:
+    return f"{options.kernels_dir}/{kernel}/scripts/launch_kubernetes.py"
 
 
 def kernel_image(variant: Variant, options: K8sOptions) -> str:

@@ -14,11 +14,10 @@ from typing import Any
 
 from ...specs import Spec, Variant
 from .cluster import GATEWAY_SERVICE_ACCOUNT
-from .common import MARKER, K8sOptions, kernel_image, launch_timeout
-from .kernelspecs import LAUNCHER_FILE, display_name, k8s_kernel_name
+from .common import MARKER, K8sOptions, kernel_image, launch_timeout, launcher_path
+from .kernelspecs import display_name, k8s_kernel_name
 
 EG_IMAGE = "elyra/enterprise-gateway:3.2.3"
-EG_KERNELS_DIR = "/usr/local/share/jupyter/kernels"
 PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
 CULL_IDLE_SECONDS = 3600
 
@@ -27,7 +26,7 @@ def kernel_json(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, 
     return {
         "argv": [
             "python",
-            "{resource_dir}/scripts/" + LAUNCHER_FILE,
+            launcher_path(k8s_kernel_name(spec, variant), options),
             "--RemoteProcessProxy.kernel-id",
             "{kernel_id}",
             "--RemoteProcessProxy.port-range",
@@ -58,14 +57,14 @@ def gateway_image(options: K8sOptions) -> str:
     return options.image("dockyard/enterprise-gateway:3.2.3")
 
 
-def dockerfile() -> str:
+def dockerfile(options: K8sOptions) -> str:
     return (
         f"# {MARKER}: Enterprise Gateway with dockyard's kernelspecs and the launcher code they reuse.\n"
         "# Build from k8s/enterprise-gateway/: docker build -t REGISTRY/dockyard/enterprise-gateway:3.2.3 .\n"
         f"FROM {EG_IMAGE}\n"
         "USER root\n"
         'RUN pip install --no-cache-dir "gateway_provisioners[k8s]==0.5.0"\n'
-        f"COPY kernels/ {EG_KERNELS_DIR}/\n"
+        f"COPY kernels/ {options.kernels_dir}/\n"
         "USER jovyan\n"
     )
 

@@ -1,8 +1,9 @@
 """Spec + variant → a kernelspec for gateway_provisioners' KubernetesProvisioner (one pod per kernel).
 
-The folder holds kernel.json, dockyard's pod template and dockyard's launcher wrapper; kernel.json names the
-launcher through `{resource_dir}`, so the folder works wherever it is installed (a Jupyter server's kernels dir, or
-Enterprise Gateway's). Install with `jupyter kernelspec install k8s/kernels/NAME`.
+The folder holds kernel.json, dockyard's pod template and dockyard's launcher wrapper. kernel.json names the launcher
+by absolute path under K8sOptions.kernels_dir (default /usr/local/share/jupyter/kernels, where
+`jupyter kernelspec install --prefix /usr/local k8s/kernels/NAME` puts it): gateway_provisioners fills in only its own
+argv placeholders, so jupyter_client's `{resource_dir}` would reach the command line as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ...kernel.kernelspec import kernel_name, variant_label
 from ...specs import Spec, Variant
-from .common import MARKER, K8sOptions, kernel_image, launch_timeout
+from .common import MARKER, K8sOptions, kernel_image, launch_timeout, launcher_path
 from .podtemplate import TEMPLATE_FILE, pod_template
 
 LAUNCHER_FILE = "launch_kubernetes.py"
@@ -36,7 +37,7 @@ def kernel_json(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, 
     return {
         "argv": [
             "python",
-            "{resource_dir}/scripts/" + LAUNCHER_FILE,
+            launcher_path(k8s_kernel_name(spec, variant), options),
             "--kernel-id",
             "{kernel_id}",
             "--port-range",
