@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -480,3 +482,47 @@ def test_bad_options_are_one_paragraph_and_write_nothing(
     assert "Traceback" not in err
     assert not out.exists()
     assert os.linesep not in err.strip().replace("\n", " ")
+
+
+def test_launcher_runs_through_gateway_provisioners_own_code(tmp_path: Path) -> None:
+    """The wrapper, run as the kernelspec runs it, drives gateway_provisioners 0.5.0's launcher (its argument
+    handling, its KERNEL_* collection, its document loop) in upstream's write-don't-create mode: the pod it would
+    create is dockyard's, with the server's secrets left out. Both engines' flag spellings are accepted."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "none", "user": {"token": "unused"}}],
+                "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+                "current-context": "none",
+            }
+        )
+    )
+    script = CHECKED_IN / "kernels" / CUDA_KERNEL / "scripts" / "launch_kubernetes.py"
+    env = {
+        "PATH": os.environ["PATH"],
+        "KUBECONFIG": str(kubeconfig),
+        "JUPYTER_TOKEN": "server-secret",
+        **{k: v for k, v in BASE_ENV.items() if k != "KERNEL_ID"},
+        "KERNEL_UID": "00",
+        "KERNEL_VOLUMES": "[{name: host, hostPath: {path: /}}]",
+    }
+    for prefix in ("--", "--RemoteProcessProxy."):
+        out = tmp_path / f"pod{len(prefix)}.yaml"
+        argv = [sys.executable, str(script), f"{prefix}kernel-id", "0b7c1e2a", f"{prefix}response-address"]
+        argv += ["10.0.0.5:8877", f"{prefix}public-key", "abc", f"{prefix}port-range", "0..0"]
+        argv += ["--pod-template", str(out)]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        pod = yaml.safe_load(out.read_text())
+        validate(pod)
+        assert_inert(pod)
+        container_env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+        assert container_env["KERNEL_ID"] == "0b7c1e2a"
+        assert container_env["RESPONSE_ADDRESS"] == "10.0.0.5:8877"
+        assert "JUPYTER_TOKEN" not in container_env
+        assert "KUBECONFIG" not in container_env
+        assert pod["metadata"]["labels"]["kernel_id"] == "0b7c1e2a"

@@ -125,6 +125,8 @@ def main() -> None:
         default="none",
         dest="spark_context_initialization_mode",
     )
+    # Upstream's dry run: write the finished pod to FILE instead of creating it (for checking a kernelspec offline).
+    parser.add_argument("--pod-template", metavar="FILE", help="write the pod YAML to FILE; launch nothing")
     args = parser.parse_args()
     upstream = _upstream()
 
@@ -142,8 +144,8 @@ def main() -> None:
         args.response_address,
         args.public_key,
         args.spark_context_initialization_mode,
-        None,  # pod_template_file: launch, do not write a Spark template
-        None,
+        args.pod_template,
+        os.devnull if args.pod_template else None,  # upstream's Spark options: not ours to print
         args.kernel_class_name,
         args.transport_encryption,
     )
