@@ -3,7 +3,7 @@
 Enterprise Gateway 3.x launches kernels through process proxies (`metadata.process_proxy`), with the same
 kernel-image contract and launcher protocol as gateway_provisioners (which was split out of it). Its kernelspecs
 here use dockyard's launcher wrapper and pod template; the wrapper reuses gateway_provisioners' launcher code, so the
-gateway image is Enterprise Gateway's plus `gateway_provisioners[k8s]` and these kernelspecs (Dockerfile below).
+gateway image is Enterprise Gateway's plus gateway_provisioners' files and these kernelspecs (Dockerfile below).
 The chart's own RBAC (a ClusterRole bound per kernel namespace) is turned off: cluster/rbac.yaml's namespace-scoped
 Role is bound to the gateway's service account, and kernels run in the gateway's namespace.
 """
@@ -17,7 +17,10 @@ from .cluster import GATEWAY_SERVICE_ACCOUNT
 from .common import MARKER, K8sOptions, kernel_image, launch_timeout, launcher_path
 from .kernelspecs import display_name, k8s_kernel_name
 
-EG_IMAGE = "elyra/enterprise-gateway:3.2.3"
+# 3.3.0 or later: before it, the gateway itself rendered KERNEL_POD_NAME as a Jinja template (GHSA-f49j-v924-fx9w,
+# code execution in the gateway) and compared UIDs as strings (GHSA-chq7-94j8-cj28); no kernelspec can fix those.
+EG_VERSION = "3.3.0"
+EG_IMAGE = f"elyra/enterprise-gateway:{EG_VERSION}"
 PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
 CULL_IDLE_SECONDS = 3600
 
@@ -54,16 +57,18 @@ def kernel_json(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, 
 
 
 def gateway_image(options: K8sOptions) -> str:
-    return options.image("dockyard/enterprise-gateway:3.2.3")
+    return options.image(f"dockyard/enterprise-gateway:{EG_VERSION}")
 
 
 def dockerfile(options: K8sOptions) -> str:
     return (
         f"# {MARKER}: Enterprise Gateway with dockyard's kernelspecs and the launcher code they reuse.\n"
-        "# Build from k8s/enterprise-gateway/: docker build -t REGISTRY/dockyard/enterprise-gateway:3.2.3 .\n"
+        f"# Build from k8s/enterprise-gateway/: docker build -t {gateway_image(options)} .\n"
         f"FROM {EG_IMAGE}\n"
         "USER root\n"
-        'RUN pip install --no-cache-dir "gateway_provisioners[k8s]==0.5.0"\n'
+        "# Files only: the launcher needs gateway_provisioners' launch_kubernetes.py, kubernetes and jinja2 (the\n"
+        "# image has both); its dependencies would replace the jupyter_client that Enterprise Gateway pins.\n"
+        "RUN pip install --no-cache-dir --no-deps gateway_provisioners==0.5.0\n"
         f"COPY kernels/ {options.kernels_dir}/\n"
         "USER jovyan\n"
     )

@@ -100,10 +100,13 @@ def _server_pod(namespace: str) -> dict[str, str] | None:
 
 
 def _upstream() -> ModuleType:
-    """gateway_provisioners' launch_kubernetes.py, imported (not run) so its functions can be reused."""
-    import gateway_provisioners
-
-    path = Path(gateway_provisioners.__file__).parent / "kernel-launchers/kubernetes/scripts/launch_kubernetes.py"
+    """gateway_provisioners' launch_kubernetes.py, imported (not run) so its functions can be reused. The package
+    itself is only located, never imported: Enterprise Gateway's image has it installed without its dependencies."""
+    found = importlib.util.find_spec("gateway_provisioners")
+    if found is None or not found.submodule_search_locations:
+        raise SystemExit("gateway_provisioners is not installed: pip install 'gateway_provisioners[k8s]==0.5.0'")
+    package = Path(next(iter(found.submodule_search_locations)))
+    path = package / "kernel-launchers/kubernetes/scripts/launch_kubernetes.py"
     spec = importlib.util.spec_from_file_location("gateway_provisioners_launch_kubernetes", path)
     assert spec is not None
     assert spec.loader is not None
