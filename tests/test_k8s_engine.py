@@ -5,6 +5,7 @@ the numeric IDs the pipeline's manifests use are the store image's own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,10 +13,13 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
+import yaml
 
 from dockyard.engine import find_image
 from dockyard.frontends import compose
@@ -24,7 +28,7 @@ from dockyard.frontends.k8s.launcher_build import build_launcher
 from dockyard.frontends.k8s.pipeline import NUMERIC_USERS
 from dockyard.specs.stacks import load_stack
 
-from .helpers import REPO
+from .helpers import REPO, TEST_LABEL
 
 pytestmark = pytest.mark.engine
 
@@ -146,3 +150,140 @@ def test_store_image_ids_match_the_manifests(docker_client, settings, containers
         )
     out = containers.run_and_wait(tag, ["-c", "id -u postgres; id -g postgres"], entrypoint=["/bin/sh"])
     assert tuple(int(x) for x in out.split()) == NUMERIC_USERS["postgres"]
+
+
+# ------------------------------------------------------------------------------------------------ the pipeline
+
+PIPELINE = REPO / "k8s" / "pipeline"
+
+
+def _objects(name: str) -> dict[str, dict]:
+    return {d["kind"]: d for d in yaml.safe_load_all((PIPELINE / name).read_text()) if d}
+
+
+def _docker_args(pod: dict, container: dict, *, image: str, volumes: dict[str, str], network: str) -> dict:
+    """What the kubelet would give this container, as docker run arguments: the manifest's user, groups (fsGroup
+    too), environment, capabilities, no-new-privileges, read-only root, and its volumes (emptyDirs as tmpfs)."""
+    security = container["securityContext"]
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    env |= {e["name"]: SECRET for e in container.get("env", []) if "valueFrom" in e}
+    tmpfs, binds = {}, {}
+    declared = {v["name"]: v for v in pod["volumes"]}
+    for mount in container.get("volumeMounts", []):
+        volume = declared[mount["name"]]
+        if "emptyDir" in volume:
+            size = volume["emptyDir"].get("sizeLimit", "64Mi").replace("Gi", "g").replace("Mi", "m")
+            tmpfs[mount["mountPath"]] = f"size={size},mode=1777"
+        else:
+            binds[volumes[mount["name"]]] = {
+                "bind": mount["mountPath"],
+                "mode": "ro" if mount.get("readOnly") else "rw",
+            }
+    return {
+        "image": image,
+        "user": f"{security['runAsUser']}:{security['runAsGroup']}",
+        "group_add": [str(pod["securityContext"]["fsGroup"])],
+        "environment": env,
+        "cap_drop": ["ALL"] if security["capabilities"]["drop"] == ["ALL"] else [],
+        "security_opt": ["no-new-privileges:true"] if security["allowPrivilegeEscalation"] is False else [],
+        "read_only": security["readOnlyRootFilesystem"],
+        "tmpfs": tmpfs,
+        "volumes": binds,
+        "working_dir": container.get("workingDir"),
+        "network": network,
+        "labels": {TEST_LABEL: "1"},
+    }
+
+
+SECRET = "k8s-test-password"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_pipeline_manifests_run_on_the_real_images(docker_client, settings, built, tmp_path: Path) -> None:
+    """No cluster here, so the manifests' pod settings are given to the real images by hand, as a kubelet would:
+    the store as user 100:102 on a volume whose root belongs to root with the fsGroup (what fsGroup makes of a
+    fresh claim), PGDATA below it; the trainer as 1000 with a read-only root, its files from the ConfigMap's data,
+    after its init container saw the store; then verify.sh, with a `kubectl` that runs `exec` through docker."""
+    store_objects, trainer_objects = _objects("store.yaml"), _objects("trainer.yaml")
+    store_pod = store_objects["Deployment"]["spec"]["template"]["spec"]
+    trainer_pod = trainer_objects["Job"]["spec"]["template"]["spec"]
+    stack = load_stack("pipeline")
+    store_tag = compose.stack_build_tag(stack, stack.services["store"], settings.build)
+    assert find_image(docker_client, store_tag), "build it first: dockyard compose up pipeline (or the test above)"
+    trainer_tag = built("pytorch:cpu").tag
+    files = tmp_path / "stack-files"
+    files.mkdir()
+    for name, text in trainer_objects["ConfigMap"]["data"].items():
+        (files / name).write_text(text)
+    files.chmod(0o755)
+    run_id = uuid.uuid4().hex[:8]
+    network = docker_client.networks.create(f"dockyard-k8s-test-{run_id}", labels={TEST_LABEL: "1"})
+    volume = docker_client.volumes.create(f"dockyard-k8s-test-{run_id}", labels={TEST_LABEL: "1"})
+    started: list = []
+    try:
+        fs_group = store_pod["securityContext"]["fsGroup"]
+        docker_client.containers.run(
+            store_tag, ["-c", f"chown 0:{fs_group} /v && chmod 2775 /v"], entrypoint=["/bin/sh"], user="0",
+            volumes={volume.name: {"bind": "/v", "mode": "rw"}}, remove=True, labels={TEST_LABEL: "1"},
+        )  # fmt: skip
+        (store_spec,) = store_pod["containers"]
+        store = docker_client.containers.create(
+            **_docker_args(
+                store_pod, store_spec, image=store_tag, volumes={"pgdata": volume.name}, network=network.name
+            ),
+            name=f"dockyard-k8s-test-store-{run_id}",
+        )
+        started.append(store)
+        network.disconnect(store)
+        network.connect(store, aliases=["store"])  # the Service's name
+        store.start()
+        probe = store_spec["readinessProbe"]["exec"]["command"]
+        deadline = time.monotonic() + 120
+        while store.exec_run(probe).exit_code != 0:
+            store.reload()
+            assert store.status == "running", store.logs().decode()[-2000:]
+            assert time.monotonic() < deadline, store.logs().decode()[-2000:]
+            time.sleep(1)
+
+        (init,) = trainer_pod["initContainers"]
+        (job,) = trainer_pod["containers"]
+        for spec in (init, job):
+            args = _docker_args(
+                trainer_pod, spec, image=trainer_tag, volumes={"stack-files": str(files)}, network=network.name
+            )
+            container = docker_client.containers.run(command=spec["command"], detach=True, **args)
+            started.append(container)
+            status = container.wait(timeout=900)["StatusCode"]
+            assert status == 0, container.logs().decode()[-3000:]
+        assert "accuracy" in started[-1].logs().decode()
+
+        # verify.sh as users run it, its kubectl answering `exec -n NS deploy/store -- CMD...` with docker exec.
+        shim = tmp_path / "bin"
+        shim.mkdir()
+        (shim / "kubectl").write_text(
+            "#!/bin/sh\n"  # kubectl exec -n NS deploy/store -- CMD...  →  docker exec STORE CMD...
+            '[ "$1 $2 $4 $5" = "exec -n deploy/store --" ] || { echo "unexpected: $*" >&2; exit 64; }\n'
+            f'shift 5\nexec docker exec {store.name} "$@"\n'
+        )
+        (shim / "kubectl").chmod(0o755)
+        done = subprocess.run(
+            ["sh", str(PIPELINE / "verify.sh")], env={**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("pass ") == len(stack.checks)
+        # ... and it can fail: with the predictions gone, the checks on them do.
+        store.exec_run(["psql", "-qX", "-U", "dockyard", "-d", "pipeline", "-c", "DELETE FROM predictions"])
+        failed = subprocess.run(
+            ["sh", str(PIPELINE / "verify.sh")], env={**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert failed.returncode == 1
+        assert "FAIL predictions of the latest finished run" in failed.stdout
+    finally:
+        for container in started:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        network.remove()
+        volume.remove(force=True)
