@@ -51,7 +51,8 @@ def _profile(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, Any
     return {
         "display_name": lab_display_name(spec, variant),
         "slug": f"{spec.name}-{variant.name}",
-        "description": f"{spec.description} ({variant_label(variant)})",
+        "description": f"{spec.description} ({variant_label(variant)}"
+        + (f"; needs {variant.cuda.describe()})" if variant.cuda else ")"),
         "kubespawner_override": override,
     }
 

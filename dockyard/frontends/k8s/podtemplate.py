@@ -83,6 +83,10 @@ def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
         f"    {LABEL_VARIANT}: {_j(variant.name)}",
         "  annotations:",
         '    cluster-autoscaler.kubernetes.io/safe-to-evict: "false"',
+    ]
+    if variant.cuda is not None:  # what the node's driver and card must bring (gpu/requirements.py), for people
+        lines.append(f"    dockyard.io/cuda-needs: {_j(variant.cuda.describe())}")
+    lines += [
         "spec:",
         "  restartPolicy: Never",
         f"  serviceAccountName: {_j(KERNEL_SERVICE_ACCOUNT)}",
