@@ -528,3 +528,64 @@ def test_launcher_runs_through_gateway_provisioners_own_code(tmp_path: Path) -> 
         assert "JUPYTER_TOKEN" not in container_env
         assert "KUBECONFIG" not in container_env
         assert pod["metadata"]["labels"]["kernel_id"] == "0b7c1e2a"
+
+
+# ------------------------------------------------------------------------------------------------ Pod Security
+
+
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected"}
+ALLOWED_VOLUMES |= {"secret"}
+
+
+def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
+    """Pod Security Standards, "restricted" profile (what cluster/namespace.yaml enforces), checked on a pod spec."""
+    problems = []
+    pod_sc = pod_spec.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod_spec.get(key):
+            problems.append(key)
+    for volume in pod_spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            problems.append(f"volume {volume['name']}: {kinds}")
+    for c in pod_spec.get("initContainers", []) + pod_spec["containers"]:
+        sc = c.get("securityContext", {})
+        name = c["name"]
+        if sc.get("privileged"):
+            problems.append(f"{name}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation not false")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{name}: capabilities not dropped")
+        if set(sc.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: capabilities added")
+        if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+            problems.append(f"{name}: runAsNonRoot not true")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            problems.append(f"{name}: runAsUser 0")
+        seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {})).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccomp {seccomp}")
+    return problems
+
+
+def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
+    out = [(k, render_ours(k, BASE_ENV)["spec"]) for k in KERNELS]
+    for rel in MANIFESTS:
+        for doc in documents(CHECKED_IN / rel):
+            template = doc.get("spec", {}).get("template")
+            if template:
+                out.append((f"{rel}:{doc['metadata']['name']}", template["spec"]))
+    return out
+
+
+@pytest.mark.parametrize(("where", "pod_spec"), _pod_specs(), ids=[w for w, _ in _pod_specs()])
+def test_every_pod_meets_pod_security_restricted(where: str, pod_spec: dict[str, Any]) -> None:
+    assert restricted_violations(pod_spec) == []
+
+
+def test_the_restricted_check_can_fail() -> None:
+    pod = render_ours(CPU_KERNEL, BASE_ENV)["spec"]
+    container = dict(pod["containers"][0], securityContext={"privileged": True})
+    broken = dict(pod, containers=[container], hostPID=True, volumes=[{"name": "h", "hostPath": {"path": "/"}}])
+    assert len(restricted_violations(broken)) >= 5
