@@ -99,7 +99,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kubectl(*args: str) -> dict[str, Any]:
+def _kubectl(*args: str) -> str:
     if shutil.which("kubectl") is None:
         raise DockyardError("kubectl is not on PATH", fix="install kubectl and point it at the cluster (KUBECONFIG)")
     done = subprocess.run(["kubectl", *args], capture_output=True, text=True, check=False)
@@ -108,18 +108,23 @@ def _kubectl(*args: str) -> dict[str, Any]:
             f"kubectl {' '.join(args)} failed: {shown(done.stderr.strip(), 300)}",
             fix="check the context (kubectl config current-context) and your rights in that namespace",
         )
-    result: dict[str, Any] = json.loads(done.stdout) if done.stdout.strip() else {}
-    return result
+    return done.stdout
+
+
+def _kubectl_items(*args: str) -> list[dict[str, Any]]:
+    """`kubectl get ... --output json`'s items."""
+    items: list[dict[str, Any]] = json.loads(_kubectl(*args, "--output", "json")).get("items", [])
+    return items
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
     ns = args.namespace
-    kernels = _kubectl("get", "pods", "--namespace", ns, "--selector", SELECTOR, "--output", "json")["items"]
-    live = {p["metadata"]["name"] for p in _kubectl("get", "pods", "--namespace", ns, "--output", "json")["items"]}
+    kernels = _kubectl_items("get", "pods", "--namespace", ns, "--selector", SELECTOR)
+    live = {p["metadata"]["name"] for p in _kubectl_items("get", "pods", "--namespace", ns)}
     found = orphans(kernels, live)
     for orphan in found:
         console.print(f"{'would delete' if args.dry_run else 'deleting'} pod {orphan.name}: {orphan.reason}")
         if not args.dry_run:
-            _kubectl("delete", "pod", orphan.name, "--namespace", orphan.namespace, "--wait=false", "--output", "json")
+            _kubectl("delete", "pod", orphan.name, "--namespace", orphan.namespace, "--wait=false")
     console.print(f"{len(found)} orphaned kernel pod(s) of {len(kernels)} in namespace {ns}")
     return 0
