@@ -589,3 +589,20 @@ def test_the_restricted_check_can_fail() -> None:
     container = dict(pod["containers"][0], securityContext={"privileged": True})
     broken = dict(pod, containers=[container], hostPID=True, volumes=[{"name": "h", "hostPath": {"path": "/"}}])
     assert len(restricted_violations(broken)) >= 5
+
+
+def test_spec_kernel_variables_reach_the_pod(tmp_path: Path) -> None:
+    """The launcher passes only KERNEL_* from the server: a spec's own kernel variables are in the template."""
+    from dataclasses import replace
+
+    from dockyard.frontends.k8s.podtemplate import TEMPLATE_FILE, pod_template
+
+    spec = specs.load("minimal")
+    spec = replace(spec, kernel={**spec.kernel, "env": {"TF_CPP_MIN_LOG_LEVEL": "1", "ODD": 'a"\nb: c'}})
+    (tmp_path / TEMPLATE_FILE).write_text(pod_template(spec, spec.variants["cpu"], K8sOptions()))
+    mod = launcher(CPU_KERNEL)
+    pod = yaml.safe_load(mod.render(mod.keywords(BASE_ENV), tmp_path))
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "1"
+    assert env["ODD"] == 'a"\nb: c'
+    validate(pod)

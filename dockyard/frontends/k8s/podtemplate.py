@@ -112,6 +112,8 @@ def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
         f"    - {{name: HOME, value: {_j(HOME)}}}",
         "    - {name: KERNEL_LANGUAGE, value: python}",
     ]
+    # The spec's kernel variables belong to the pod itself: the launcher passes only KERNEL_* from the server's side.
+    lines += [f"    - {{name: {_j(k)}, value: {_j(v)}}}" for k, v in sorted(spec.kernel["env"].items())]
     if gpu:
         lines += [
             "    resources:",
