@@ -164,7 +164,17 @@ def user_python() -> Path:
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", str(REPO), "nbval"]
+        install = [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-e",
+            str(REPO),
+            "nbval",
+            "jupyter_kernel_test",
+        ]
         pip = subprocess.run(install, capture_output=True, text=True, timeout=600)
         assert pip.returncode == 0, pip.stderr[-3000:]
         subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)

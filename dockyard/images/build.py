@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -13,15 +12,16 @@ import docker
 import docker.errors
 import requests
 import urllib3
+from docker.models.images import Image
 
 from .. import paths
+from ..capabilities import short_name
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..engine import find_image
 from ..errors import BuildError, EngineError
 from .buildlock import tag_lock
 from .plan import BuildPlan
-
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+from .steps import StepParser, count_instructions
 
 
 class Reporter(Protocol):
@@ -106,8 +106,8 @@ def build(
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
-    if plan.alias not in image.tags:
-        image.tag(plan.alias)
+    if plan.alias not in {short_name(t) for t in image.tags}:  # Podman qualifies it: docker.io/dockyard/...
+        _tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
 
 
@@ -125,8 +125,7 @@ def _build(
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
-    step_lines: list[str] = []
-    step_text = ""
+    steps = StepParser(count_instructions(plan.dockerfile), len(plan.labels))
     image_id = None
     with tempfile.TemporaryFile() as ctx, log_path.open("w", encoding="utf-8") as log:
         plan.write_context(ctx)
@@ -147,7 +146,8 @@ def _build(
                 if "error" in chunk:
                     message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                     log.write(f"ERROR: {message}\n")
-                    output = "".join(step_lines[-60:]).rstrip()
+                    step_text, step_lines = steps.failure(message)
+                    output = "\n".join(step_lines[-60:]).rstrip()
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
                         f"--- output of that step ---\n{output}\n---",
@@ -162,13 +162,9 @@ def _build(
                     continue
                 log.write(text)
                 for line in text.splitlines():
-                    m = _STEP.match(line)
-                    if m:
-                        step_lines = []
-                        step_text = m.group(3)
-                        reporter.step(int(m.group(1)), int(m.group(2)), step_text)
+                    if step := steps.feed(line):
+                        reporter.step(step.number, step.total, step.text)
                     elif line.strip():
-                        step_lines.append(line + "\n")
                         reporter.output(line)
         except docker.errors.APIError as exc:
             raise BuildError(
@@ -184,5 +180,11 @@ def _build(
                 ),
             ) from None
     image = client.images.get(image_id or plan.tag)
-    image.tag(plan.alias)
+    _tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)
+
+
+def _tag(image: Image, name: str) -> None:
+    """Tag with repository and tag passed apart: Podman refuses 'repo:tag' as the repository."""
+    repository, _, tag = name.rpartition(":")
+    image.tag(repository, tag)

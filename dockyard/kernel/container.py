@@ -16,11 +16,20 @@ from typing import Any
 
 from docker.types import DeviceRequest, Mount
 
+from ..capabilities import DOCKER, EngineCaps
 from ..errors import DockyardError
 from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
 CONNECTION_FILE = "/run/dockyard/kernel.json"  # where the kernel reads its (read-only) connection file
 HOME = "/home/dockyard-user"  # a private tmpfs: the host UID has no home inside the image
+# Run inside the container with a signal number: signals the process group of every child of PID 1 (the
+# init), i.e. the kernel and a cell's subprocesses. For inits that forward to the child alone (Podman's
+# catatonit); the image's python does it, as the shell's kill may not take a negative PID.
+GROUP_SIGNAL_ARGV = (
+    "python3",
+    "-c",
+    "import os, sys; [os.killpg(int(p), int(sys.argv[1])) for p in open('/proc/1/task/1/children').read().split()]",
+)
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 
 # Host variables that describe the host, not the kernel: paths that do not exist in the image, the
@@ -258,8 +267,8 @@ def kernel_banner_args(argv: Sequence[str], notices: Sequence[str]) -> list[str]
     return [f"--InteractiveShell.banner2={text}\n"]
 
 
-def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
-    """Arguments for client.containers.create()."""
+def create_kwargs(kc: KernelContainer, caps: EngineCaps = DOCKER) -> dict[str, Any]:
+    """Arguments for engine.create_container() (client.containers.create() plus Podman's user namespace)."""
     mounts = [
         Mount(target=kc.workspace.as_posix(), source=kc.workspace.as_posix(), type="bind"),
         Mount(
@@ -288,7 +297,7 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
         "user": f"{kc.uid}:{kc.gid}",
         "init": True,  # docker-init (tini) as PID 1 forwards signals to the kernel's process group, reaps zombies
         "mounts": mounts,
-        "tmpfs": {HOME: f"rw,nosuid,nodev,uid={kc.uid},gid={kc.gid},mode=0700"},
+        "tmpfs": {HOME: caps.tmpfs_options(kc.uid, kc.gid, "rw,nosuid,nodev,mode=0700")},
         "privileged": False,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
@@ -302,10 +311,14 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
     else:
         kwargs["network_mode"] = "bridge"
         kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in kc.ports}  # published on loopback only
+    if caps.keep_id:
+        # Rootless Podman: the host user keeps its UID inside, so the workspace, the 0600 connection file and
+        # what the kernel writes belong to the user (else UID 1234 inside is an unrelated subordinate UID).
+        kwargs["userns_mode"] = "keep-id"
     if kc.shm_size:
         kwargs["shm_size"] = kc.shm_size
-    if kc.memory:
+    if kc.memory and caps.memory_limits:  # one the engine cannot apply is reported by the provisioner instead
         kwargs["mem_limit"] = kc.memory
-    if kc.cpus:
+    if kc.cpus and caps.cpu_limits:
         kwargs["nano_cpus"] = int(kc.cpus * 1e9)
     return kwargs

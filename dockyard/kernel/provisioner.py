@@ -29,12 +29,13 @@ from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
-from .. import engine, gpu
+from .. import capabilities, engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
 from .container import (
     CONNECTION_FILE,
+    GROUP_SIGNAL_ARGV,
     PORT_NAMES,
     KernelContainer,
     check_loopback,
@@ -312,9 +313,18 @@ class DockerProvisioner(LocalProvisioner):
         return path, curve
 
     def _create_and_start(self, kc: KernelContainer) -> None:
-        kwargs = create_kwargs(kc)
+        caps = capabilities.detect(self.docker_client)
+        if dropped := caps.unapplied_limits(kc.memory, kc.cpus):
+            # The engine would accept and ignore them: say so rather than let the user believe they hold.
+            self.log.warning(
+                "dockyard: kernel %s runs without its %s: %s",
+                self.kernel_id,
+                " and ".join(dropped),
+                caps.limits_reason(),
+            )
+        kwargs = create_kwargs(kc, caps)
         try:
-            created = self.docker_client.containers.create(**kwargs)
+            created = engine.create_container(self.docker_client, **kwargs)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
@@ -323,7 +333,7 @@ class DockerProvisioner(LocalProvisioner):
             if old.labels.get(LABEL_KERNEL_ID) != kc.kernel_id:
                 raise
             old.remove(force=True)
-            created = self.docker_client.containers.create(**kwargs)
+            created = engine.create_container(self.docker_client, **kwargs)
         self.container_id = str(created.id)  # at once, so a failed start still removes it
         try:
             created.start()
@@ -439,13 +449,27 @@ class DockerProvisioner(LocalProvisioner):
     def _kill(self, signum: int) -> None:
         # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
         # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
+        group_by_exec = signum == signal.SIGINT and not capabilities.detect(self.docker_client).init_signals_group
+        if group_by_exec and self._signal_group(signum):
+            return
         try:
             self.docker_client.api.kill(self.container_id, signal=signum)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: not running any more
+            if not capabilities.not_running(exc):  # Docker: 409, Podman: 500 "container state improper"
                 raise
+
+    def _signal_group(self, signum: int) -> bool:
+        """Signal the kernel's process group from inside the container (Podman's catatonit forwards a signal to
+        the kernel alone, so an os.system('sleep 20') cell would run on); False if that could not be done."""
+        try:
+            exec_id = self.docker_client.api.exec_create(self.container_id, [*GROUP_SIGNAL_ARGV, str(signum)])
+            self.docker_client.api.exec_start(exec_id)
+            return int(self.docker_client.api.exec_inspect(exec_id).get("ExitCode") or 0) == 0
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            self.log.warning("dockyard: kernel %s: signalling its process group failed (%s)", self.kernel_id, exc)
+            return False
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
