@@ -10,6 +10,7 @@ import docker.errors
 from docker.models.containers import Container, _create_container_args
 from docker.models.images import Image
 
+from .capabilities import short_name
 from .errors import EngineError
 
 _FIX = (
@@ -60,3 +61,12 @@ def client(timeout: int = 120) -> docker.DockerClient:
             f"Cannot reach the Docker engine at {describe_host()} ({type(exc).__name__})", fix=_FIX
         ) from None
     return c
+
+
+def ensure_tag(image: Image, name: str) -> None:
+    """Give the image this name unless it has it. Names are compared without Podman's registry prefix, and
+    repository and tag are passed apart: Podman refuses 'repo:tag' as the repository."""
+    if name in {short_name(t) for t in image.tags}:
+        return
+    repository, _, tag = name.rpartition(":")
+    image.tag(repository, tag)

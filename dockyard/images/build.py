@@ -12,12 +12,10 @@ import docker
 import docker.errors
 import requests
 import urllib3
-from docker.models.images import Image
 
 from .. import paths
-from ..capabilities import short_name
 from ..config import PROXY_VARIABLES, BuildOptions
-from ..engine import find_image
+from ..engine import ensure_tag, find_image
 from ..errors import BuildError, EngineError
 from .buildlock import tag_lock
 from .plan import BuildPlan
@@ -106,8 +104,7 @@ def build(
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
-    if plan.alias not in {short_name(t) for t in image.tags}:  # Podman qualifies it: docker.io/dockyard/...
-        _tag(image, plan.alias)
+    ensure_tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
 
 
@@ -180,11 +177,5 @@ def _build(
                 ),
             ) from None
     image = client.images.get(image_id or plan.tag)
-    _tag(image, plan.alias)
+    ensure_tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)
-
-
-def _tag(image: Image, name: str) -> None:
-    """Tag with repository and tag passed apart: Podman refuses 'repo:tag' as the repository."""
-    repository, _, tag = name.rpartition(":")
-    image.tag(repository, tag)

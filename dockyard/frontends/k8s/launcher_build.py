@@ -9,7 +9,7 @@ from collections.abc import Callable
 import docker
 
 from ...config import PROXY_VARIABLES, BuildOptions
-from ...engine import find_image
+from ...engine import ensure_tag, find_image
 from ...errors import BuildError
 from .launcher_image import dockerfile, launcher_alias, launcher_tag
 
@@ -71,6 +71,5 @@ def build_launcher(
         image = find_image(client, tag)
         if image is None:
             raise BuildError(f"The engine reported no image {tag} after building it", fix="run the command again")
-    if alias not in image.tags:
-        image.tag(alias)
+    ensure_tag(image, alias)
     return tag, built
