@@ -16,13 +16,16 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import docker
 import requests
+from jupyter_core.utils import run_sync
 
 from .. import engine
 from ..config import PoolOptions
+from ..errors import DockyardError
 from . import pool
 from .container import KernelContainer
 from .reaper import owner_id
@@ -58,9 +61,11 @@ class PoolKeeper:
         self._wanted: OrderedDict[str, _Want] = OrderedDict()  # pool key → what to fill, most recent last
         self._memory: dict[str, int] = {}  # pool key → idle bytes last measured
         self._lock = threading.Lock()
+        self._fill_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: docker.DockerClient | None = None
+        self._closed = False
         self.last_error: str | None = None
 
     @classmethod
@@ -73,7 +78,7 @@ class PoolKeeper:
 
     def want(self, cold: KernelContainer, modules: tuple[str, ...], options: PoolOptions) -> None:
         """A kernel like `cold` just started: keep its pool filled (in the background)."""
-        if options.size <= 0 or options.max_containers <= 0 or pool.template(cold) is None:
+        if self._closed or options.size <= 0 or options.max_containers <= 0 or pool.template(cold) is None:
             return
         key = pool.pool_key(cold)
         with self._lock:
@@ -96,6 +101,10 @@ class PoolKeeper:
         return {"owner": self.owner, "wanted": wanted, "last_error": self.last_error}
 
     @property
+    def closed(self) -> bool:
+        return self._closed  # a property: mypy would narrow a plain attribute across the thread's loop
+
+    @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
             self._client = engine.client()
@@ -106,6 +115,8 @@ class PoolKeeper:
             self._wake.wait(timeout=60)  # also wakes now and then to replace containers that died
             self._wake.clear()
             time.sleep(_SETTLE)
+            if self.closed:
+                return
             try:
                 self.top_up()
                 self.last_error = None
@@ -118,10 +129,16 @@ class PoolKeeper:
 
     def top_up(self) -> list[pool.Pooled]:
         """Fill every wanted pool to its size within the caps (blocking; the thread calls it). Returns the new ones."""
+        with self._fill_lock:  # one filler at a time: the thread, or fill_for
+            return self._top_up()
+
+    def _top_up(self) -> list[pool.Pooled]:
         made: list[pool.Pooled] = []
         with self._lock:
             wanted = list(reversed(self._wanted.items()))  # most recent first
         for key, want in wanted:
+            if self.closed:
+                break
             while sum(p.key == key for p in self.mine()) < want.options.size:
                 if not self._room_for(key, want.options):
                     return made
@@ -150,11 +167,56 @@ class PoolKeeper:
             if not pool.drain(self.client, _by_id(victims[0].id)):
                 return False
 
+    def close(self) -> list[str]:
+        """Stop filling (after the fill in progress) and drain; the next instance() is a fresh keeper."""
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=_SETTLE + 200)
+        with PoolKeeper._instance_lock:
+            if PoolKeeper._instance is self:
+                PoolKeeper._instance = None
+        return self.drain()
+
     def drain(self) -> list[str]:
         """Remove this process's unclaimed pooled containers (at exit, and `dockyard kernels pool drain`)."""
         with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
             return pool.drain(self.client, lambda p: p.owner == self.owner)
         return []
+
+
+def fill_for(kernel_name: str, cwd: Path, count: int, options: PoolOptions) -> list[pool.Pooled]:
+    """Fill `count` pooled containers for kernels of kernelspec kernel_name started in cwd, owned by this
+    process's keeper, and wait until they are ready. The container is described by the provisioner itself
+    (pre_launch without a launch), so it is exactly what a kernel start would create."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import KernelManager
+
+    from .provisioner import DockerProvisioner
+
+    km = KernelManager(kernel_name=kernel_name)
+    try:
+        cmd, kw = km.pre_start_kernel(cwd=str(cwd))
+    except NoSuchKernel:
+        raise DockyardError(
+            f"No kernel named {kernel_name} is installed where Jupyter looks",
+            fix="install it with 'dockyard kernels install' (see 'dockyard kernels list')",
+        ) from None
+    try:
+        prov = km.provisioner
+        if not isinstance(prov, DockerProvisioner):
+            raise DockyardError(
+                f"Kernel {kernel_name} is not a dockyard container kernel",
+                fix="name a kernel 'dockyard kernels list' shows",
+            )
+        cold, modules = prov.pool_request(cmd, Path(cwd), kw.get("env") or {})
+    finally:
+        km.cleanup_resources()
+        if km.provisioner is not None:
+            run_sync(km.provisioner.cleanup)(restart=False)
+    keeper = PoolKeeper.instance()
+    keeper.want(cold, modules, replace(options, size=count, max_containers=max(options.max_containers, count)))
+    return keeper.top_up()
 
 
 def _by_id(cid: str) -> Callable[[pool.Pooled], bool]:

@@ -240,11 +240,23 @@ class DockerProvisioner(LocalProvisioner):
         self._keep_pool(kc)
         return self.connection_info
 
+    def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
+        """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
+        imports: what `dockyard kernels pool fill` fills for (kernel/pool_keeper.fill_for)."""
+        kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
+        if self._private_file is not None:
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
+        return kc, self._pool_modules()
+
+    def _pool_modules(self) -> tuple[str, ...]:
+        framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
+        return pool.FRAMEWORK_MODULES.get(framework, ())
+
     def _keep_pool(self, kc: KernelContainer) -> None:
         """Refill the pool behind this kernel (in the background)."""
         try:
-            framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
-            PoolKeeper.instance().want(kc, pool.FRAMEWORK_MODULES.get(framework, ()), load_settings().kernels.pool)
+            PoolKeeper.instance().want(kc, self._pool_modules(), load_settings().kernels.pool)
         except Exception as exc:
             self.log.warning("dockyard: could not schedule the kernel pool: %s", exc)
 
