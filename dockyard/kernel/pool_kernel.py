@@ -74,6 +74,8 @@ def main() -> None:
             importlib.import_module(module)
         except Exception as exc:  # a broken import fails again in the notebook, with the user's traceback
             print(f"dockyard pool: importing {module} failed: {exc}", file=sys.stderr)
+    import runpy  # noqa: F401  (`python -m ipykernel_launcher` has it loaded: a cold kernel's sys.modules has it)
+
     from ipykernel.kernelapp import IPKernelApp
 
     # What `python -m ipykernel_launcher ARGS` would show the kernel: its argv and no script directory on sys.path.
