@@ -216,7 +216,7 @@ def test_drain_leaves_nothing_but_kernels(keeper, tmp_path, docker_client, capsy
     with kernel("dy-minimal", tmp_path) as (km, _kc):
         claimed = km.provisioner.container_id
         assert claimed in {p.id for p in made}
-        keeper.close()  # no refill behind the claim
+        # Pool size 1: the container left over is the refill the kernel start wants, so none is made meanwhile.
         assert dockyard_main(["kernels", "pool", "drain"]) == 0
         assert "1 pooled container(s) removed" in capsys.readouterr().out
         assert all(_gone(docker_client, p.id) for p in made if p.id != claimed)
@@ -240,10 +240,11 @@ def _hold(args: list[str], cwd: Path, marker: str) -> subprocess.Popen:
     raise AssertionError(f"exited with {proc.wait()} before {marker!r}: {''.join(lines)[-3000:]}")
 
 
-def test_sigkilled_owners_then_gc_leave_nothing(kernelspecs, tmp_path, docker_client):
-    filler = _hold(
-        [sys.executable, "-m", "dockyard", "kernels", "pool", "fill", "dy-minimal", "-n", "2"], tmp_path, "holding"
-    )
+def test_sigkilled_owners_then_gc_leave_nothing(shared, tmp_path, docker_client):
+    """A `pool fill` and a process holding a kernel (it claims the oldest pooled container: the filler's, another
+    process's) are SIGKILLed; `dockyard kernels gc` removes their containers, claimed or not, and run dirs."""
+    fill = [sys.executable, "-m", "dockyard", "kernels", "pool", "fill", "dy-minimal", "-n", "2"]
+    filler = _hold(fill, tmp_path, "holding")
     holder = _hold([sys.executable, str(SCRIPT), "hold", "dy-minimal", str(tmp_path)], tmp_path, "container_id")
     time.sleep(2.5)  # the holder's keeper refills behind its claim meanwhile: that container must go too
     pids = {filler.pid, holder.pid}
@@ -309,6 +310,7 @@ class TestPooledKernelConformance(jupyter_kernel_test.KernelTests):
     language_name = "python"
     file_extension = ".py"
     code_hello_world = "print('hello, world')"
+    code_stderr = "import sys; print('test', file=sys.stderr)"
     completion_samples = [{"text": "zi", "matches": {"zip"}}]  # noqa: RUF012 (the suite's API)
     complete_code_samples = ["1", "print('hello, world')", "def f(x):\n  return x*2\n\n\n"]  # noqa: RUF012
     incomplete_code_samples = ["print('''hello", "def f(x):\n  x*2"]  # noqa: RUF012
