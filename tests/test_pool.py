@@ -26,6 +26,7 @@ from jupyter_client.connect import LocalPortCache
 
 from dockyard.cli import main as dockyard_main
 from dockyard.config import load_settings
+from dockyard.frontends.panel import environments
 from dockyard.kernel import pool
 from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
 from dockyard.kernel.reaper import reap
@@ -189,6 +190,7 @@ def test_two_kernels_started_at_once_never_share_a_container(keeper, tmp_path, d
 _TAKE = """
 import os, sys, time
 from pathlib import Path
+from dockyard.frontends.panel import environments
 from dockyard.kernel import pool
 go = Path(sys.argv[1]) / "go"
 while not go.exists():
@@ -213,6 +215,10 @@ def test_claim_is_exclusive_across_processes(tmp_path):
 
 def test_drain_leaves_nothing_but_kernels(keeper, tmp_path, docker_client, capsys):
     made = _fill(tmp_path, 2)
+    panel = environments.snapshot(None, {}, "minimal:cpu")  # what the panel's REST API answers
+    assert panel["environments"][0]["pool"]["ready"] >= 2
+    assert panel["pool"]["owner"] == keeper.owner
+    assert {"ref": "minimal:cpu", "workspace": str(tmp_path.resolve()), "key": made[0].key} in panel["pool"]["wanted"]
     with kernel("dy-minimal", tmp_path) as (km, _kc):
         claimed = km.provisioner.container_id
         assert claimed in {p.id for p in made}

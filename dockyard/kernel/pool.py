@@ -273,6 +273,14 @@ def _exists(path: Path) -> bool:
         return False
 
 
+def is_mine(p: Pooled) -> bool:
+    """Whether this user made the pooled container (its run directory is ours): only then could we claim it."""
+    try:
+        return p.run_dir.stat().st_uid == os.getuid()
+    except OSError:
+        return False
+
+
 def _take(run_dir: Path, owner: str) -> bool:
     """The atomic claim: create run_dir/taken exclusively, holding the new owner. Only one caller ever wins."""
     try:
