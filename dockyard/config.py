@@ -307,7 +307,7 @@ def load_settings() -> Settings:
     auto_build = _env_flag("DOCKYARD_AUTO_BUILD")
     pool_cfg = kernels_cfg.get("pool", {})
     pool_size = env.get("DOCKYARD_POOL_SIZE") or pool_cfg.get("size", PoolOptions.size)
-    if not str(pool_size).isdigit() or int(pool_size) > 16:
+    if not re.fullmatch(r"[0-9]{1,2}", str(pool_size)) or int(pool_size) > 16:
         raise ConfigError(
             f"DOCKYARD_POOL_SIZE={shown(str(pool_size))} is not a pool size",
             fix="use a whole number from 0 (no warm pool) to 16",
