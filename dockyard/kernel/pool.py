@@ -214,10 +214,16 @@ def fill(client: docker.DockerClient, cold: KernelContainer, modules: tuple[str,
     return Pooled(str(container.id), name, cold.env_name, cold.variant, key, run_dir, owner, "starting", time.time())
 
 
-def wait_ready(client: docker.DockerClient, pooled: Pooled, timeout: float = _READY_TIMEOUT) -> bool:
-    """Wait until the pooled kernel is ready for a claim; False (container removed) if it died or hung."""
+def wait_ready(
+    client: docker.DockerClient,
+    pooled: Pooled,
+    timeout: float = _READY_TIMEOUT,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Wait until the pooled kernel is ready for a claim; False (container removed) if it died, hung or the
+    wait was cancelled (the owning process is exiting)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not cancelled():
         if (pooled.run_dir / "ready").exists():
             return True
         if _status(client, pooled.id) not in ("created", "running"):

@@ -73,7 +73,7 @@ class PoolKeeper:
         with cls._instance_lock:
             if cls._instance is None:
                 cls._instance = cls()
-                atexit.register(cls._instance.drain)
+                atexit.register(cls._instance.close, join_timeout=10.0)
             return cls._instance
 
     def want(self, cold: KernelContainer, modules: tuple[str, ...], options: PoolOptions) -> None:
@@ -143,8 +143,9 @@ class PoolKeeper:
                 if not self._room_for(key, want.options):
                     return made
                 pooled = pool.fill(self.client, want.cold, want.modules, self.owner)
-                if not pool.wait_ready(self.client, pooled):
-                    self.last_error = f"a pooled {pooled.ref} container did not get ready (see 'docker logs')"
+                if not pool.wait_ready(self.client, pooled, cancelled=lambda: self.closed):
+                    if not self.closed:
+                        self.last_error = f"a pooled {pooled.ref} container did not get ready (see 'docker logs')"
                     break  # do not retry a broken environment in a loop; the next kernel start tries again
                 made.append(pooled)
                 if (used := pool.idle_memory(self.client, pooled.id)) is not None:
@@ -167,12 +168,12 @@ class PoolKeeper:
             if not pool.drain(self.client, _by_id(victims[0].id)):
                 return False
 
-    def close(self) -> list[str]:
-        """Stop filling (after the fill in progress) and drain; the next instance() is a fresh keeper."""
+    def close(self, join_timeout: float = 60.0) -> list[str]:
+        """Stop filling (a container still starting is removed) and drain; the next instance() is a fresh keeper."""
         self._closed = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=_SETTLE + 200)
+            self._thread.join(timeout=join_timeout)
         with PoolKeeper._instance_lock:
             if PoolKeeper._instance is self:
                 PoolKeeper._instance = None
