@@ -275,6 +275,11 @@ def test_sigkilled_owners_then_gc_leave_nothing(shared, tmp_path, docker_client)
     assert len(before) >= 2  # the filler's two, less what the holder claimed; the holder's kernel and refill
     assert any(c.name.startswith(pool.UNCLAIMED_PREFIX) for c in before)
     run_dirs = {Path(c.labels[LABEL_POOL_DIR]) for c in before}
+    # A filler killed between making a run directory and creating its container leaves the directory alone.
+    stray = pool.pool_root() / f"{pool.UNCLAIMED_PREFIX}minimal-cpu-stray"
+    stray.mkdir(mode=0o700)
+    os.utime(stray, (time.time() - 120, time.time() - 120))
+    run_dirs.add(stray)
     assert dockyard_main(["kernels", "gc"]) == 0
     assert theirs() == []
     assert [d for d in run_dirs if d.exists()] == []

@@ -297,12 +297,18 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ..kernel import reaper  # imported here: it pulls in the provisioner's labels and the docker SDK
+    from ..kernel import (
+        pool,
+        reaper,  # imported here: it pulls in the provisioner's labels and the docker SDK
+    )
 
-    removed = reaper.reap(engine.client())
+    client = engine.client()
+    removed = reaper.reap(client)
     for name in removed:
         console.print(f"[yellow]removed[/] {escape(name)}")
     console.print(f"{len(removed)} leftover kernel container(s) removed")
+    for name in pool.sweep(client):  # run directories of pooled containers that never got created
+        console.print(f"[yellow]removed[/] stray pool run directory {escape(name)}")
     return 0
 
 
