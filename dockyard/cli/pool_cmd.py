@@ -98,6 +98,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fill(args: argparse.Namespace) -> int:
+    from ..kernel.pool import Pooled
     from ..kernel.pool_keeper import PoolKeeper, fill_for
 
     if args.count < 1 or args.count > 16:
@@ -108,6 +109,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
     name = _kernel_name(args.kernel)
     keeper = PoolKeeper.instance()
     stop = threading.Event()
+    made: list[Pooled] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

@@ -39,7 +39,7 @@ import requests
 from jupyter_core.paths import jupyter_runtime_dir
 
 from ..labels import LABEL_ENV, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
-from .container import CONNECTION_FILE, PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
+from .container import PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
 from .reaper import remove_run_dir
 
 log = logging.getLogger(__name__)
@@ -442,4 +442,4 @@ def idle_memory(client: docker.DockerClient, cid: str) -> int | None:
     return int(usage) - int(cache)
 
 
-__all__ = ["CONNECTION_FILE", "Claimed", "Pooled", "claim", "drain", "fill", "listing", "pool_key", "template"]
+__all__ = ["Claimed", "Pooled", "claim", "drain", "fill", "listing", "pool_key", "template"]
