@@ -34,8 +34,8 @@ def _read_claim(fd: int) -> dict[str, Any]:
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(fd, 65536)
-        if not chunk:
-            continue
+        if not chunk:  # cannot happen while this process holds the FIFO open for writing too
+            raise EOFError("the claim FIFO was closed")
         data += chunk
     claim: dict[str, Any] = json.loads(data)
     return claim
