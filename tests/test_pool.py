@@ -31,7 +31,7 @@ from dockyard.kernel import pool
 from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
 from dockyard.kernel.reaper import reap
 from dockyard.labels import LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
-from tests.helpers import SITE_ENV
+from tests.helpers import SITE_ENV, remove_leftovers, start_jupyter, stop_jupyter
 from tests.test_kernel_lifecycle import SCRIPT, TEST_UID, _gone, _wait_busy, _write_kernelspec, kernel, run, run_json
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -367,3 +367,42 @@ class TestPooledKernelConformance(jupyter_kernel_test.KernelTests):
             raise AssertionError("the claimed container outlived its kernel")
         except docker.errors.NotFound:
             pass
+
+
+def _server_pooled(docker_client, pid: int, state: str) -> list:
+    found = docker_client.containers.list(all=True, filters={"label": LABEL_POOL_KEY})
+    mine = [c for c in found if int(c.labels[LABEL_OWNER].split(":")[1]) == pid]
+    return [c for c in mine if state == "any" or (Path(c.labels[LABEL_POOL_DIR]) / state).exists()]
+
+
+def test_a_jupyter_server_keeps_the_pool_and_its_next_notebook_claims(shared, tmp_path, docker_client):
+    """The owner in real use: a Jupyter server fills the pool behind a notebook's kernel, the next notebook's
+    kernel claims it (its own notebook name in JPY_SESSION_NAME), restarts through the REST API, and the
+    server's SIGTERM leaves no container of it."""
+    server = start_jupyter("server", shared / "jupyter", tmp_path, DOCKYARD_POOL_SIZE="1")
+    try:
+        first = server.new_session("dy-minimal", "a.ipynb")
+        assert first.status_code == 201, server.log_tail()
+        deadline = time.monotonic() + 120
+        while not (ready := _server_pooled(docker_client, server.proc.pid, "ready")):
+            assert time.monotonic() < deadline, f"the server filled no pool:\n{server.log_tail()}"
+            time.sleep(0.5)
+        second = server.new_session("dy-minimal", "b.ipynb")
+        assert second.status_code == 201, server.log_tail()
+        kernel_id = second.json()["kernel"]["id"]
+        [claimed] = docker_client.containers.list(filters={"name": f"dockyard-minimal-cpu-{kernel_id[:8]}"})
+        assert claimed.id == ready[0].id
+        code = "import os, json; print(json.dumps([os.getcwd(), os.environ.get('JPY_SESSION_NAME', '')]))"
+        cwd, session = json.loads(server.execute(kernel_id, code))
+        assert cwd == str(server.root.resolve())
+        assert session.endswith("b.ipynb")
+        panel = server.api("GET", "/dockyard/api/environments/minimal:cpu").json()
+        assert panel["pool"]["owner"].split(":")[1] == str(server.proc.pid)
+        assert panel["environment"]["pool"]["claimed"] >= 1
+        assert server.api("POST", f"/api/kernels/{kernel_id}/restart").status_code == 200
+        assert json.loads(server.execute(kernel_id, code))[0] == cwd  # restarted cold, in the same directory
+        assert _gone(docker_client, claimed.id)
+    finally:
+        stop_jupyter(server)
+    # Its kernels are shut down and its pooled container drained as it exits (no gc needed).
+    assert remove_leftovers(docker_client, server.proc.pid, wait=15) == [], "containers outlived the server"
