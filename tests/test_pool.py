@@ -369,10 +369,11 @@ class TestPooledKernelConformance(jupyter_kernel_test.KernelTests):
             pass
 
 
-def _server_pooled(docker_client, pid: int, state: str) -> list:
+def _server_ready(docker_client, pid: int) -> list:
+    """Pooled containers process pid filled whose kernel is ready for a claim."""
     found = docker_client.containers.list(all=True, filters={"label": LABEL_POOL_KEY})
     mine = [c for c in found if int(c.labels[LABEL_OWNER].split(":")[1]) == pid]
-    return [c for c in mine if state == "any" or (Path(c.labels[LABEL_POOL_DIR]) / state).exists()]
+    return [c for c in mine if (Path(c.labels[LABEL_POOL_DIR]) / "ready").exists()]
 
 
 def test_a_jupyter_server_keeps_the_pool_and_its_next_notebook_claims(shared, tmp_path, docker_client):
@@ -384,7 +385,7 @@ def test_a_jupyter_server_keeps_the_pool_and_its_next_notebook_claims(shared, tm
         first = server.new_session("dy-minimal", "a.ipynb")
         assert first.status_code == 201, server.log_tail()
         deadline = time.monotonic() + 120
-        while not (ready := _server_pooled(docker_client, server.proc.pid, "ready")):
+        while not (ready := _server_ready(docker_client, server.proc.pid)):
             assert time.monotonic() < deadline, f"the server filled no pool:\n{server.log_tail()}"
             time.sleep(0.5)
         second = server.new_session("dy-minimal", "b.ipynb")
