@@ -29,7 +29,6 @@ from dockyard.config import load_settings
 from dockyard.frontends.panel import environments
 from dockyard.kernel import pool
 from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
-from dockyard.kernel.reaper import reap
 from dockyard.labels import LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
 from tests.helpers import SITE_ENV, remove_leftovers, start_jupyter, stop_jupyter
 from tests.test_kernel_lifecycle import SCRIPT, TEST_UID, _gone, _wait_busy, _write_kernelspec, kernel, run, run_json
@@ -271,6 +270,7 @@ def test_sigkilled_owners_then_gc_leave_nothing(shared, tmp_path, docker_client)
         found = docker_client.containers.list(all=True, filters={"label": LABEL_POOL_KEY})
         return [c for c in found if int(c.labels[LABEL_OWNER].split(":")[1]) in pids]
 
+    time.sleep(1)  # a create request in flight when its client died still completes in the engine
     before = theirs()
     assert len(before) >= 2  # the filler's two, less what the holder claimed; the holder's kernel and refill
     assert any(c.name.startswith(pool.UNCLAIMED_PREFIX) for c in before)
@@ -281,9 +281,8 @@ def test_sigkilled_owners_then_gc_leave_nothing(shared, tmp_path, docker_client)
     os.utime(stray, (time.time() - 120, time.time() - 120))
     run_dirs.add(stray)
     assert dockyard_main(["kernels", "gc"]) == 0
-    assert theirs() == []
+    assert [c.name for c in theirs()] == []
     assert [d for d in run_dirs if d.exists()] == []
-    assert reap(docker_client) == []
 
 
 def test_unprivileged_user_gets_a_pooled_kernel(shared, user_python, docker_client):
