@@ -297,18 +297,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from ..kernel import (
-        pool,
-        reaper,  # imported here: it pulls in the provisioner's labels and the docker SDK
-    )
+    from ..kernel import reaper  # imported here: it pulls in the provisioner's labels and the docker SDK
 
-    client = engine.client()
-    removed = reaper.reap(client)
+    removed = reaper.reap(engine.client())
     for name in removed:
         console.print(f"[yellow]removed[/] {escape(name)}")
     console.print(f"{len(removed)} leftover kernel container(s) removed")
-    for name in pool.sweep(client):  # run directories of pooled containers that never got created
-        console.print(f"[yellow]removed[/] stray pool run directory {escape(name)}")
     return 0
 
 

@@ -411,23 +411,6 @@ def drain(client: docker.DockerClient, owned_by: Callable[[Pooled], bool] = lamb
     return removed
 
 
-def sweep(client: docker.DockerClient, min_age: float = 60.0) -> list[str]:
-    """Remove this user's run directories that no container has (a filler killed between making the directory
-    and creating its container), once they are min_age seconds old."""
-    known = {p.run_dir for p in listing(client)}
-    removed = []
-    root = pool_root()
-    for d in root.iterdir():
-        try:
-            old = time.time() - d.stat().st_mtime > min_age
-        except OSError:
-            continue
-        if d.name.startswith(UNCLAIMED_PREFIX) and d not in known and old:
-            remove_run_dir(d)
-            removed.append(d.name)
-    return removed
-
-
 def idle_memory(client: docker.DockerClient, cid: str) -> int | None:
     """Bytes the container holds now (the engine's one-shot stats), None if the engine does not say."""
     try:

@@ -12,10 +12,12 @@ import logging
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import docker
 import docker.errors
+from jupyter_core.paths import jupyter_runtime_dir
 
 from ..labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR
 
@@ -98,7 +100,8 @@ def remove_run_dir(run_dir: Path) -> None:
 def reap(client: docker.DockerClient) -> list[str]:
     """Remove labelled kernel containers (pooled ones too) of dead owners on this host; returns the removed names."""
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID}):
+    listed = client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
+    for container in listed:
         owner = container_owner(container.labels)
         if not owner or not owner_gone(owner):
             continue
@@ -114,4 +117,24 @@ def reap(client: docker.DockerClient) -> list[str]:
             remove_run_dir(Path(container.labels[LABEL_POOL_DIR]))
         log.info("removed orphaned kernel container %s (owner %s is gone)", container.name, owner)
         removed.append(container.name)
+    kept = {Path(c.labels[LABEL_POOL_DIR]) for c in listed if LABEL_POOL_DIR in c.labels and c.name not in removed}
+    _sweep_run_dirs(kept)
     return removed
+
+
+def _sweep_run_dirs(kept: set[Path], min_age: float = 60.0) -> None:
+    """Remove this user's pooled-container run directories that no container has (a filler killed between
+    making the directory and creating its container), once they are min_age seconds old."""
+    root = Path(jupyter_runtime_dir()) / "dockyard-pool"
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return  # no pool here, or not ours to read
+    for d in entries:
+        try:
+            old = time.time() - d.stat().st_mtime > min_age
+        except OSError:
+            continue
+        if old and d not in kept:
+            log.info("removed the run directory %s of a pooled container that was never created", d)
+            remove_run_dir(d)
