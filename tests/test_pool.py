@@ -275,7 +275,8 @@ def test_sigkilled_owners_then_gc_leave_nothing(shared, tmp_path, docker_client)
     assert len(before) >= 2  # the filler's two, less what the holder claimed; the holder's kernel and refill
     assert any(c.name.startswith(pool.UNCLAIMED_PREFIX) for c in before)
     run_dirs = {Path(c.labels[LABEL_POOL_DIR]) for c in before}
-    # A filler killed between making a run directory and creating its container leaves the directory alone.
+    # A filler killed between making a run directory and creating its container leaves the directory alone:
+    # the reaper removes it once it is a minute old.
     stray = pool.pool_root() / f"{pool.UNCLAIMED_PREFIX}minimal-cpu-stray"
     stray.mkdir(mode=0o700)
     os.utime(stray, (time.time() - 120, time.time() - 120))
