@@ -147,6 +147,15 @@ def test_pooled_kernel_interrupt_restart_shutdown(keeper, tmp_path, docker_clien
         # comes through; a request sent at once may overtake it (seen with cold kernels too, about 1 in 6).
         time.sleep(0.5)
         assert run(kc, "print(x + 41)")[1].strip() == "42"
+        # A cell's child process gets the interrupt too (the pooled kernel leads its process group, as a cold one).
+        msg_id = kc.execute("import os; os.system('sleep 30')")
+        _wait_busy(kc, msg_id)
+        time.sleep(1)
+        start = time.monotonic()
+        km.interrupt_kernel()
+        assert kc.get_shell_msg(timeout=45)["parent_header"]["msg_id"] == msg_id
+        assert time.monotonic() - start < 5
+        time.sleep(0.5)
 
         first = km.provisioner.container_id
         ports = {km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port}
