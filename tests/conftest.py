@@ -41,6 +41,9 @@ def site_settings(pytestconfig: pytest.Config) -> Iterator[dict[str, str]]:
     if wheelhouse := pytestconfig.getoption("wheelhouse"):
         values["DOCKYARD_WHEELHOUSE"] = wheelhouse
     values["DOCKYARD_CONFIG"] = str(REPO / "tests" / "data" / "no-config.yaml")
+    # No warm pool unless a test asks for one (test_pool.py): pooled containers would outlive the kernels other
+    # tests count, and fill on every start.
+    values["DOCKYARD_POOL_SIZE"] = "0"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in values.items():
             if key not in os.environ:  # a developer's explicit setting wins

@@ -33,6 +33,7 @@ from .. import capabilities, engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
+from . import pool
 from .container import (
     CONNECTION_FILE,
     GROUP_SIGNAL_ARGV,
@@ -45,7 +46,8 @@ from .container import (
     kernel_environment,
     workspace_mount,
 )
-from .reaper import owner_id, reap
+from .pool_keeper import PoolKeeper
+from .reaper import owner_id, reap, remove_run_dir
 from .target import NotBuiltError, Request, Target, resolve
 
 _LOG_TAIL = 25
@@ -82,6 +84,8 @@ class DockerProvisioner(LocalProvisioner):
     _target: Target | None = None
     _client: docker.DockerClient | None = None
     _private_file: Path | None = None
+    _pool_dir: Path | None = None  # the run directory of a claimed pooled container
+    _launched: bool = False  # restarts start cold: they keep the kernel's ports and key, as clients expect
 
     def __init__(self, **kwargs: Any) -> None:
         # A typo in kernel.json should fail loudly, not become a traitlets deprecation warning.
@@ -180,6 +184,9 @@ class DockerProvisioner(LocalProvisioner):
         assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
         env = kwargs.get("env") or {}
+        first, self._launched = not self._launched, True
+        if first and (info := await asyncio.to_thread(self._claim_pooled, cmd, cwd, env)) is not None:
+            return info
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             try:
                 container = self._kernel_container(cmd, cwd, env)
@@ -199,7 +206,60 @@ class DockerProvisioner(LocalProvisioner):
                 raise
         self.cwd = str(cwd)
         self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, container.name, container.image)
+        self._keep_pool(container)
         return self.connection_info
+
+    # --- the warm pool (kernel/pool.py) ------------------------------------------------------
+
+    def _claim_pooled(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelConnectionInfo | None:
+        """Take a ready pooled container for this kernel, if one fits exactly; None: start cold."""
+        assert self.parent is not None
+        if self.parent.curve_publickey is not None or load_settings().kernels.pool.size <= 0:
+            return None  # CurveZMQ keys are the KernelManager's own: a pooled kernel cannot have them
+        try:
+            kc = self._kernel_container(cmd, cwd, env)
+            claimed = pool.claim(self.docker_client, kc, new_name=kc.name)
+        except Exception as exc:  # the pool must never stop a kernel from starting
+            self.log.warning("dockyard: could not use the kernel pool: %s", exc)
+            claimed = None
+        if self._private_file is not None:  # the cold start writes its own again
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
+        if claimed is None:
+            return None
+        self.container_id, self.container_name, self._pool_dir = claimed.id, claimed.name, claimed.run_dir
+        # The pool chose the ports and key: hand back those pre_launch reserved; the KernelManager takes the
+        # pool's (jupyter_client reconciles its connection file with what launch_kernel returns).
+        cache = LocalPortCache.instance()
+        for name in PORT_NAMES:
+            cache.return_port(int(self.connection_info[name]))  # type: ignore[literal-required]
+        info = dict(claimed.connection_info)
+        info["key"] = str(info["key"]).encode()
+        self.connection_info = info  # type: ignore[assignment]
+        self.cwd = str(cwd)
+        self.log.info("dockyard: kernel %s runs in pooled container %s (%s)", self.kernel_id, kc.name, kc.image)
+        self._keep_pool(kc)
+        return self.connection_info
+
+    def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
+        """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
+        imports: what `dockyard kernels pool fill` fills for (kernel/pool_keeper.fill_for)."""
+        kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
+        if self._private_file is not None:
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
+        return kc, self._pool_modules()
+
+    def _pool_modules(self) -> tuple[str, ...]:
+        framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
+        return pool.FRAMEWORK_MODULES.get(framework, ())
+
+    def _keep_pool(self, kc: KernelContainer) -> None:
+        """Refill the pool behind this kernel (in the background)."""
+        try:
+            PoolKeeper.instance().want(kc, self._pool_modules(), load_settings().kernels.pool)
+        except Exception as exc:
+            self.log.warning("dockyard: could not schedule the kernel pool: %s", exc)
 
     def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         """Start; an optional GPU kernel whose start fails on the GPU request starts again without it.
@@ -488,6 +548,9 @@ class DockerProvisioner(LocalProvisioner):
             self._private_file = None
         if cid is not None:
             await asyncio.to_thread(self._remove, cid)
+        if self._pool_dir is not None:
+            remove_run_dir(self._pool_dir)
+            self._pool_dir = None
 
     def _remove(self, cid: str) -> None:
         try:
