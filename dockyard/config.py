@@ -56,6 +56,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "network": {"enum": list(NETWORK_MODES)},
                 "workspace_root": {"type": "string"},
                 "auto_build": {"type": "boolean"},
+                "pool": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "size": {"type": "integer", "minimum": 0, "maximum": 16},
+                        "max_containers": {"type": "integer", "minimum": 0, "maximum": 64},
+                        "max_memory": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?[kmgKMG]?$"},
+                    },
+                },
             },
         },
     },
@@ -117,6 +126,16 @@ class KernelOptions:
     network: str = "host"
     workspace_root: Path | None = None
     auto_build: bool = False
+    pool: PoolOptions = field(default_factory=lambda: PoolOptions())
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """The warm kernel pool (kernel/pool.py, docs/pool.md): small by default, capped per process."""
+
+    size: int = 1  # warm containers per environment+directory a kernel started in recently (0: no pool)
+    max_containers: int = 4  # all pooled containers of one process together
+    max_memory: str = "6g"  # what they may hold together while idle, measured
 
 
 @dataclass(frozen=True)
@@ -286,6 +305,13 @@ def load_settings() -> Settings:
         )
     root = env.get("DOCKYARD_WORKSPACE_ROOT") or kernels_cfg.get("workspace_root")
     auto_build = _env_flag("DOCKYARD_AUTO_BUILD")
+    pool_cfg = kernels_cfg.get("pool", {})
+    pool_size = env.get("DOCKYARD_POOL_SIZE") or pool_cfg.get("size", PoolOptions.size)
+    if not re.fullmatch(r"[0-9]{1,2}", str(pool_size)) or int(pool_size) > 16:
+        raise ConfigError(
+            f"DOCKYARD_POOL_SIZE={shown(str(pool_size))} is not a pool size",
+            fix="use a whole number from 0 (no warm pool) to 16",
+        )
     kernels = KernelOptions(
         gpu=gpu,
         network=network,
@@ -293,6 +319,11 @@ def load_settings() -> Settings:
         if root
         else None,
         auto_build=kernels_cfg.get("auto_build", False) if auto_build is None else auto_build,
+        pool=PoolOptions(
+            size=int(pool_size),
+            max_containers=pool_cfg.get("max_containers", PoolOptions.max_containers),
+            max_memory=pool_cfg.get("max_memory", PoolOptions.max_memory),
+        ),
     )
     build = BuildOptions(
         ca_certs=tuple(ca),

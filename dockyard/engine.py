@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import docker
 import docker.errors
+from docker.models.containers import Container, _create_container_args
 from docker.models.images import Image
 
+from .capabilities import short_name
 from .errors import EngineError
 
 _FIX = (
     "start the Docker daemon (e.g. 'sudo systemctl start docker', or 'sudo dockerd &'), make sure your user "
-    "may use its socket (member of the 'docker' group), or point DOCKER_HOST at a running engine; "
+    "may use its socket (member of the 'docker' group), or point DOCKER_HOST at a running engine (rootless "
+    "Podman: 'systemctl --user start podman.socket' or 'podman system service --time=0 &', see docs/podman.md); "
     "'dockyard doctor' checks all of this"
 )
 
@@ -23,6 +27,19 @@ def find_image(client: docker.DockerClient, ref: str) -> Image | None:
         return client.images.get(ref)
     except docker.errors.ImageNotFound:
         return None
+
+
+def create_container(client: docker.DockerClient, **kwargs: Any) -> Container:
+    """client.containers.create(**kwargs), also with a userns_mode the SDK refuses (Podman's 'keep-id').
+
+    The SDK accepts only 'host' there (Docker's one mode); Podman's Docker API reads the same field.
+    """
+    userns = kwargs.pop("userns_mode", None)
+    if userns in (None, "host"):
+        return client.containers.create(**({"userns_mode": userns} if userns else {}), **kwargs)
+    args = _create_container_args({**kwargs, "version": client.api._version})
+    args["host_config"]["UsernsMode"] = userns
+    return client.containers.get(client.api.create_container(**args)["Id"])
 
 
 def describe_host() -> str:
@@ -44,3 +61,12 @@ def client(timeout: int = 120) -> docker.DockerClient:
             f"Cannot reach the Docker engine at {describe_host()} ({type(exc).__name__})", fix=_FIX
         ) from None
     return c
+
+
+def ensure_tag(image: Image, name: str) -> None:
+    """Give the image this name unless it has it. Names are compared without Podman's registry prefix, and
+    repository and tag are passed apart: Podman refuses 'repo:tag' as the repository."""
+    if name in {short_name(t) for t in image.tags}:
+        return
+    repository, _, tag = name.rpartition(":")
+    image.tag(repository, tag)

@@ -41,6 +41,9 @@ def site_settings(pytestconfig: pytest.Config) -> Iterator[dict[str, str]]:
     if wheelhouse := pytestconfig.getoption("wheelhouse"):
         values["DOCKYARD_WHEELHOUSE"] = wheelhouse
     values["DOCKYARD_CONFIG"] = str(REPO / "tests" / "data" / "no-config.yaml")
+    # No warm pool unless a test asks for one (test_pool.py): pooled containers would outlive the kernels other
+    # tests count, and fill on every start.
+    values["DOCKYARD_POOL_SIZE"] = "0"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in values.items():
             if key not in os.environ:  # a developer's explicit setting wins
@@ -164,7 +167,17 @@ def user_python() -> Path:
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-e", str(REPO), "nbval"]
+        install = [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-e",
+            str(REPO),
+            "nbval",
+            "jupyter_kernel_test",
+        ]
         pip = subprocess.run(install, capture_output=True, text=True, timeout=600)
         assert pip.returncode == 0, pip.stderr[-3000:]
         subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)

@@ -70,11 +70,12 @@ def copy_spec(name: str, dest: Path) -> Path:
     return target
 
 
-def copy_locks(name: str, dest: Path) -> None:
-    """The lock files of a shipped spec into dest/locks/ (a spec's locks live next to it)."""
+def copy_locks(name: str, dest: Path, as_name: str | None = None) -> None:
+    """The lock files of a shipped spec into dest/locks/ (a spec's locks live next to it); as_name: for a copy
+    of the spec under another name (the lock does not depend on the name)."""
     (dest / "locks").mkdir(exist_ok=True)
     for lock in (REPO / "envs" / "locks").glob(f"{name}-*.txt"):
-        shutil.copy(lock, dest / "locks" / lock.name)
+        shutil.copy(lock, dest / "locks" / lock.name.replace(f"{name}-", f"{as_name or name}-", 1))
 
 
 def restamp_locks(spec_path: Path) -> None:

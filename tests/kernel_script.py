@@ -2,23 +2,39 @@
 
 usage: kernel_script.py hold KERNEL_NAME CWD   start a kernel, print its container as JSON, sleep (to be SIGKILLed)
        kernel_script.py write KERNEL_NAME CWD  start a kernel, write CWD/from_kernel.txt from it, report JSON, shut down
+With DOCKYARD_POOL_SIZE above 0 it first fills the warm pool for the kernel and the kernel claims from it
+("pooled" in the JSON says whether it did).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from jupyter_client import KernelManager
 
 
 def main() -> None:
     mode, kernel_name, cwd = sys.argv[1:4]
+    keeper = None
+    if os.environ.get("DOCKYARD_POOL_SIZE", "0") != "0":
+        from dockyard.config import load_settings
+        from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
+
+        keeper = PoolKeeper.instance()
+        made = fill_for(kernel_name, Path(cwd), 1, load_settings().kernels.pool)
+        assert made, keeper.last_error
     km = KernelManager(kernel_name=kernel_name)
     km.start_kernel(cwd=cwd)
+    pooled = getattr(km.provisioner, "_pool_dir", None) is not None
     if mode == "hold":
-        print(json.dumps({"container_id": km.provisioner.container_id, "kernel_id": km.kernel_id}), flush=True)
+        print(
+            json.dumps({"container_id": km.provisioner.container_id, "kernel_id": km.kernel_id, "pooled": pooled}),
+            flush=True,
+        )
         while True:
             time.sleep(60)
     kc = km.client()
@@ -32,10 +48,13 @@ def main() -> None:
         )
         reply = kc.execute_interactive(code, timeout=30, output_hook=lambda m: out.append(m["content"].get("text", "")))
         kernel = json.loads("".join(out)) if reply["content"]["status"] == "ok" else {"error": reply["content"]}
-        print(json.dumps({"kernel": kernel, "container_id": km.provisioner.container_id}), flush=True)
+        report = {"kernel": kernel, "container_id": km.provisioner.container_id, "pooled": pooled}
+        print(json.dumps(report), flush=True)
     finally:
         kc.stop_channels()
         km.shutdown_kernel()
+        if keeper is not None:
+            keeper.close()
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ SITE_VARIABLES = [
     "DOCKYARD_KERNEL_NETWORK",
     "DOCKYARD_WORKSPACE_ROOT",
     "DOCKYARD_AUTO_BUILD",
+    "DOCKYARD_POOL_SIZE",
 ]
 
 # DOCKYARD_FUZZ_SCALE=20 runs twenty times as many fuzz cases (a deeper search, minutes instead of seconds).

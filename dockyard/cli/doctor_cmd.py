@@ -10,7 +10,7 @@ from typing import Any
 import docker
 from rich.markup import escape
 
-from .. import engine, gpu, specs
+from .. import capabilities, engine, gpu, specs
 from ..config import load_settings
 from ..engine import find_image
 from ..errors import DockyardError
@@ -61,22 +61,28 @@ def checks() -> list[Check]:
     if client is not None:
         info = client.info()
         version = client.version()
+        caps = capabilities.detect(client)
         out.append(
             Check(
                 "pass",
                 "docker engine",
-                f"{engine.describe_host()}: Docker {version.get('Version')} (API {version.get('ApiVersion')})",
+                f"{engine.describe_host()}: {caps.describe} (API {version.get('ApiVersion')})",
             )
         )
-        driver = info.get("Driver", "?")
-        out.append(
-            Check(
-                "pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn",
-                "storage driver",
-                driver,
-                "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2",
+        if caps.podman:
+            from .doctor_podman import podman_checks  # Podman's own checks: storage, init, subuid, socket, limits
+
+            out += [Check(*row) for row in podman_checks(caps)]
+        else:
+            driver = info.get("Driver", "?")
+            out.append(
+                Check(
+                    "pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn",
+                    "storage driver",
+                    driver,
+                    "" if driver != "vfs" else "vfs copies every layer: builds are slow and big; use overlay2",
+                )
             )
-        )
         out += gpu_checks(client, info)
         root = info.get("DockerRootDir", "/var/lib/docker")
         try:

@@ -21,6 +21,7 @@ from ..config import Settings, load_settings
 from ..errors import DockyardError
 from ..images.inventory import image_state
 from ..kernel import kernelspec
+from . import pool_cmd
 from .common import SubParsers, add_generate_flags, console, sync_generated
 
 
@@ -62,6 +63,8 @@ def register(sub: SubParsers) -> None:
 
     p = k_sub.add_parser("gc", help="remove kernel containers whose Jupyter server is gone")
     p.set_defaults(func=cmd_gc)
+
+    pool_cmd.register(k_sub)
 
     p = k_sub.add_parser(
         "generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)"

@@ -22,6 +22,7 @@ import docker.errors
 from docker.types import DeviceRequest
 
 from .. import paths
+from ..capabilities import PODMAN_NO_GPU, podman_info
 from ..labels import LABEL_ENV
 from . import probe
 from .engine import EngineView, cdi_all, gpus_all, read_info
@@ -171,10 +172,18 @@ def assess(
     client: docker.DockerClient, info: dict[str, Any], *, image: str | None = None, fresh: bool = False
 ) -> Verdict:
     """The verdict for this engine: cached unless fresh, else probed with a local image."""
+    view = read_info(info)
+    if podman_info(info):  # a probe would "succeed": Podman starts the container and drops the GPU request
+        return Verdict(
+            False,
+            None,
+            PODMAN_NO_GPU,
+            fix="run GPU kernels on a Docker engine with the NVIDIA Container Toolkit (see docs/podman.md)",
+            engine=f"Podman {info.get('ServerVersion', '')}; {view.summary()}",
+        )
     key = _key(info)
     if not fresh and (cached := _load_cached(key)) is not None:
         return cached
-    view = read_info(info)
     ref = probe_image(client, image)
     if ref is None:
         return Verdict(

@@ -16,14 +16,15 @@ import urllib3
 
 from .. import paths
 from ..config import PROXY_VARIABLES, BuildOptions
-from ..engine import find_image
+from ..engine import ensure_tag, find_image
 from ..errors import BuildError, EngineError
 from .buildlock import tag_lock
 from .plan import BuildPlan
 from .render import FINAL_STAGE
+from .steps import StepParser, count_instructions
 
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+# The image a step made: Docker's " ---> ID", buildah's "--> ID".
+_LAYER = re.compile(r"^\s*-{2,3}> ([0-9a-f]{12,64})$")
 
 
 class Reporter(Protocol):
@@ -104,8 +105,9 @@ def _keep_stage(client: docker.DockerClient, plan: BuildPlan, image_id: str | No
     if image_id is None:
         return
     previous = find_image(client, plan.stage_tag)
-    client.images.get(image_id).tag(plan.stage_tag)
-    if previous is not None and previous.id != client.images.get(image_id).id:
+    stage = client.images.get(image_id)
+    ensure_tag(stage, plan.stage_tag)
+    if previous is not None and previous.id != stage.id:
         _remove_if_untagged(client, previous.id)
 
 
@@ -133,8 +135,7 @@ def build(
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
-    if plan.alias not in image.tags:
-        image.tag(plan.alias)
+    ensure_tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None, image.attrs.get("Size", 0))
 
 
@@ -153,8 +154,7 @@ def _build(
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
-    step_lines: list[str] = []
-    step_text = ""
+    steps = StepParser(count_instructions(plan.dockerfile), len(plan.labels))
     image_id = None
     layer = None  # the image the last step made ("---> ID")
     stage_image = None  # the python-packages stage's last layer: untagged once the build ends
@@ -177,7 +177,8 @@ def _build(
                 if "error" in chunk:
                     message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                     log.write(f"ERROR: {message}\n")
-                    output = "".join(step_lines[-60:]).rstrip()
+                    step_text, step_lines = steps.failure(message)
+                    output = "\n".join(step_lines[-60:]).rstrip()
                     _remove_if_untagged(client, stage_image)
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
@@ -193,17 +194,13 @@ def _build(
                     continue
                 log.write(text)
                 for line in text.splitlines():
-                    m = _STEP.match(line)
-                    if m and m.group(3) == FINAL_STAGE:
-                        stage_image = layer
                     if (layer_match := _LAYER.match(line)) is not None:
                         layer = layer_match.group(1)
-                    if m:
-                        step_lines = []
-                        step_text = m.group(3)
-                        reporter.step(int(m.group(1)), int(m.group(2)), step_text)
+                    if step := steps.feed(line):
+                        if step.text == FINAL_STAGE:
+                            stage_image = layer
+                        reporter.step(step.number, step.total, step.text)
                     elif line.strip():
-                        step_lines.append(line + "\n")
                         reporter.output(line)
         except docker.errors.APIError as exc:
             _remove_if_untagged(client, stage_image)
@@ -221,7 +218,7 @@ def _build(
             ) from None
     _keep_stage(client, plan, stage_image)
     image = client.images.get(image_id or plan.tag)
-    image.tag(plan.alias)
+    ensure_tag(image, plan.alias)
     if previous is not None and previous.id != image.id:
         _remove_if_untagged(client, previous.id)  # --rebuild took its tags: nothing would name it any more
     return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path, image.attrs.get("Size", 0))

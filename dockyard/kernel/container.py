@@ -16,11 +16,21 @@ from typing import Any
 
 from docker.types import DeviceRequest, Mount
 
+from ..capabilities import DOCKER, EngineCaps
 from ..errors import DockyardError
-from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
+from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
 
-CONNECTION_FILE = "/run/dockyard/kernel.json"  # where the kernel reads its (read-only) connection file
+RUN_DIR = "/run/dockyard"
+CONNECTION_FILE = f"{RUN_DIR}/kernel.json"  # where the kernel reads its (read-only) connection file
 HOME = "/home/dockyard-user"  # a private tmpfs: the host UID has no home inside the image
+# Run inside the container with a signal number: signals the process group of every child of PID 1 (the
+# init), i.e. the kernel and a cell's subprocesses. For inits that forward to the child alone (Podman's
+# catatonit); the image's python does it, as the shell's kill may not take a negative PID.
+GROUP_SIGNAL_ARGV = (
+    "python3",
+    "-c",
+    "import os, sys; [os.killpg(int(p), int(sys.argv[1])) for p in open('/proc/1/task/1/children').read().split()]",
+)
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "hb_port", "control_port")
 
 # Host variables that describe the host, not the kernel: paths that do not exist in the image, the
@@ -122,10 +132,15 @@ class KernelContainer:
     cpus: float | None = None
     device_requests: list[DeviceRequest] = field(default_factory=list)
     connection_file_writable: bool = False  # only for a private copy (see DockerProvisioner._connection_file)
+    # A pooled container (kernel/pool.py): its own run directory (connection file, claim FIFO) is mounted at
+    # RUN_DIR instead of the connection file alone, and it is labelled with its pool key and that directory.
+    pool_key: str | None = None
+    run_dir: Path | None = None
+    pool_name: str | None = None
 
     @property
     def name(self) -> str:
-        return container_name(self.env_name, self.variant, self.kernel_id)
+        return self.pool_name or container_name(self.env_name, self.variant, self.kernel_id)
 
 
 def container_name(env_name: str, variant: str, kernel_id: str) -> str:
@@ -258,17 +273,24 @@ def kernel_banner_args(argv: Sequence[str], notices: Sequence[str]) -> list[str]
     return [f"--InteractiveShell.banner2={text}\n"]
 
 
-def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
-    """Arguments for client.containers.create()."""
-    mounts = [
-        Mount(target=kc.workspace.as_posix(), source=kc.workspace.as_posix(), type="bind"),
-        Mount(
+def create_kwargs(kc: KernelContainer, caps: EngineCaps = DOCKER) -> dict[str, Any]:
+    """Arguments for engine.create_container() (client.containers.create() plus Podman's user namespace)."""
+    run = (
+        Mount(target=RUN_DIR, source=kc.run_dir.as_posix(), type="bind")
+        if kc.run_dir is not None
+        else Mount(
             target=CONNECTION_FILE,
             source=kc.connection_file.as_posix(),
             type="bind",
             read_only=not kc.connection_file_writable,
-        ),
-    ]
+        )
+    )
+    mounts = [Mount(target=kc.workspace.as_posix(), source=kc.workspace.as_posix(), type="bind"), run]
+    pool_labels = (
+        {LABEL_POOL_KEY: kc.pool_key, LABEL_POOL_DIR: kc.run_dir.as_posix()}
+        if kc.pool_key and kc.run_dir is not None
+        else {}
+    )
     kwargs: dict[str, Any] = {
         "image": kc.image,
         "command": kc.argv,  # a list: never a shell string
@@ -278,6 +300,7 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
             LABEL_ENV: kc.env_name,
             LABEL_VARIANT: kc.variant,
             LABEL_OWNER: kc.owner,
+            **pool_labels,
         },
         # Read by docker-init (tini 0.19), which is PID 1: it forwards signals to the kernel's whole process
         # group, not just the kernel, as jupyter_client's LocalProvisioner does with killpg. Without it an
@@ -288,7 +311,7 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
         "user": f"{kc.uid}:{kc.gid}",
         "init": True,  # docker-init (tini) as PID 1 forwards signals to the kernel's process group, reaps zombies
         "mounts": mounts,
-        "tmpfs": {HOME: f"rw,nosuid,nodev,uid={kc.uid},gid={kc.gid},mode=0700"},
+        "tmpfs": {HOME: caps.tmpfs_options(kc.uid, kc.gid, "rw,nosuid,nodev,mode=0700")},
         "privileged": False,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
@@ -302,10 +325,14 @@ def create_kwargs(kc: KernelContainer) -> dict[str, Any]:
     else:
         kwargs["network_mode"] = "bridge"
         kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in kc.ports}  # published on loopback only
+    if caps.keep_id:
+        # Rootless Podman: the host user keeps its UID inside, so the workspace, the 0600 connection file and
+        # what the kernel writes belong to the user (else UID 1234 inside is an unrelated subordinate UID).
+        kwargs["userns_mode"] = "keep-id"
     if kc.shm_size:
         kwargs["shm_size"] = kc.shm_size
-    if kc.memory:
+    if kc.memory and caps.memory_limits:  # one the engine cannot apply is reported by the provisioner instead
         kwargs["mem_limit"] = kc.memory
-    if kc.cpus:
+    if kc.cpus and caps.cpu_limits:
         kwargs["nano_cpus"] = int(kc.cpus * 1e9)
     return kwargs

@@ -29,12 +29,14 @@ from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
-from .. import engine, gpu
+from .. import capabilities, engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
+from . import pool
 from .container import (
     CONNECTION_FILE,
+    GROUP_SIGNAL_ARGV,
     PORT_NAMES,
     KernelContainer,
     check_loopback,
@@ -44,7 +46,8 @@ from .container import (
     kernel_environment,
     workspace_mount,
 )
-from .reaper import owner_id, reap
+from .pool_keeper import PoolKeeper
+from .reaper import owner_id, reap, remove_run_dir
 from .target import NotBuiltError, Request, Target, resolve
 
 _LOG_TAIL = 25
@@ -81,6 +84,8 @@ class DockerProvisioner(LocalProvisioner):
     _target: Target | None = None
     _client: docker.DockerClient | None = None
     _private_file: Path | None = None
+    _pool_dir: Path | None = None  # the run directory of a claimed pooled container
+    _launched: bool = False  # restarts start cold: they keep the kernel's ports and key, as clients expect
 
     def __init__(self, **kwargs: Any) -> None:
         # A typo in kernel.json should fail loudly, not become a traitlets deprecation warning.
@@ -179,6 +184,9 @@ class DockerProvisioner(LocalProvisioner):
         assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
         env = kwargs.get("env") or {}
+        first, self._launched = not self._launched, True
+        if first and (info := await asyncio.to_thread(self._claim_pooled, cmd, cwd, env)) is not None:
+            return info
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             try:
                 container = self._kernel_container(cmd, cwd, env)
@@ -198,7 +206,60 @@ class DockerProvisioner(LocalProvisioner):
                 raise
         self.cwd = str(cwd)
         self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, container.name, container.image)
+        self._keep_pool(container)
         return self.connection_info
+
+    # --- the warm pool (kernel/pool.py) ------------------------------------------------------
+
+    def _claim_pooled(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelConnectionInfo | None:
+        """Take a ready pooled container for this kernel, if one fits exactly; None: start cold."""
+        assert self.parent is not None
+        if self.parent.curve_publickey is not None or load_settings().kernels.pool.size <= 0:
+            return None  # CurveZMQ keys are the KernelManager's own: a pooled kernel cannot have them
+        try:
+            kc = self._kernel_container(cmd, cwd, env)
+            claimed = pool.claim(self.docker_client, kc, new_name=kc.name)
+        except Exception as exc:  # the pool must never stop a kernel from starting
+            self.log.warning("dockyard: could not use the kernel pool: %s", exc)
+            claimed = None
+        if self._private_file is not None:  # the cold start writes its own again
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
+        if claimed is None:
+            return None
+        self.container_id, self.container_name, self._pool_dir = claimed.id, claimed.name, claimed.run_dir
+        # The pool chose the ports and key: hand back those pre_launch reserved; the KernelManager takes the
+        # pool's (jupyter_client reconciles its connection file with what launch_kernel returns).
+        cache = LocalPortCache.instance()
+        for name in PORT_NAMES:
+            cache.return_port(int(self.connection_info[name]))  # type: ignore[literal-required]
+        info = dict(claimed.connection_info)
+        info["key"] = str(info["key"]).encode()
+        self.connection_info = info  # type: ignore[assignment]
+        self.cwd = str(cwd)
+        self.log.info("dockyard: kernel %s runs in pooled container %s (%s)", self.kernel_id, kc.name, kc.image)
+        self._keep_pool(kc)
+        return self.connection_info
+
+    def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
+        """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
+        imports: what `dockyard kernels pool fill` fills for (kernel/pool_keeper.fill_for)."""
+        kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
+        if self._private_file is not None:
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
+        return kc, self._pool_modules()
+
+    def _pool_modules(self) -> tuple[str, ...]:
+        framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
+        return pool.FRAMEWORK_MODULES.get(framework, ())
+
+    def _keep_pool(self, kc: KernelContainer) -> None:
+        """Refill the pool behind this kernel (in the background)."""
+        try:
+            PoolKeeper.instance().want(kc, self._pool_modules(), load_settings().kernels.pool)
+        except Exception as exc:
+            self.log.warning("dockyard: could not schedule the kernel pool: %s", exc)
 
     def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         """Start; an optional GPU kernel whose start fails on the GPU request starts again without it.
@@ -312,9 +373,18 @@ class DockerProvisioner(LocalProvisioner):
         return path, curve
 
     def _create_and_start(self, kc: KernelContainer) -> None:
-        kwargs = create_kwargs(kc)
+        caps = capabilities.detect(self.docker_client)
+        if dropped := caps.unapplied_limits(kc.memory, kc.cpus):
+            # The engine would accept and ignore them: say so rather than let the user believe they hold.
+            self.log.warning(
+                "dockyard: kernel %s runs without its %s: %s",
+                self.kernel_id,
+                " and ".join(dropped),
+                caps.limits_reason(),
+            )
+        kwargs = create_kwargs(kc, caps)
         try:
-            created = self.docker_client.containers.create(**kwargs)
+            created = engine.create_container(self.docker_client, **kwargs)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
@@ -323,7 +393,7 @@ class DockerProvisioner(LocalProvisioner):
             if old.labels.get(LABEL_KERNEL_ID) != kc.kernel_id:
                 raise
             old.remove(force=True)
-            created = self.docker_client.containers.create(**kwargs)
+            created = engine.create_container(self.docker_client, **kwargs)
         self.container_id = str(created.id)  # at once, so a failed start still removes it
         try:
             created.start()
@@ -439,13 +509,27 @@ class DockerProvisioner(LocalProvisioner):
     def _kill(self, signum: int) -> None:
         # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
         # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
+        group_by_exec = signum == signal.SIGINT and not capabilities.detect(self.docker_client).init_signals_group
+        if group_by_exec and self._signal_group(signum):
+            return
         try:
             self.docker_client.api.kill(self.container_id, signal=signum)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: not running any more
+            if not capabilities.not_running(exc):  # Docker: 409, Podman: 500 "container state improper"
                 raise
+
+    def _signal_group(self, signum: int) -> bool:
+        """Signal the kernel's process group from inside the container (Podman's catatonit forwards a signal to
+        the kernel alone, so an os.system('sleep 20') cell would run on); False if that could not be done."""
+        try:
+            exec_id = self.docker_client.api.exec_create(self.container_id, [*GROUP_SIGNAL_ARGV, str(signum)])
+            self.docker_client.api.exec_start(exec_id)
+            return int(self.docker_client.api.exec_inspect(exec_id).get("ExitCode") or 0) == 0
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            self.log.warning("dockyard: kernel %s: signalling its process group failed (%s)", self.kernel_id, exc)
+            return False
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
@@ -464,6 +548,9 @@ class DockerProvisioner(LocalProvisioner):
             self._private_file = None
         if cid is not None:
             await asyncio.to_thread(self._remove, cid)
+        if self._pool_dir is not None:
+            remove_run_dir(self._pool_dir)
+            self._pool_dir = None
 
     def _remove(self, cid: str) -> None:
         try:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import time
+from pathlib import Path
 
 import docker
 import docker.errors
+from jupyter_core.paths import jupyter_runtime_dir
 
-from ..labels import LABEL_KERNEL_ID, LABEL_OWNER
+from ..labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR
 
 log = logging.getLogger(__name__)
 _UNKNOWN = "?"
@@ -69,11 +73,36 @@ def owner_gone(owner: str) -> bool:
     return start != now
 
 
+def container_owner(labels: dict[str, str]) -> str | None:
+    """The process a kernel container belongs to; None when this user cannot tell.
+
+    A pooled container (kernel/pool.py) belongs to the process that filled it until a kernel claims it;
+    the claim writes the claimer's owner id into the run directory's 'taken' file (the label cannot change).
+    """
+    run_dir = labels.get(LABEL_POOL_DIR)
+    if run_dir is None:
+        return labels.get(LABEL_OWNER, "")
+    try:
+        taken = (Path(run_dir) / "taken").read_text()
+    except FileNotFoundError:
+        return labels.get(LABEL_OWNER, "")
+    except OSError:
+        return None  # another user's run directory: not ours to judge
+    return labels.get(LABEL_OWNER, "") if taken == "drain" else taken
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Remove a pooled container's run directory on the host, never anything but one."""
+    if run_dir.parent.name == "dockyard-pool" and run_dir.name.startswith("dockyard-pool-"):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def reap(client: docker.DockerClient) -> list[str]:
-    """Remove labelled kernel containers of dead owners on this host; returns the removed names."""
+    """Remove labelled kernel containers (pooled ones too) of dead owners on this host; returns the removed names."""
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID}):
-        owner = container.labels.get(LABEL_OWNER, "")
+    listed = client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
+    for container in listed:
+        owner = container_owner(container.labels)
         if not owner or not owner_gone(owner):
             continue
         try:
@@ -84,6 +113,28 @@ def reap(client: docker.DockerClient) -> list[str]:
             if exc.status_code == 409:  # removal already in progress
                 continue
             raise
+        if LABEL_POOL_DIR in container.labels:
+            remove_run_dir(Path(container.labels[LABEL_POOL_DIR]))
         log.info("removed orphaned kernel container %s (owner %s is gone)", container.name, owner)
         removed.append(container.name)
+    kept = {Path(c.labels[LABEL_POOL_DIR]) for c in listed if LABEL_POOL_DIR in c.labels and c.name not in removed}
+    _sweep_run_dirs(kept)
     return removed
+
+
+def _sweep_run_dirs(kept: set[Path], min_age: float = 60.0) -> None:
+    """Remove this user's pooled-container run directories that no container has (a filler killed between
+    making the directory and creating its container), once they are min_age seconds old."""
+    root = Path(jupyter_runtime_dir()) / "dockyard-pool"
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return  # no pool here, or not ours to read
+    for d in entries:
+        try:
+            old = time.time() - d.stat().st_mtime > min_age
+        except OSError:
+            continue
+        if old and d not in kept:
+            log.info("removed the run directory %s of a pooled container that was never created", d)
+            remove_run_dir(d)

@@ -13,7 +13,9 @@ from ... import engine, gpu, specs
 from ...config import Settings, load_settings
 from ...errors import DockyardError
 from ...images.inventory import image_state
+from ...kernel import pool
 from ...kernel.kernelspec import display_name, kernel_name
+from ...kernel.pool_keeper import PoolKeeper
 
 
 def snapshot(
@@ -44,7 +46,38 @@ def snapshot(
     envs = [
         _one(spec, variant, settings, client, verdict, installed_kernels, running_builds) for spec, variant in pairs
     ]
-    return {"engine": engine_state, "problems": problems + spec_errors, "environments": envs}
+    pool_state, by_ref = _pool(client, settings)
+    for env in envs:
+        env["pool"] = by_ref.get(env["ref"], {"ready": 0, "starting": 0, "claimed": 0})
+    return {"engine": engine_state, "problems": problems + spec_errors, "environments": envs, "pool": pool_state}
+
+
+def _pool(
+    client: docker.DockerClient | None, settings: Settings | None
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """The warm pool (kernel/pool.py): its settings, this server's keeper, and per environment how many of
+    this user's pooled containers are ready, starting, or claimed (running kernels)."""
+    keeper = PoolKeeper.instance()
+    opts = settings.kernels.pool if settings is not None else None
+    state: dict[str, Any] = {
+        "size": opts.size if opts else None,
+        "max_containers": opts.max_containers if opts else None,
+        "max_memory": opts.max_memory if opts else None,
+        **keeper.status(),
+    }
+    by_ref: dict[str, dict[str, int]] = {}
+    if client is None:
+        return state, by_ref
+    try:
+        listed = pool.listing(client)
+    except Exception as exc:  # the pool's state must not hide the environments
+        state["last_error"] = f"{type(exc).__name__}: {exc}"
+        return state, by_ref
+    for p in listed:
+        if p.state in ("ready", "starting", "claimed") and pool.is_mine(p):
+            counts = by_ref.setdefault(p.ref, {"ready": 0, "starting": 0, "claimed": 0})
+            counts[p.state] += 1
+    return state, by_ref
 
 
 def _variants(only: str | None) -> tuple[list[tuple[specs.Spec, specs.Variant]], list[str]]:
