@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -62,9 +63,34 @@ def assert_same_files(fresh: Path, committed: Path, command: str) -> None:
 
 
 def copy_spec(name: str, dest: Path) -> Path:
+    """A shipped spec and its lock files, copied into the spec directory dest."""
     target = dest / f"{name}.yaml"
     shutil.copy(REPO / "envs" / f"{name}.yaml", target)
+    copy_locks(name, dest)
     return target
+
+
+def copy_locks(name: str, dest: Path, as_name: str | None = None) -> None:
+    """The lock files of a shipped spec into dest/locks/ (a spec's locks live next to it); as_name: for a copy
+    of the spec under another name (the lock does not depend on the name)."""
+    (dest / "locks").mkdir(exist_ok=True)
+    for lock in (REPO / "envs" / "locks").glob(f"{name}-*.txt"):
+        shutil.copy(lock, dest / "locks" / lock.name.replace(f"{name}-", f"{as_name or name}-", 1))
+
+
+def restamp_locks(spec_path: Path) -> None:
+    """Mark the copied locks as made from the edited spec at spec_path, without resolving again.
+
+    Only for tests whose edit (Python 3.12 on a 3.11 base) must reach a check *inside* the build: the image's
+    own Python check fails before any package is installed, so the lock's contents never matter there."""
+    from dockyard.images.lockfile import inputs_digest, lock_path
+    from dockyard.specs import load_file
+
+    spec = load_file(spec_path)
+    for variant in spec.variants.values():
+        path = lock_path(spec, variant)
+        text = re.sub(r"(?m)^# inputs: [0-9a-f]{64}$", f"# inputs: {inputs_digest(spec, variant)}", path.read_text())
+        path.write_text(text)
 
 
 class TrackedContainers:

@@ -27,7 +27,7 @@ from dockyard.images.buildlock import lock_name, tag_lock
 from dockyard.images.plan import make_plan
 from dockyard.labels import LABEL_ENV, LABEL_HASH
 
-from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, copy_spec
+from .helpers import REPO, SITE_ENV, TEST_LABEL, TEST_USER, copy_locks, copy_spec
 
 pytestmark = pytest.mark.engine
 
@@ -88,8 +88,10 @@ def test_unchanged_build_is_a_noop(built, docker_client, settings, monkeypatch) 
 
 
 def test_failed_step_shows_its_output_and_leaves_nothing(tmp_envs: Path, docker_client, no_new_containers) -> None:
-    path = copy_spec("minimal", tmp_envs)
-    path.write_text(path.read_text().replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
+    copy_spec("minimal", tmp_envs)
+    # A lock entry no index has (the resolver would refuse such a pin, so the lock is edited): pip's step fails.
+    lock = tmp_envs / "locks" / "minimal-cpu.txt"
+    lock.write_text(lock.read_text().replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
     settings = load_settings()
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), settings.build)
@@ -106,9 +108,10 @@ def test_without_the_proxy_ca_pip_fails_with_a_certificate_hint(
     tmp_envs: Path, docker_client, monkeypatch, no_new_containers
 ) -> None:
     """The corporate-proxy problem itself: the same build without --ca-cert cannot reach PyPI."""
-    path = copy_spec("minimal", tmp_envs)
-    # A pin nothing else uses, so no cached layer can hide the download.
-    path.write_text(path.read_text().replace("ipywidgets==8.1.9", "ipywidgets==8.1.8"))
+    copy_spec("minimal", tmp_envs)
+    # A lock no build used before, so no cached layer can hide the download.
+    lock = tmp_envs / "locks" / "minimal-cpu.txt"
+    lock.write_text(lock.read_text() + f"# {time.time_ns()}\n")
     monkeypatch.delenv("DOCKYARD_CA_CERTS")
     settings = load_settings()
     s = specs.load("minimal")
@@ -155,6 +158,7 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
 def _edited_minimal(envs_dir: Path) -> Path:
     """minimal with one more ENV line: a tag never built before whose layers are all cached but the last."""
     path = envs_dir / "minimal.yaml"
+    copy_locks("minimal", envs_dir)
     path.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
     return path
 

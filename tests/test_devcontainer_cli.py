@@ -22,6 +22,7 @@ import pytest
 
 from dockyard import specs
 from dockyard.frontends import devcontainer
+from dockyard.images.lockfile import installed_pins, load_lock, lock_pins
 from dockyard.images.render import VENV
 
 from .helpers import REPO, SITE_ENV, TEST_USER
@@ -218,6 +219,9 @@ def test_devcontainer_up_as_unprivileged_user(
     in_devcontainer = _freeze(workspace.dc("exec", folder, *freeze).stdout)
     assert in_devcontainer == _freeze(containers.run_and_wait(kernel.tag, freeze))
     assert in_devcontainer
+    # ... and exactly the lock's packages.
+    lock = load_lock(*specs.resolve(ref))
+    assert installed_pins("\n".join(in_devcontainer), lock) == lock_pins(lock)
 
     # The example notebooks run inside the dev container, on the env's interpreter. nbval is not part of the
     # image: it goes into a throwaway venv, and the env's Python is registered as the kernel it drives.

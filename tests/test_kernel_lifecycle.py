@@ -32,6 +32,7 @@ from dockyard.config import load_settings
 from dockyard.engine import find_image
 from dockyard.errors import DockyardError, EngineError
 from dockyard.images.build import build
+from dockyard.images.lockfile import installed_pins, load_lock, lock_pins
 from dockyard.images.naming import image_repository
 from dockyard.images.plan import BuildPlan, make_plan
 from dockyard.kernel.container import (
@@ -41,7 +42,7 @@ from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.reaper import owner_id, reap
 from dockyard.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
-from .helpers import REPO, SITE_ENV
+from .helpers import REPO, SITE_ENV, copy_locks
 
 pytestmark = pytest.mark.engine
 
@@ -252,6 +253,20 @@ print(json.dumps({'cwd': os.getcwd(), 'env': dict(os.environ), 'uid': os.getuid(
     assert _gone(docker_client, cid)
 
 
+def test_kernel_holds_exactly_the_locked_packages(kernelspecs, tmp_path):
+    """Parity: `pip freeze` inside a running container kernel is the lock's set of packages and versions."""
+    with kernel("dy-minimal", tmp_path) as (_, kc):
+        content, out = run(
+            kc,
+            "import subprocess, sys; print(subprocess.run([sys.executable, '-m', 'pip', 'freeze', '--all'], "
+            "capture_output=True, text=True, check=True).stdout)",
+            timeout=60,
+        )
+    assert content["status"] == "ok", content
+    lock = load_lock(*specs.resolve("minimal:cpu"))
+    assert installed_pins(out, lock) == lock_pins(lock)
+
+
 def test_ports_loopback_only_and_no_secret_in_container_config(kernelspecs, tmp_path, docker_client):
     km_env = {**os.environ}
     with kernel("dy-minimal", tmp_path, env=km_env) as (km, _kc):
@@ -423,6 +438,7 @@ def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, 
     original = built("minimal:cpu")  # layers cached: each edit below only adds its ENV layer and the kit
     stamp = time.time_ns()
     spec = tmp_envs / "minimal.yaml"
+    copy_locks("minimal", tmp_envs)
     tags: list[str] = []
 
     def edit_and_plan(mark: str) -> BuildPlan:

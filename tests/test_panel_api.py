@@ -20,7 +20,7 @@ from dockyard.engine import find_image
 from dockyard.images.buildlock import tag_lock
 from dockyard.images.plan import make_plan
 
-from .helpers import JupyterProc, copy_spec, install_kernelspecs, start_jupyter, stop_jupyter
+from .helpers import JupyterProc, copy_spec, install_kernelspecs, restamp_locks, start_jupyter, stop_jupyter
 
 pytestmark = pytest.mark.engine
 
@@ -208,6 +208,8 @@ def _fresh_minimal(tmp_envs: Path, **replace: str) -> Path:
     for old, new in replace.items():
         text = text.replace(old, new)
     path.write_text(text)
+    if replace:
+        restamp_locks(path)
     return path
 
 

@@ -35,6 +35,7 @@ from .helpers import (
     copy_spec,
     install_kernelspecs,
     remove_leftovers,
+    restamp_locks,
     start_jupyter,
     stop_jupyter,
 )
@@ -346,6 +347,7 @@ def test_a_failing_build_shows_its_step_and_a_stopped_engine_is_said(
     path.write_text(
         path.read_text().replace('python: "3.11"', 'python: "3.12"').replace('version: "3.11"', 'version: "3.12"')
     )
+    restamp_locks(path)
     lab = lab_factory()
     notebook(lab, "fail.ipynb", "python3", [PANEL_CELL])
     open_notebook(page, lab, "fail.ipynb")

@@ -25,7 +25,7 @@ import pytest
 from dockyard import capabilities
 from dockyard.labels import LABEL_KERNEL_ID
 
-from .helpers import REPO, SITE_ENV, TEST_USER
+from .helpers import REPO, SITE_ENV, TEST_USER, copy_locks
 
 pytestmark = [pytest.mark.engine, pytest.mark.podman]
 
@@ -141,6 +141,7 @@ def test_build_shows_steps_then_a_second_build_is_a_noop(minimal: UserRunner, po
     )  # a fresh tag: a real build
     assert "DOCKYARD_TEST_RUN" in spec
     (envs / "podtest.yaml").write_text(spec)
+    copy_locks("minimal", envs, as_name="podtest")
     os.chown(envs, TEST_UID, TEST_UID)
     first = minimal.dockyard("build", "podtest:cpu", "--no-kernels", DOCKYARD_ENVS_PATH=str(envs))
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -163,7 +164,11 @@ def test_failed_build_names_its_step_and_leaves_nothing(minimal: UserRunner, pod
     envs = minimal.home / f"envs-{uuid.uuid4().hex[:8]}"
     envs.mkdir()
     spec = (REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: podfail")
-    (envs / "podfail.yaml").write_text(spec.replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
+    (envs / "podfail.yaml").write_text(spec)
+    copy_locks("minimal", envs, as_name="podfail")
+    # A lock entry no index has (the resolver would refuse such a pin, so the lock is edited): pip's step fails.
+    lock = envs / "locks" / "podfail-cpu.txt"
+    lock.write_text(lock.read_text().replace("ipywidgets==8.1.9", "ipywidgets==0.0.0.424242"))
     os.chown(envs, TEST_UID, TEST_UID)
     containers_before = {c.id for c in podman.containers.list(all=True)}
     res = minimal.dockyard("build", "podfail:cpu", "--no-kernels", DOCKYARD_ENVS_PATH=str(envs))

@@ -17,7 +17,7 @@ from dockyard import specs
 from dockyard.config import BuildOptions, load_settings
 from dockyard.images.plan import make_plan
 
-from .helpers import HOST_CA, LOCAL_BASE, UPSTREAM_BASE, copy_spec
+from .helpers import HOST_CA, LOCAL_BASE, REPO, UPSTREAM_BASE, copy_spec
 
 PLAIN = BuildOptions()
 
@@ -168,7 +168,7 @@ def test_context_tar_holds_dockerfile_and_files() -> None:
     with tarfile.open(fileobj=buf) as tar:
         names = tar.getnames()
         assert tar.extractfile("Dockerfile").read().decode() == plan.dockerfile
-        assert tar.extractfile("requirements.txt").read() == b"anywidget==0.11.0\nipykernel==7.4.0\nipywidgets==8.1.9\n"
+        assert tar.extractfile("requirements.txt").read() == (REPO / "envs" / "locks" / "minimal-cpu.txt").read_bytes()
         # The panel's kernel side, on the venv's path through a .pth file (see test_panel_kit.py).
         assert tar.extractfile("kit/dockyard-kit.pth").read() == b"/opt/dockyard/kit/python\n"
     assert {"Dockerfile", "requirements.txt", "kit/environment.json", "wheelhouse/.keep"} <= set(names)

@@ -10,9 +10,9 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import DockyardError
-from . import build_cmd, compose_cmd, devcontainer_cmd, doctor_cmd, env_cmd, k8s_cmd, kernels_cmd
+from . import build_cmd, compose_cmd, devcontainer_cmd, doctor_cmd, env_cmd, k8s_cmd, kernels_cmd, lock_cmd
 
-GROUPS = [env_cmd, build_cmd, kernels_cmd, devcontainer_cmd, compose_cmd, k8s_cmd, doctor_cmd]
+GROUPS = [env_cmd, lock_cmd, build_cmd, kernels_cmd, devcontainer_cmd, compose_cmd, k8s_cmd, doctor_cmd]
 
 err_console = Console(stderr=True, highlight=False)
 

@@ -1,4 +1,4 @@
-"""`dockyard build NAME[:VARIANT]...` and `dockyard images`."""
+"""`dockyard build NAME[:VARIANT]...`, `dockyard images` and `dockyard images prune`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .. import engine, gpu, specs
 from ..config import BuildOptions, load_settings
 from ..errors import DockyardError
 from ..frontends import devcontainer
+from ..images import prune
 from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
@@ -42,9 +43,19 @@ def register(sub: SubParsers) -> None:
     add_build_flags(p)
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("images", help="show which environment images are built")
+    p = sub.add_parser("images", help="show which environment images are built, their sizes, what prune would free")
     add_build_flags(p)
     p.set_defaults(func=cmd_images)
+    images_sub = p.add_subparsers(dest="images_command", metavar="COMMAND")
+    prune = images_sub.add_parser(
+        "prune",
+        help="remove superseded content tags of each environment (keeps the newest, any image a container uses, "
+        "and what the current specs and settings use)",
+    )
+    prune.add_argument("envs", nargs="*", metavar="NAME", help="only these environments (default: all)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    add_build_flags(prune)
+    prune.set_defaults(func=cmd_prune)
 
 
 def _plans(args: argparse.Namespace) -> tuple[BuildOptions, list[BuildPlan]]:
@@ -62,21 +73,29 @@ def _plans(args: argparse.Namespace) -> tuple[BuildOptions, list[BuildPlan]]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     options, plans = _plans(args)
+    for plan in plans:  # every lock checked before anything is built: nothing half-done on a bad one
+        if plan.lock_error is not None:
+            raise plan.lock_error
     client = engine.client(timeout=3600)
     for plan in plans:
         with RichReporter(console, plan.variant.ref, verbose=args.verbose) as reporter:
             result = build(client, plan, options, reporter, rebuild=args.rebuild)
         if result.built:
             console.print(
-                f"[green]built[/] {result.tag} in {result.seconds:.0f}s (log: {result.log_path})", soft_wrap=True
+                f"[green]built[/] {result.tag} ({_gb(result.size)}) in {result.seconds:.0f}s (log: {result.log_path})",
+                soft_wrap=True,
             )
         else:
-            console.print(f"[green]up to date[/] {result.tag}", soft_wrap=True)
+            console.print(f"[green]up to date[/] {result.tag} ({_gb(result.size)})", soft_wrap=True)
         if not args.no_kernels:
             _offer_kernel(plan)
     if args.devcontainer_gpu and any(p.variant.gpu != "none" for p in plans):
         _devcontainer_gpu_advice(client)
     return 0
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
 
 
 def _devcontainer_gpu_advice(client: docker.DockerClient) -> None:
@@ -120,4 +139,32 @@ def cmd_images(args: argparse.Namespace) -> int:
             size = f"{state.image.attrs['Size'] / 1e9:.2f} GB" if state.image else ""
             table.add_row(v.ref, escape(state.plan.tag), status, size)
     console.print(table)
+    entries = prune.survey(client, current_tags=_current_tags(options))
+    superseded = [e for e in entries if not e.keep]
+    console.print(
+        f"{len(entries)} dockyard images, {_gb(sum(e.size for e in entries))}; {len(superseded)} superseded, up to "
+        f"{_gb(prune.reclaimable(entries))} reclaimable" + (": dockyard images prune" if superseded else "")
+    )
+    return 0
+
+
+def _current_tags(options: BuildOptions) -> set[str]:
+    return {make_plan(s, v, options).tag for s in specs.load_all() for v in s.variants.values()}
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    options = build_options(args)
+    client = engine.client()
+    entries = prune.survey(client, envs=args.envs, current_tags=_current_tags(options))
+    for e in entries:
+        names = ", ".join(e.tags) or e.image.short_id
+        if e.keep:
+            console.print(f"[green]keep[/] {escape(names)} ({_gb(e.size)}): {e.keep}", soft_wrap=True)
+        else:
+            verb = "would remove" if args.dry_run else "remove"
+            console.print(f"[yellow]{verb}[/] {escape(names)} ({_gb(e.size)})", soft_wrap=True)
+    if not args.dry_run:
+        prune.remove(client, entries)
+    what = "would free" if args.dry_run else "freed"
+    console.print(f"{what} up to {_gb(prune.reclaimable(entries))}")
     return 0

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+import docker
 from rich.markup import escape
 
 from .. import capabilities, engine, gpu, specs
@@ -14,6 +15,7 @@ from ..config import load_settings
 from ..engine import find_image
 from ..errors import DockyardError
 from ..frontends import devcontainer
+from ..images import prune
 from ..images.context import ca_certificates
 from .common import SubParsers, console
 
@@ -31,6 +33,16 @@ class Check:
 def register(sub: SubParsers) -> None:
     p = sub.add_parser("doctor", help="check the Docker engine, GPU support, disk, proxy and CA settings")
     p.set_defaults(func=cmd_doctor)
+
+
+def _images_check(client: docker.DockerClient) -> Check:
+    entries = prune.survey(client)
+    superseded = [e for e in entries if not e.keep]
+    detail = (
+        f"{len(entries)} dockyard images, {sum(e.size for e in entries) / 1e9:.2f} GB; {len(superseded)} superseded "
+        f"(up to {prune.reclaimable(entries) / 1e9:.2f} GB reclaimable)"
+    )
+    return Check("info", "images", detail, "dockyard images prune --dry-run, then without it" if superseded else "")
 
 
 def checks() -> list[Check]:
@@ -79,11 +91,12 @@ def checks() -> list[Check]:
             fix = (
                 ""
                 if status == "pass"
-                else "CUDA images need 10-20 GB each; free space or prune ('docker system prune')"
+                else "CUDA images need 10-20 GB each; free space, e.g. 'dockyard images prune' (superseded builds)"
             )
             out.append(Check(status, "free disk", f"{free:.0f} GB free under {root}", fix))
         except OSError:
             out.append(Check("info", "free disk", f"cannot read {root} from here (remote engine?)"))
+        out.append(_images_check(client))
         for upstream, local in b.base_overrides.items():
             found = find_image(client, local) is not None
             out.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,7 +20,11 @@ from ..engine import ensure_tag, find_image
 from ..errors import BuildError, EngineError
 from .buildlock import tag_lock
 from .plan import BuildPlan
+from .render import FINAL_STAGE
 from .steps import StepParser, count_instructions
+
+# The image a step made: Docker's " ---> ID", buildah's "--> ID".
+_LAYER = re.compile(r"^\s*-{2,3}> ([0-9a-f]{12,64})$")
 
 
 class Reporter(Protocol):
@@ -44,6 +49,7 @@ class BuildResult:
     built: bool
     seconds: float
     log_path: Path | None
+    size: int = 0  # bytes, as `docker images` shows them
 
 
 def log_path_for(plan: BuildPlan) -> Path:
@@ -82,6 +88,29 @@ def _ensure_base(client: docker.DockerClient, plan: BuildPlan, options: BuildOpt
         ) from None
 
 
+def _remove_if_untagged(client: docker.DockerClient, image_id: str | None) -> None:
+    if image_id is None:
+        return
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id, noprune=False)
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        pass  # gone already, or another build is using it right now
+
+
+def _keep_stage(client: docker.DockerClient, plan: BuildPlan, image_id: str | None) -> None:
+    """The Python stage's image (the venv before COPY --from) would stay behind untagged, as big as the venv
+    plus the wheels. One per variant is kept, tagged, so a change to the image's last layers (variables, kit)
+    rebuilds in seconds; the one it replaces is removed."""
+    if image_id is None:
+        return
+    previous = find_image(client, plan.stage_tag)
+    stage = client.images.get(image_id)
+    ensure_tag(stage, plan.stage_tag)
+    if previous is not None and previous.id != stage.id:
+        _remove_if_untagged(client, previous.id)
+
+
 def build(
     client: docker.DockerClient,
     plan: BuildPlan,
@@ -91,6 +120,8 @@ def build(
     rebuild: bool = False,
 ) -> BuildResult:
     """Build plan's image unless an image with its content tag exists (then it is a no-op)."""
+    if plan.lock_error is not None:
+        raise plan.lock_error  # before any download: a missing or stale lock, or CUDA in a CPU variant
     reporter = reporter or NullReporter()
     start = time.monotonic()
     image = None if rebuild else find_image(client, plan.tag)
@@ -105,7 +136,7 @@ def build(
             if image is None:
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
     ensure_tag(image, plan.alias)
-    return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None)
+    return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None, image.attrs.get("Size", 0))
 
 
 def _build(
@@ -118,12 +149,15 @@ def _build(
     start: float,
 ) -> BuildResult:
     log_path = log_path_for(plan)
+    previous = find_image(client, plan.tag) if rebuild else None
     buildargs: dict[str, str] = {}
     for key, names in PROXY_VARIABLES.items():
         if key in options.proxy:
             buildargs |= dict.fromkeys(names, options.proxy[key])  # predefined ARGs: not baked into the image
     steps = StepParser(count_instructions(plan.dockerfile), len(plan.labels))
     image_id = None
+    layer = None  # the image the last step made ("---> ID")
+    stage_image = None  # the python-packages stage's last layer: untagged once the build ends
     with tempfile.TemporaryFile() as ctx, log_path.open("w", encoding="utf-8") as log:
         plan.write_context(ctx)
         ctx.seek(0)
@@ -145,6 +179,7 @@ def _build(
                     log.write(f"ERROR: {message}\n")
                     step_text, step_lines = steps.failure(message)
                     output = "\n".join(step_lines[-60:]).rstrip()
+                    _remove_if_untagged(client, stage_image)
                     raise BuildError(
                         f"Building {plan.variant.ref} failed at '{step_text}': {message.strip()}\n"
                         f"--- output of that step ---\n{output}\n---",
@@ -159,11 +194,16 @@ def _build(
                     continue
                 log.write(text)
                 for line in text.splitlines():
+                    if (layer_match := _LAYER.match(line)) is not None:
+                        layer = layer_match.group(1)
                     if step := steps.feed(line):
+                        if step.text == FINAL_STAGE:
+                            stage_image = layer
                         reporter.step(step.number, step.total, step.text)
                     elif line.strip():
                         reporter.output(line)
         except docker.errors.APIError as exc:
+            _remove_if_untagged(client, stage_image)
             raise BuildError(
                 f"The Docker engine refused the build of {plan.variant.ref}: {exc.explanation or exc}",
                 fix=f"see {log_path}",
@@ -176,6 +216,9 @@ def _build(
                     f"{log_path}"
                 ),
             ) from None
+    _keep_stage(client, plan, stage_image)
     image = client.images.get(image_id or plan.tag)
     ensure_tag(image, plan.alias)
-    return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path)
+    if previous is not None and previous.id != image.id:
+        _remove_if_untagged(client, previous.id)  # --rebuild took its tags: nothing would name it any more
+    return BuildResult(plan.tag, image.id, True, time.monotonic() - start, log_path, image.attrs.get("Size", 0))

@@ -8,16 +8,19 @@ import re
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
 
 from .. import paths
 from ..config import BuildOptions
 from ..errors import ConfigError
 from ..specs import Spec, Variant
+from .lockfile import Lock
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.S)
 CA_DIR = "ca-certificates"
 WHEEL_DIR = "wheelhouse"
 KIT_DIR = "kit"
+UV_LOCK = Path(__file__).with_name("uv-installer.txt")  # uv itself, hash-pinned, for installer "uv"
 
 
 def _pem_files(path: Path) -> list[Path]:
@@ -44,18 +47,18 @@ def ca_certificates(options: BuildOptions) -> dict[str, bytes]:
     return dict(sorted(out.items()))
 
 
-def wheels(variant: Variant, options: BuildOptions) -> dict[str, Path]:
-    """Wheels from the wheelhouse for the packages this variant pins (others would only bloat the context)."""
-    if options.wheelhouse is None:
+def wheels(lock: Lock | None, options: BuildOptions) -> dict[str, Path]:
+    """Wheels from the wheelhouse for the exact versions the lock pins (others would only bloat the context)."""
+    if options.wheelhouse is None or lock is None:
         return {}
-    wanted = {canonicalize_name(p.split("==")[0].split("[")[0]) for p in variant.python_packages}
+    wanted = {(p.name, Version(p.version)) for p in lock.pins}
     out: dict[str, Path] = {}
     for path in sorted(options.wheelhouse.glob("*.whl")):
         try:
-            name = parse_wheel_filename(path.name)[0]
+            name, version, *_ = parse_wheel_filename(path.name)
         except InvalidWheelFilename:
             continue
-        if canonicalize_name(name) in wanted:
+        if (canonicalize_name(name), version) in wanted:
             out[f"{WHEEL_DIR}/{path.name}"] = path
     return out
 

@@ -21,3 +21,8 @@ def image_alias(variant: Variant) -> str:
 def image_tag(variant: Variant, content_hash: str) -> str:
     """The content-addressed tag of one exact build."""
     return f"{image_alias(variant)}-{content_hash}"
+
+
+def stage_tag(variant: Variant) -> str:
+    """The newest build's Python stage (kept for the layer cache, one per variant)."""
+    return f"{image_alias(variant)}-stage"

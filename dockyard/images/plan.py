@@ -12,11 +12,14 @@ from ..config import BuildOptions
 from ..labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_VARIANT
 from ..specs import Spec, Variant
 from . import context, render
-from .naming import image_alias, image_tag
+from .lockfile import Lock, LockError, inputs_digest, load_lock
+from .naming import image_alias, image_tag, stage_tag
 
 # Bump when the rendering changes in a way the Dockerfile text alone would not show.
-FORMAT = "dockyard-build-1"
+FORMAT = "dockyard-build-2"
 HASH_LEN = 12
+# What installs the lock in the build stage: "pip" or "uv" (bench/build_bench.py measures both; see docs/locks.md).
+INSTALLER = "pip"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class BuildPlan:
     files: dict[str, bytes | Path]
     content_hash: str
     base: str
+    lock: Lock | None = None
+    lock_error: LockError | None = None  # missing, stale or CUDA in a CPU variant: build() raises it
 
     @property
     def tag(self) -> str:
@@ -37,6 +42,10 @@ class BuildPlan:
     def alias(self) -> str:
         """Moving tag that always names the newest build of this variant."""
         return image_alias(self.variant)
+
+    @property
+    def stage_tag(self) -> str:
+        return stage_tag(self.variant)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -67,22 +76,33 @@ class BuildPlan:
                     tar.addfile(info, io.BytesIO(data))
 
 
-def make_plan(spec: Spec, variant: Variant, options: BuildOptions) -> BuildPlan:
+def make_plan(spec: Spec, variant: Variant, options: BuildOptions, *, installer: str = INSTALLER) -> BuildPlan:
     files: dict[str, bytes | Path] = {}
     certs = context.ca_certificates(options)
     files.update(certs)
-    files.update(context.wheels(variant, options))
+    lock: Lock | None = None
+    lock_error: LockError | None = None
+    try:
+        lock = load_lock(spec, variant)
+    except LockError as exc:
+        lock_error = exc  # reported by build(); listing what is built must still work
+    files.update(context.wheels(lock, options))
     files[f"{context.WHEEL_DIR}/.keep"] = b""  # COPY needs the directory even when it is empty
-    files["requirements.txt"] = render.requirements_txt(variant).encode()
+    files["requirements.txt"] = lock.text.encode() if lock else b""
     conf = render.pip_conf(options)
     if conf:
         files["pip.conf"] = conf.encode()
     files.update(context.kit_files(spec, variant, render.KIT))
-    text = render.dockerfile(spec, variant, options, has_ca=bool(certs), has_pip_conf=bool(conf))
+    if installer == "uv":
+        files["uv.txt"] = context.UV_LOCK.read_bytes()
+    text = render.dockerfile(spec, variant, options, has_ca=bool(certs), has_pip_conf=bool(conf), installer=installer)
     h = hashlib.sha256()
-    h.update(FORMAT.encode() + b"\0" + text.encode() + b"\0")
+    # The spec's pins as they are now: a pin changed without relocking gives a tag no image has.
+    h.update(FORMAT.encode() + b"\0" + inputs_digest(spec, variant).encode() + b"\0" + text.encode() + b"\0")
     for name in sorted(files):
         data = files[name]
         digest = context.file_digest(data) if isinstance(data, Path) else hashlib.sha256(data).hexdigest()
         h.update(f"{name}\0{digest}\0".encode())
-    return BuildPlan(spec, variant, text, files, h.hexdigest()[:HASH_LEN], options.base_for(variant.base))
+    return BuildPlan(
+        spec, variant, text, files, h.hexdigest()[:HASH_LEN], options.base_for(variant.base), lock, lock_error
+    )

@@ -1,7 +1,7 @@
 """Spec + site options → Dockerfile text. Deterministic: the same inputs give the same bytes.
 
-Layers are ordered for the build cache: trust (CA) → system packages → user → Python packages
-(built in a separate stage so the wheelhouse never lands in the image) → small kit files.
+Layers are ordered for the build cache: trust (CA) → system packages → user → Python packages (installed
+from the lock, hash-checked, in a separate stage so the wheelhouse never lands in the image) → small kit files.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ VENV = "/opt/dockyard/venv"
 KIT = "/opt/dockyard/kit"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 REMOTE_USER = "dockyard"
+FINAL_STAGE = "FROM system"  # the last stage's line: the build tags the stage image made before it
 
 
 def _env_value(value: str) -> str:
@@ -26,10 +27,6 @@ def _env_value(value: str) -> str:
 
 def _env_line(values: dict[str, str]) -> str:
     return "ENV " + " \\\n    ".join(f"{k}={_env_value(v)}" for k, v in values.items())
-
-
-def requirements_txt(variant: Variant) -> str:
-    return "".join(f"{p}\n" for p in variant.python_packages)
 
 
 def pip_conf(options: BuildOptions) -> str | None:
@@ -43,7 +40,8 @@ def pip_conf(options: BuildOptions) -> str | None:
 
 
 def pip_args(variant: Variant, options: BuildOptions) -> list[str]:
-    args = ["--no-cache-dir", "--find-links", f"/tmp/dockyard/{WHEEL_DIR}"]
+    # The lock names every package with its hashes: nothing is resolved here, nothing unhashed is installed.
+    args = ["--no-cache-dir", "--require-hashes", "--no-deps", "--find-links", f"/tmp/dockyard/{WHEEL_DIR}"]
     if options.pip_index_url:
         args += ["--index-url", options.pip_index_url]
     extras = list(options.pip_extra_index_urls)
@@ -54,7 +52,25 @@ def pip_args(variant: Variant, options: BuildOptions) -> list[str]:
     return args
 
 
-def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: bool, has_pip_conf: bool) -> str:
+def _install(variant: Variant, options: BuildOptions, installer: str) -> list[str]:
+    """The commands that put the lock into the venv: pip, or uv (itself installed hash-checked into a tools venv
+    that exists only in this stage)."""
+    args = " ".join(shlex.quote(a) for a in pip_args(variant, options))
+    if installer == "uv":
+        # --compile-bytecode: the .pyc files pip writes too, so both give the same image (and first imports).
+        args = args.replace("--no-cache-dir", "--no-cache --compile-bytecode")
+        return [
+            "python3 -m venv /tmp/dockyard/tools",
+            "/tmp/dockyard/tools/bin/pip install --no-cache-dir --require-hashes --no-deps -r /tmp/dockyard/uv.txt",
+            f"/tmp/dockyard/tools/bin/uv pip install --python {VENV}/bin/python {args} \\\n"
+            "        -r /tmp/dockyard/requirements.txt",
+        ]
+    return [f"{VENV}/bin/pip install {args} \\\n        -r /tmp/dockyard/requirements.txt"]
+
+
+def dockerfile(
+    spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: bool, has_pip_conf: bool, installer: str = "pip"
+) -> str:
     base = options.base_for(variant.base)
     major, minor = spec.python.split(".")
     out = [
@@ -95,17 +111,17 @@ def dockerfile(spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: b
         "FROM system AS python-packages",
         "# The wheelhouse only exists in this stage, so its wheels never land in the final image.",
         f"COPY {WHEEL_DIR}/ /tmp/dockyard/{WHEEL_DIR}/",
-        "COPY requirements.txt /tmp/dockyard/requirements.txt",
+        "COPY requirements.txt /tmp/dockyard/requirements.txt",  # the lock (envs/locks/)
+        *(["COPY uv.txt /tmp/dockyard/uv.txt"] if installer == "uv" else []),
         "# Kernels run as the host UID, so the venv is writable: `%pip install` works in a notebook.",
         f"RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == ({major}, {minor}) else "
         f'"base image has Python %d.%d but the spec asks for {spec.python}" % v)\' \\\n'
         f"    && python3 -m venv {VENV} \\\n"
-        f"    && {VENV}/bin/pip install {' '.join(shlex.quote(a) for a in pip_args(variant, options))} \\\n"
-        "        -r /tmp/dockyard/requirements.txt \\\n"
-        f"    && {VENV}/bin/pip check \\\n"
+        + "".join(f"    && {command} \\\n" for command in _install(variant, options, installer))
+        + f"    && {VENV}/bin/pip check \\\n"
         f"    && chmod -R a+rwX {VENV}",
         "",
-        "FROM system",
+        FINAL_STAGE,
         f"COPY --from=python-packages {VENV} {VENV}",
     ]
     if has_pip_conf:

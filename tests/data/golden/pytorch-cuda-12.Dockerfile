@@ -16,7 +16,7 @@ COPY requirements.txt /tmp/dockyard/requirements.txt
 # Kernels run as the host UID, so the venv is writable: `%pip install` works in a notebook.
 RUN python3 -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v == (3, 11) else "base image has Python %d.%d but the spec asks for 3.11" % v)' \
     && python3 -m venv /opt/dockyard/venv \
-    && /opt/dockyard/venv/bin/pip install --no-cache-dir --find-links /tmp/dockyard/wheelhouse --extra-index-url https://download.pytorch.org/whl/cu128 \
+    && /opt/dockyard/venv/bin/pip install --no-cache-dir --require-hashes --no-deps --find-links /tmp/dockyard/wheelhouse --extra-index-url https://download.pytorch.org/whl/cu128 \
         -r /tmp/dockyard/requirements.txt \
     && /opt/dockyard/venv/bin/pip check \
     && chmod -R a+rwX /opt/dockyard/venv
