@@ -39,17 +39,21 @@ def pip_conf(options: BuildOptions) -> str | None:
     return "[global]\n" + "\n".join(lines) + "\n" if lines else None
 
 
-def pip_args(variant: Variant, options: BuildOptions) -> list[str]:
-    # The lock names every package with its hashes: nothing is resolved here, nothing unhashed is installed.
-    args = ["--no-cache-dir", "--require-hashes", "--no-deps", "--find-links", f"/tmp/dockyard/{WHEEL_DIR}"]
-    if options.pip_index_url:
-        args += ["--index-url", options.pip_index_url]
+def index_args(variant: Variant, options: BuildOptions) -> list[str]:
+    """The index arguments a build and a lock share: the site's mirror, its extra indexes, then the spec's."""
+    args = ["--index-url", options.pip_index_url] if options.pip_index_url else []
     extras = list(options.pip_extra_index_urls)
     if not options.ignore_spec_indexes:
         extras += [u for u in variant.pip_extra_index_urls if u not in extras]
     for url in extras:
         args += ["--extra-index-url", url]
     return args
+
+
+def pip_args(variant: Variant, options: BuildOptions) -> list[str]:
+    # The lock names every package with its hashes: nothing is resolved here, nothing unhashed is installed.
+    args = ["--no-cache-dir", "--require-hashes", "--no-deps", "--find-links", f"/tmp/dockyard/{WHEEL_DIR}"]
+    return args + index_args(variant, options)
 
 
 def _install(variant: Variant, options: BuildOptions, installer: str) -> list[str]:

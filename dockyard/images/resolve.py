@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..specs import Spec, Variant
 from .lockfile import PLATFORM, LockError, check_cpu, header, lock_path, parse
+from .render import index_args
 
 _SYSTEM_BUNDLES = (Path("/etc/ssl/certs/ca-certificates.crt"), Path("/etc/pki/tls/certs/ca-bundle.crt"))
 
@@ -29,15 +30,8 @@ def uv_binary() -> str:
 
 
 def indexes(variant: Variant, options: BuildOptions) -> list[str]:
-    """The index arguments, as a build uses them (the site's mirror, then extra indexes, then the spec's)."""
-    args: list[str] = []
-    if options.pip_index_url:
-        args += ["--index-url", options.pip_index_url]
-    extras = list(options.pip_extra_index_urls)
-    if not options.ignore_spec_indexes:
-        extras += [u for u in variant.pip_extra_index_urls if u not in extras]
-    for url in extras:
-        args += ["--extra-index-url", url]
+    """The index arguments, as a build uses them, plus the site's wheelhouse (a build copies it into its context)."""
+    args = index_args(variant, options)
     if options.wheelhouse is not None:
         args += ["--find-links", str(options.wheelhouse)]
     return args
