@@ -222,9 +222,7 @@ class DockerProvisioner(LocalProvisioner):
         except Exception as exc:  # the pool must never stop a kernel from starting
             self.log.warning("dockyard: could not use the kernel pool: %s", exc)
             claimed = None
-        if self._private_file is not None:  # the cold start writes its own again
-            self._private_file.unlink(missing_ok=True)
-            self._private_file = None
+        self._drop_private_file()  # the cold start writes its own again
         if claimed is None:
             return None
         self.container_id, self.container_name, self._pool_dir = claimed.id, claimed.name, claimed.run_dir
@@ -245,10 +243,13 @@ class DockerProvisioner(LocalProvisioner):
         """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
         imports: what `dockyard kernels pool fill` fills for (kernel/pool_keeper.fill_for)."""
         kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
+        self._drop_private_file()
+        return kc, self._pool_modules()
+
+    def _drop_private_file(self) -> None:
         if self._private_file is not None:
             self._private_file.unlink(missing_ok=True)
             self._private_file = None
-        return kc, self._pool_modules()
 
     def _pool_modules(self) -> tuple[str, ...]:
         framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
@@ -543,9 +544,7 @@ class DockerProvisioner(LocalProvisioner):
 
     async def _remove_container(self) -> None:
         cid, self.container_id = self.container_id, None
-        if self._private_file is not None:
-            self._private_file.unlink(missing_ok=True)
-            self._private_file = None
+        self._drop_private_file()
         if cid is not None:
             await asyncio.to_thread(self._remove, cid)
         if self._pool_dir is not None:
