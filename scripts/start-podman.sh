@@ -19,10 +19,14 @@ SOCK="$RUNTIME_DIR/podman/podman.sock"
 
 pkgs=(podman catatonit uidmap slirp4netns fuse-overlayfs runc)
 missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }  # not just its config left
+for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
 if ((${#missing[@]})); then
     log "installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # A fresh machine may have no package lists yet: update once, then try again.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+        || { apt-get update -q >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 fi
 
 # Subordinate uid/gid ranges: container uids >= 1 map into them (rootless needs at least one range).
