@@ -199,3 +199,17 @@ def test_upgrade_moves_one_package_and_keeps_the_others(tmp_envs: Path) -> None:
     moved = load_lock(*specs.resolve("minimal:cpu"))
     assert moved.pin("packaging") == newest
     assert moved.pin("tornado") == original.pin("tornado")
+
+
+@pytest.mark.index
+def test_upgrade_of_a_package_the_lock_does_not_hold_is_refused_and_writes_nothing(
+    tmp_envs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_spec("minimal", tmp_envs)
+    lock = tmp_envs / "locks" / "minimal-cpu.txt"
+    before = lock.read_text()
+    assert cli.main(["lock", "minimal:cpu", "--upgrade", "packagingg"]) == 2
+    err = capsys.readouterr().err
+    assert "--upgrade packagingg" in err
+    assert "no lock was written" in err
+    assert lock.read_text() == before

@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 from .. import specs
-from ..images.lockfile import LockError, load_lock, lock_path
+from ..images.lockfile import LockError, load_lock, lock_path, parse
 from ..images.resolve import compile_lock, write_lock
 from .common import SubParsers, add_build_flags, build_options, console
 
@@ -42,11 +42,26 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.check:
         return _check(targets)
     options = build_options(args)
-    for spec, variant in targets:
-        path = write_lock(spec, variant, compile_lock(spec, variant, options, upgrade=args.upgrade))
+    # Resolve all first: a misspelt --upgrade (which uv accepts silently) then writes nothing.
+    resolved = [(s, v, compile_lock(s, v, options, upgrade=args.upgrade)) for s, v in targets]
+    _check_upgrades(args.upgrade, resolved)
+    for spec, variant, text in resolved:
+        path = write_lock(spec, variant, text)
         count = sum(1 for line in path.read_text().splitlines() if "==" in line and not line.startswith("#"))
         console.print(f"[green]locked[/] {variant.ref}: {count} packages in {escape(str(path))}", soft_wrap=True)
     return 0
+
+
+def _check_upgrades(names: list[str], resolved: list[tuple[specs.Spec, specs.Variant, str]]) -> None:
+    locks = [parse(lock_path(spec, variant), text, variant.ref) for spec, variant, text in resolved]
+    missing = [name for name in names if not any(lock.pin(name) for lock in locks)]
+    if missing:
+        refs = ", ".join(variant.ref for _, variant, _ in resolved)
+        raise LockError(
+            f"--upgrade {', '.join(missing)}: no such package in the lock of {refs}, so nothing would move; "
+            "no lock was written",
+            fix="check the name against the lock file (envs/locks/ENV-VARIANT.txt lists every package)",
+        )
 
 
 def _check(targets: list[tuple[specs.Spec, specs.Variant]]) -> int:
