@@ -67,8 +67,10 @@ if ! as_user env CONTAINER_HOST="unix://$SOCK" podman --remote info >/dev/null 2
     log "starting podman system service on $SOCK"
     rm -f "$SOCK"  # a dead service's socket file would make the new one fail to bind
     as_user podman system migrate >/dev/null 2>&1 || true  # picks up new subuid ranges
-    as_user setsid podman system service --time=0 "unix://$SOCK" \
-        >"$RUNTIME_DIR/podman-service.log" 2>&1 </dev/null &
+    # From /: conmon inherits the service's working directory, and fails every container start ("Failed to
+    # get working directory") once that directory is gone (a CI clone removed while the service lives on).
+    (cd / && as_user setsid podman system service --time=0 "unix://$SOCK" \
+        >"$RUNTIME_DIR/podman-service.log" 2>&1 </dev/null &)
     for _ in $(seq 1 60); do
         [[ -S $SOCK ]] && as_user env CONTAINER_HOST="unix://$SOCK" podman --remote info >/dev/null 2>&1 && break
         sleep 0.5
