@@ -5,6 +5,7 @@
 #
 #   bash scripts/build-labextension.sh           rebuild the checked-in tree
 #   bash scripts/build-labextension.sh --check   rebuild elsewhere and compare byte for byte; exit 1 when they differ
+#   bash scripts/build-labextension.sh --check-sources   offline (the pre-commit hook): extension/ unchanged since the build
 #
 # Needs Node 18+, jlpm (JupyterLab's yarn: pip install -r requirements/dev.txt) and the npm registry; behind a
 # TLS-intercepting proxy Node needs the CA too: export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt.
@@ -18,6 +19,16 @@ TREE=dockyard/frontends/panel/labextension
 SOURCES=(package.json yarn.lock .yarnrc.yml tsconfig.json src)
 BUILD_ROOT=${DOCKYARD_LABEXTENSION_BUILD_ROOT:-/tmp/dockyard-labextension-build}
 log() { echo "[build-labextension] $*" >&2; }
+
+if [[ ${1:-} == --check-sources ]]; then
+    listed=$(cut -d' ' -f3- "$TREE/sources.sha256")
+    present=$(cd extension && find "${SOURCES[@]}" -type f | LC_ALL=C sort)
+    if [[ $listed == "$present" ]] && (cd extension && sha256sum --quiet --strict -c "../$TREE/sources.sha256" >&2); then
+        exit 0
+    fi
+    log "extension/ changed since $TREE was built: run bash scripts/build-labextension.sh and commit the result"
+    exit 1
+fi
 
 command -v jlpm >/dev/null || { log "jlpm not found: pip install -r requirements/dev.txt (JupyterLab ships it)"; exit 1; }
 mkdir -p "$BUILD_ROOT"
