@@ -73,17 +73,8 @@ if [[ ! -x $venv/bin/python ]]; then
     fi
 fi
 py=$venv/bin/python
-# pip trusts what the system trusts (the Debian bundle holds a TLS-intercepting proxy's CA once installed there), as
-# pip ≥ 24.2 does by itself; bookworm's venv pip (23.0) reads only certifi's unless told. A configured cert wins.
-bundle=/etc/ssl/certs/ca-certificates.crt
-if [[ -z ${PIP_CERT:-} && -f $bundle ]] && ! "$py" -m pip config get global.cert >/dev/null 2>&1; then
-    export PIP_CERT=$bundle
-fi
-# From the host lock: exact versions with hashes, the same for root and every user whatever their pip settings;
-# dockyard itself with the locked hatchling and without Node (the panel's labextension comes built with the checkout).
-"$py" -m pip install -q --require-hashes --no-deps -r requirements/lab.txt ||
-    die "installing requirements/lab.txt into $venv failed (above). Behind a proxy: is its CA in the system trust store (/usr/local/share/ca-certificates, then update-ca-certificates)? Is the package index reachable (pip config set global.index-url URL for a mirror)?"
-"$py" -m pip install -q --no-deps --no-build-isolation -e . || die "installing dockyard into $venv failed (above)"
+# From the host lock (requirements/lab.txt): the same versions for root and every user, and no Node needed.
+bash scripts/install-lock.sh "$py" requirements/lab.txt || exit 1
 dockyard() { "$py" -m dockyard "$@"; }
 
 if ((local_base)); then
