@@ -11,8 +11,9 @@ py=${1:?usage: install-lock.sh VENV_PYTHON LOCK}
 lock=${2:?usage: install-lock.sh VENV_PYTHON LOCK}
 die() { printf 'install-lock.sh: %s\n' "$*" >&2; exit 1; }
 
-# pip trusts what the system trusts (a TLS-intercepting proxy's CA, once in the Debian bundle), as pip >= 24.2 does by
-# itself; bookworm's venv pip (23.0) reads only certifi's bundle unless told. A cert the user configured wins.
+# pip trusts what the system trusts (a TLS-intercepting proxy's CA, once in the system bundle), as pip >= 24.2 does by
+# itself; an older pip reads certifi's bundle unless told (Debian's own pip is patched to the system's; others are
+# not). A cert the user configured wins.
 bundle=/etc/ssl/certs/ca-certificates.crt
 if [[ -z ${PIP_CERT:-} && -f $bundle ]] && ! "$py" -m pip config get global.cert >/dev/null 2>&1; then
     export PIP_CERT=$bundle
