@@ -3,8 +3,8 @@
     python scripts/run-notebook.py URL TOKEN NOTEBOOK [--kernel NAME] [--timeout SECONDS]
 
 NOTEBOOK is a path relative to the server's root directory; the kernel is the notebook's own (metadata.kernelspec)
-unless --kernel names another. Every code cell runs in order; a cell that raises fails the run, and a cell whose
-stored stream output is not marked NBVAL_IGNORE_OUTPUT must print the same text again (as nbval compares).
+unless --kernel names another. Every code cell runs in order; a cell that raises fails the run (and stops it), and a
+cell whose stored stream output is not marked NBVAL_IGNORE_OUTPUT must print the same text again (as nbval compares).
 The session is deleted at the end, so the server shuts the kernel (and its container) down.
 Needs only the standard library and tornado (which every Jupyter server has). Exit status 0 when all cells pass.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -52,8 +53,8 @@ async def run_cell(conn: Any, code: str, timeout: float) -> str:
         kind = msg["header"]["msg_type"]
         if kind == "stream":
             out.append(msg["content"]["text"])
-        elif kind == "error":
-            raise AssertionError("\n".join(msg["content"]["traceback"]))
+        elif kind == "error":  # the traceback without its colour escapes
+            raise AssertionError(re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(msg["content"]["traceback"])))
         elif kind == "status" and msg["content"]["execution_state"] == "idle":
             return "".join(out)
 
@@ -70,7 +71,7 @@ async def run(url: str, token: str, notebook: str, kernel: str | None, timeout: 
     session = api(url, token, "POST", "/api/sessions", body)
     kernel_id = session["kernel"]["id"]
     print(f"[run-notebook] {notebook} on kernel {kernel} ({kernel_id}), started in {time.monotonic() - started:.1f}s")
-    failures = 0
+    failures = passed = 0
     try:
         ws = url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels?token={token}"
         conn = await websocket_connect(ws)
@@ -83,19 +84,20 @@ async def run(url: str, token: str, notebook: str, kernel: str | None, timeout: 
                 except (AssertionError, asyncio.TimeoutError) as exc:
                     print(f"[run-notebook] cell {number}/{len(cells)} failed: {exc or 'timed out'}", file=sys.stderr)
                     failures += 1
-                    continue
+                    break  # as nbval and "Run All" do: the cells after it would run on a broken state
                 expected = stored_stream(cell)
                 if "NBVAL_IGNORE_OUTPUT" not in code and expected and got != expected:
                     where = f"cell {number}/{len(cells)}"
                     print(f"[run-notebook] {where} printed {got!r}, stored {expected!r}", file=sys.stderr)
                     failures += 1
                 else:
+                    passed += 1
                     print(f"[run-notebook] cell {number}/{len(cells)} ok: {got.strip().splitlines()[:1]}")
         finally:
             conn.close()
     finally:
         api(url, token, "DELETE", f"/api/sessions/{session['id']}")
-    print(f"[run-notebook] {len(cells) - failures}/{len(cells)} cells passed in {time.monotonic() - started:.1f}s")
+    print(f"[run-notebook] {passed}/{len(cells)} cells passed in {time.monotonic() - started:.1f}s")
     return 1 if failures else 0
 
 
