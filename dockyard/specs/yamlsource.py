@@ -125,13 +125,20 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
     if data is None:  # no document, or a document that is only '---' / '~'
         if empty_ok:
             return YamlDocument(path, {}, {}, text)
-        raise error(f"{where(path, None)}: {what} is empty", fix=f"write the {what} as a YAML mapping (see README)")
+        raise error(
+            f"{where(path, None)}: {what} is empty", fix=f"write the {what} as a YAML mapping (see {_docs(what)})"
+        )
     if not isinstance(data, dict):
         raise error(
             f"{where(path, 1)}: {what} must be a YAML mapping of fields, not a {type(data).__name__}",
-            fix="start the file with fields such as 'name: ...' (see README)",
+            fix=f"start the file with fields such as 'name: ...' (see {_docs(what)})",
         )
     return YamlDocument(path, data, lines, text)
+
+
+def _docs(what: str) -> str:
+    """Where the README's documentation table sends a reader for this kind of file."""
+    return {"environment spec": "docs/spec.md", "dockyard config": "docs/configuration.md"}.get(what, "README")
 
 
 def _read(path: Path, error: type[DockyardError], what: str) -> bytes:
