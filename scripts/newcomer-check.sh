@@ -3,12 +3,13 @@
 #
 # A fresh unprivileged account (in the docker group) gets its own clone of this checkout and, in a login shell
 # (runuser -l: an environment with nothing of root's: no proxy, CA, pip or node variables), runs
-#   1. the README's first command with --no-lab (scripts/lab.sh --local-base), for minimal:cpu;
+#   1. the README's first command with --no-lab (scripts/lab.sh --local-base: minimal:cpu and pytorch:cpu);
 #   2. the JupyterLab that made, and a notebook on a container kernel over the REST API (scripts/run-notebook.py);
 #   3. the unit half (pytest -m "not engine and not index") from a venv made from the host lock (requirements/dev.txt).
 # pip's config files are off for the account (PIP_CONFIG_FILE=/dev/null): this machine's /etc/pip.conf names the
 # proxy's CA, which a typical laptop's does not; what vouches for the proxy is the system trust store alone.
-# Only minimal:cpu: pytorch:cpu needs torch 2.13.0, which on the CI machines lies only in root's pip find-links.
+# pytorch:cpu needs torch 2.13.0, which on the CI machines lies only in root's pip find-links: the account is told
+# where, as the README tells a user (DOCKYARD_WHEELHOUSE). After the test phase both images are built (same tags).
 # The account, its home (clone, venvs, config) and its containers are removed at the end, pass or fail.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -54,8 +55,13 @@ as_user 'env | cut -d= -f1 | sort | tr "\n" " "' | sed 's/^/[newcomer] environme
 echo >&2
 
 t0=$(date +%s)
-log "1. bash scripts/lab.sh --local-base --no-lab --envs minimal:cpu"
-as_user 'bash scripts/lab.sh --local-base --no-lab --envs minimal:cpu'
+wheels=${PIP_FIND_LINKS:-$(python3 -m pip config get global.find-links 2>/dev/null || true)}
+wheelhouse=""
+if [[ -n $wheels && -d $wheels ]]; then
+    wheelhouse="DOCKYARD_WHEELHOUSE=$wheels "
+fi
+log "1. ${wheelhouse}bash scripts/lab.sh --local-base --no-lab"
+as_user "${wheelhouse}bash scripts/lab.sh --local-base --no-lab"
 log "1. done in $(($(date +%s) - t0))s"
 
 t0=$(date +%s)
