@@ -85,6 +85,15 @@ def test_a_wheel_builds_without_node_and_carries_the_labextension(tmp_path: Path
     shared = "share/jupyter/labextensions/dockyard-panel/"
     built = {str(p.relative_to(LABEXTENSION)) for p in LABEXTENSION.rglob("*") if p.is_file()}
     assert {n.split(shared, 1)[1] for n in names if shared in n} == built
+    # `pip install -e .` builds an editable wheel, where a Node build hook would run even with the tree present.
+    editable = tmp_path / "editable"
+    build = "import sys, hatchling.build as b; print(b.build_editable(sys.argv[1]))"
+    run = subprocess.run(
+        [sys.executable, "-c", build, str(editable)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    names = zipfile.ZipFile(editable / run.stdout.split()[-1]).namelist()
+    assert {n.split(shared, 1)[1] for n in names if shared in n} == built
 
 
 @pytest.mark.index
