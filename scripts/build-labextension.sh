@@ -49,6 +49,8 @@ for source in "${SOURCES[@]}"; do cp -R "extension/$source" "$BUILD_ROOT/extensi
 (cd extension && find "${SOURCES[@]}" -type f | LC_ALL=C sort | xargs sha256sum) >"$BUILD_ROOT/$TREE/sources.sha256"
 
 if ((check)); then
+    # A check (tests, CI) leaves nothing behind outside the checkout; a developer's rebuild keeps node_modules.
+    trap 'rm -rf "$BUILD_ROOT"' EXIT
     if ! diff -r "$BUILD_ROOT/$TREE" "$TREE" >&2; then
         log "$TREE differs from a fresh build of extension/: run bash scripts/build-labextension.sh and commit the result"
         exit 1
