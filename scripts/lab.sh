@@ -13,8 +13,8 @@
 #   Later: `source .venv/bin/activate` and run `jupyter lab` or `dockyard ...`.
 # --local-base: for machines that reach no container registry (our CI machines): build a Debian base
 #   image locally and map the specs' upstream bases to it, trust the host's CA bundle (TLS-intercepting
-#   proxy) and use the host pip's find-links directory as wheelhouse. It records these site settings in
-#   the dockyard config file (when none exists) so later `dockyard` commands and the kernels agree.
+#   proxy) and use this user's pip find-links directory (or DOCKYARD_WHEELHOUSE) as wheelhouse. It records these
+#   site settings in the dockyard config file (when none exists) so later `dockyard` commands and the kernels agree.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -73,7 +73,8 @@ if [[ ! -x $venv/bin/python ]]; then
     fi
 fi
 py=$venv/bin/python
-"$py" -m pip install -q -e . jupyterlab ipywidgets
+# From the host lock (requirements/lab.txt): the same versions for root and every user, and no Node needed.
+bash scripts/install-lock.sh "$py" requirements/lab.txt || exit 1
 dockyard() { "$py" -m dockyard "$@"; }
 
 if ((local_base)); then
@@ -92,6 +93,10 @@ if ((local_base)); then
     links=${links:-${PIP_FIND_LINKS:-}}  # pip's environment variable counts too
     if [[ -n $links && -d $links ]]; then
         export DOCKYARD_WHEELHOUSE="${DOCKYARD_WHEELHOUSE:-$links}"
+    fi
+    # A wheelhouse here stands in for the spec's extra indexes (the PyTorch index), which such machines cannot reach,
+    # whoever gives it: their pip's find-links, or DOCKYARD_WHEELHOUSE (another account's pip settings are not theirs).
+    if [[ -n ${DOCKYARD_WHEELHOUSE:-} ]]; then
         export DOCKYARD_IGNORE_SPEC_INDEXES="${DOCKYARD_IGNORE_SPEC_INDEXES:-1}"
     fi
     cfg=$("$py" -c 'from dockyard.paths import config_file; print(config_file())')

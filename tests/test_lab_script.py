@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from packaging.utils import canonicalize_name
 
 from dockyard.labels import LABEL_KERNEL_ID
 
@@ -154,6 +155,16 @@ def _group_processes(pgid: int) -> list[int]:
     return pids
 
 
+def _pins(text: str) -> set[tuple[str, str]]:
+    """(name, version) of each 'name==version' line of a lock or of `pip freeze`, names canonical."""
+    found = set()
+    for line in text.splitlines():
+        name, sep, rest = line.partition("==")
+        if sep and not line.startswith((" ", "#")):
+            found.add((canonicalize_name(name.split("[")[0]), rest.split(";")[0].split()[0].strip(" \\")))
+    return found
+
+
 def _run_as(account: pwd.struct_passwd, cmd: list[str], *, groups: list[int], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         cmd, user=account.pw_uid, group=account.pw_gid, extra_groups=groups, capture_output=True, text=True,
@@ -215,6 +226,13 @@ def test_lab_script_as_an_unprivileged_user(built, docker_client) -> None:
         _wait_for_server(server, proc, log, timeout=600)
         out = log.read_text()
         assert "PIP_BREAK_SYSTEM_PACKAGES" not in out
+        # Everything in the venv comes from the host lock, at the lock's version (nothing unpinned, no Node builder).
+        frozen = subprocess.run(
+            [str(repo / ".venv" / "bin" / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        unlocked = _pins(frozen) - _pins((repo / "requirements" / "lab.txt").read_text())
+        assert not unlocked, f"installed but not as requirements/lab.txt pins them: {sorted(unlocked)}"
         assert f"→ {repo}/.venv/share/jupyter/kernels/dockyard-minimal-cpu" in out, out[-4000:]
         # lab.sh exec'd the venv's JupyterLab, which runs as the account.
         assert Path(f"/proc/{proc.pid}").stat().st_uid == account.pw_uid

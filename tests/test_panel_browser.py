@@ -58,8 +58,8 @@ def _lab(
 ) -> tuple[JupyterProc, Path]:
     if labextension:
         assert (LABEXTENSION / "package.json").is_file(), (
-            f"the panel's labextension is not built in {LABEXTENSION}: pip install -e . (or cd extension && "
-            "jlpm install && jlpm build)"
+            f"the panel's labextension (checked in) is missing from {LABEXTENSION}: git checkout it, or rebuild it "
+            "with bash scripts/build-labextension.sh"
         )
     jupyter_path = install_kernelspecs(tmp / "prefix")
     if labextension:  # where the wheel puts it: PREFIX/share/jupyter/labextensions/dockyard-panel

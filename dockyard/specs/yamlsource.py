@@ -115,17 +115,30 @@ def load_yaml(path: Path, error: type[DockyardError], what: str, *, empty_ok: bo
             _index(node, (), lines, path, error, what)
         data = None if node is None else _Constructor().construct_document(node)
     except yaml.YAMLError as exc:
+        # libyaml's scanner reads a flow collection ahead of the events _scan sees, so a flow nesting bomb
+        # ('[[[[...') reaches its own depth limit first, in its own words (PyYAML ≥ 6.0.4, wording may change):
+        # measure the nesting ourselves and give our paragraph whatever PyYAML said.
+        deep = _flow_nesting_line(text)
+        if deep is not None:
+            raise _too_deep(where(path, deep), error, what) from None
         raise _syntax_error(exc, path, error, what) from None
     if data is None:  # no document, or a document that is only '---' / '~'
         if empty_ok:
             return YamlDocument(path, {}, {}, text)
-        raise error(f"{where(path, None)}: {what} is empty", fix=f"write the {what} as a YAML mapping (see README)")
+        raise error(
+            f"{where(path, None)}: {what} is empty", fix=f"write the {what} as a YAML mapping (see {_docs(what)})"
+        )
     if not isinstance(data, dict):
         raise error(
             f"{where(path, 1)}: {what} must be a YAML mapping of fields, not a {type(data).__name__}",
-            fix="start the file with fields such as 'name: ...' (see README)",
+            fix=f"start the file with fields such as 'name: ...' (see {_docs(what)})",
         )
     return YamlDocument(path, data, lines, text)
+
+
+def _docs(what: str) -> str:
+    """Where the README's documentation table sends a reader for this kind of file."""
+    return {"environment spec": "docs/spec.md", "dockyard config": "docs/configuration.md"}.get(what, "README")
 
 
 def _read(path: Path, error: type[DockyardError], what: str) -> bytes:
@@ -209,12 +222,60 @@ def _scan(text: str, path: Path, error: type[DockyardError], what: str) -> None:
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    raise error(
-                        f"{at}: {what} nests deeper than {MAX_DEPTH} levels",
-                        fix=f"check that this is the right file; {what}s nest 4 levels at most",
-                    )
+                    raise _too_deep(at, error, what)
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+def _too_deep(at: str, error: type[DockyardError], what: str) -> DockyardError:
+    return error(
+        f"{at}: {what} nests deeper than {MAX_DEPTH} levels",
+        fix=f"check that this is the right file; {what}s nest 4 levels at most",
+    )
+
+
+def _flow_nesting_line(text: str) -> int | None:
+    """The line where '[' / '{' nesting first passes MAX_DEPTH, or None; quotes, comments, block scalars skipped.
+
+    Only consulted once PyYAML has refused the text, to tell a nesting bomb from a plain syntax error.
+    """
+    depth, quote = 0, ""
+    block_indent: int | None = None  # inside a block scalar ('|' or '>'): lines indented deeper than this
+    for number, line in enumerate(text.split("\n"), start=1):
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent is not None:
+            if not line.strip() or indent > block_indent:
+                continue
+            block_indent = None
+        previous, i = " ", 0
+        while i < len(line):
+            char = line[i]
+            if quote:
+                if char == "\\" and quote == '"':
+                    i += 1  # an escaped character, perhaps a quote
+                elif char == quote:
+                    quote = ""
+            elif char == "#" and previous in " \t":
+                break
+            elif char in "'\"" and previous in " \t[{,:":
+                quote = char
+            elif (
+                char in "|>"
+                and depth == 0
+                and previous in " \t"
+                and not line[i + 1 :].split("#")[0].strip(" 0123456789+-")
+            ):
+                block_indent = indent
+                break
+            elif char in "[{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return number
+            elif char in "]}":
+                depth = max(depth - 1, 0)
+            previous = char
+            i += 1
+    return None
 
 
 def _short(name: str) -> str:
