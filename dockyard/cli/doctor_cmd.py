@@ -11,11 +11,11 @@ import docker
 from rich.markup import escape
 
 from .. import capabilities, engine, gpu, specs
-from ..config import load_settings
+from ..config import BuildOptions, load_settings
 from ..engine import find_image
 from ..errors import DockyardError
 from ..frontends import devcontainer
-from ..images import prune
+from ..images import preflight, prune
 from ..images.context import ca_certificates
 from .common import SubParsers, console
 
@@ -140,10 +140,38 @@ def checks() -> list[Check]:
                 "" if n else "the directory has no .whl files",
             )
         )
-    indexes = " ".join(filter(None, [b.pip_index_url, *b.pip_extra_index_urls])) or "PyPI (default)"
+    out += index_checks(b)
+    return out
+
+
+def index_checks(b: BuildOptions) -> list[Check]:
+    """Every package index some build would use, asked at once with the images' trust (images/preflight.py)."""
+    try:
+        all_specs = specs.load_all()
+    except DockyardError as exc:
+        return [Check("fail", "package index", exc.problem, exc.fix or "")]
+    targets: dict[str, preflight.Index] = {}
+    users: dict[str, list[str]] = {}
+    for s in all_specs:
+        for v in s.variants.values():
+            for index in preflight.indexes(s, v, b):
+                targets.setdefault(index.url, index)
+                users.setdefault(index.url, []).append(v.ref)
+    try:
+        results = preflight.probe(list(targets.values()), b)
+    except DockyardError as exc:  # the CA files themselves are broken: reported above
+        return [Check("fail", "package index", exc.problem, exc.fix or "")]
+    out = []
+    for r in results:
+        refs = users[r.index.url]
+        used_by = ", ".join(refs[:4]) + (f" and {len(refs) - 4} more" if len(refs) > 4 else "")
+        if r.problem is None:
+            out.append(Check("pass", "package index", f"{r.index.url} answers (for {used_by})"))
+            continue
+        detail = f"{r.index.url} ({r.index.origin}, for {used_by}): {r.problem}"
+        out.append(Check("fail", "package index", detail, preflight.fixes([r])))
     if b.ignore_spec_indexes:
-        indexes += ", spec indexes ignored"
-    out.append(Check("info", "package index", indexes))
+        out.append(Check("info", "package index", "the specs' own indexes are skipped (ignore_spec_indexes)"))
     return out
 
 

@@ -18,6 +18,7 @@ from .. import paths
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..engine import ensure_tag, find_image
 from ..errors import BuildError, EngineError
+from . import preflight
 from .buildlock import tag_lock
 from .plan import BuildPlan
 from .render import FINAL_STAGE
@@ -126,6 +127,8 @@ def build(
     start = time.monotonic()
     image = None if rebuild else find_image(client, plan.tag)
     if image is None:
+        reporter.output("Checking the package indexes the build uses ...")
+        preflight.check(plan.spec, plan.variant, options)  # seconds now, not minutes of pip retries later
         _ensure_base(client, plan, options, reporter)  # also the image the lock's container runs
         # One build per tag at a time on this engine, whoever asks (any user, any host of a remote engine):
         # a second `dockyard build`, kernel auto-build or dev container opening waits, then finds the image
