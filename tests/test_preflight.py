@@ -31,6 +31,8 @@ from dockyard.images import build as build_mod
 from dockyard.images import preflight
 from dockyard.images.plan import make_plan
 
+NO_ROOTS = b""  # the servers here are on 127.0.0.1: no public root signs them
+
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
@@ -127,7 +129,7 @@ def test_reachable_dead_failing_and_refusing_indexes(http_index, dead_url):
         preflight.Index(f"{http_index}/503/", "broken"),
         preflight.Index(f"{http_index}/401/", "private"),
     ]
-    ok, dead, broken, private = preflight.probe(targets, BuildOptions())
+    ok, dead, broken, private = preflight.probe(targets, BuildOptions(), NO_ROOTS)
     assert ok.problem is None
     assert dead.problem is not None
     assert "cannot connect" in dead.problem
@@ -140,7 +142,7 @@ def test_reachable_dead_failing_and_refusing_indexes(http_index, dead_url):
 
 def test_an_index_the_image_would_not_trust_fails_until_its_ca_is_added(https_index, tls):
     index = preflight.Index(f"{https_index}/simple/", "mirror")
-    [untrusted] = preflight.probe([index], BuildOptions())
+    [untrusted] = preflight.probe([index], BuildOptions(), NO_ROOTS)
     assert untrusted.untrusted, untrusted.problem
     error = preflight.failure(_variant(())[1], [untrusted])
     assert error is not None
@@ -148,7 +150,7 @@ def test_an_index_the_image_would_not_trust_fails_until_its_ca_is_added(https_in
     assert "not trusted" in error.problem
     assert "--ca-cert" in (error.fix or "")
     # The trust the image will have: the CA files the build adds (not this process's environment or store).
-    [trusted] = preflight.probe([index], BuildOptions(ca_certs=(tls[1],)))
+    [trusted] = preflight.probe([index], BuildOptions(ca_certs=(tls[1],)), NO_ROOTS)
     assert trusted.problem is None
 
 
@@ -156,7 +158,7 @@ def test_this_process_environment_gives_no_trust(https_index, tls, monkeypatch):
     """REQUESTS_CA_BUNDLE (root's environment here) must not make an index pass that the image cannot use."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls[1]))
     monkeypatch.setenv("SSL_CERT_FILE", str(tls[1]))
-    [r] = preflight.probe([preflight.Index(f"{https_index}/simple/", "mirror")], BuildOptions())
+    [r] = preflight.probe([preflight.Index(f"{https_index}/simple/", "mirror")], BuildOptions(), NO_ROOTS)
     assert r.untrusted
 
 
@@ -172,7 +174,7 @@ def test_all_indexes_are_asked_at_once_within_seconds(dead_url, monkeypatch):
     try:
         targets = [preflight.Index(f"http://127.0.0.1:{s.getsockname()[1]}/", "mirror") for s in silent]
         start = time.monotonic()
-        results = preflight.probe(targets, BuildOptions())
+        results = preflight.probe(targets, BuildOptions(), NO_ROOTS)
         elapsed = time.monotonic() - start
     finally:
         for s in silent:
@@ -187,11 +189,18 @@ def test_build_stops_before_any_build_step_with_one_paragraph(dead_url, http_ind
     plan = dataclasses.replace(make_plan(spec, variant, opts), lock_error=None)
 
     class _Images:
-        def get(self, ref: str) -> None:
+        def get(self, ref: str) -> object:
+            if ref == plan.base:
+                return object()  # the base is here; the image to build is not
             raise docker.errors.ImageNotFound(ref)
+
+    class _Containers:
+        def create(self, image: str, **kwargs: object) -> None:
+            raise docker.errors.NotFound(image)  # no bundle to read: preflight falls back to certifi's
 
     class _Engine:
         images = _Images()
+        containers = _Containers()
 
         @property
         def api(self) -> None:
@@ -207,3 +216,16 @@ def test_build_stops_before_any_build_step_with_one_paragraph(dead_url, http_ind
         assert fix in text
     assert f"{http_index}/simple/" not in text  # the mirror answered: only what failed is named
     assert "\n" not in text
+
+
+@pytest.mark.engine
+def test_the_image_trust_is_read_from_the_base_image(docker_client, settings):
+    """The roots come from the base image's own bundle (not this host's store or certifi), without a container
+    left behind."""
+    base = settings.build.base_for(specs.load("minimal").variant("cpu").base)
+    before = {c["Id"] for c in docker_client.api.containers(all=True)}
+    roots, source = preflight.image_roots(docker_client, base)
+    assert base in source
+    expected = docker_client.containers.run(base, ["cat", "/etc/ssl/certs/ca-certificates.crt"], remove=True)
+    assert roots == expected
+    assert {c["Id"] for c in docker_client.api.containers(all=True)} - before == set()

@@ -140,28 +140,32 @@ def checks() -> list[Check]:
                 "" if n else "the directory has no .whl files",
             )
         )
-    out += index_checks(b)
+    out += index_checks(b, client)
     return out
 
 
-def index_checks(b: BuildOptions) -> list[Check]:
+def index_checks(b: BuildOptions, client: docker.DockerClient | None) -> list[Check]:
     """Every package index some build would use, asked at once with the images' trust (images/preflight.py)."""
     try:
         all_specs = specs.load_all()
     except DockyardError as exc:
         return [Check("fail", "package index", exc.problem, exc.fix or "")]
-    targets: dict[str, preflight.Index] = {}
+    targets: dict[tuple[str, str], preflight.Index] = {}  # (base image, url): the trust differs by base
     users: dict[str, list[str]] = {}
     for s in all_specs:
         for v in s.variants.values():
             for index in preflight.indexes(s, v, b):
-                targets.setdefault(index.url, index)
+                targets.setdefault((b.base_for(v.base), index.url), index)
                 users.setdefault(index.url, []).append(v.ref)
-    try:
-        results = preflight.probe(list(targets.values()), b)
-    except DockyardError as exc:  # the CA files themselves are broken: reported above
-        return [Check("fail", "package index", exc.problem, exc.fix or "")]
     out = []
+    results: list[preflight.Probe] = []
+    for base in sorted({base for base, _ in targets}):
+        roots, source = preflight.image_roots(client, base)
+        out.append(Check("info", "image trust", f"indexes for {base} are asked trusting {source} + the CA files"))
+        try:
+            results += preflight.probe([i for (b2, _), i in targets.items() if b2 == base], b, roots)
+        except DockyardError as exc:  # the CA files themselves are broken: reported above
+            return [Check("fail", "package index", exc.problem, exc.fix or "")]
     for r in results:
         refs = users[r.index.url]
         used_by = ", ".join(refs[:4]) + (f" and {len(refs) - 4} more" if len(refs) > 4 else "")

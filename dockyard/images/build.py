@@ -127,9 +127,9 @@ def build(
     start = time.monotonic()
     image = None if rebuild else find_image(client, plan.tag)
     if image is None:
-        reporter.output("Checking the package indexes the build uses ...")
-        preflight.check(plan.spec, plan.variant, options)  # seconds now, not minutes of pip retries later
         _ensure_base(client, plan, options, reporter)  # also the image the lock's container runs
+        reporter.output("Checking the package indexes the build uses ...")
+        preflight.check(client, plan.spec, plan.variant, plan.base, options)  # seconds, not minutes of pip retries
         # One build per tag at a time on this engine, whoever asks (any user, any host of a remote engine):
         # a second `dockyard build`, kernel auto-build or dev container opening waits, then finds the image
         # (concurrent classic builds of the same Dockerfile race in the daemon and can leave intermediate

@@ -5,14 +5,16 @@ for one unreachable extra index, measured) before the step fails with a long log
 ask each index once, in parallel, with short timeouts, the way the build's pip will ask it:
 - the URLs of images/render.index_args (the site's mirror or PyPI, the site's extra indexes, the spec's);
 - through the build's proxy (BuildOptions.proxy), never through whatever this process's environment says;
-- trusting what the image trusts: the public roots every base's ca-certificates carries (certifi's copy of
-  the same Mozilla list) plus the CA certificates the build adds. Not the host's trust store: a host
-  that trusts an intercepting proxy's CA in its system store gives an image nothing (the newcomer case).
+- trusting what the image trusts: the base image's own CA bundle (read from the image, not run) plus the CA
+  certificates the build adds. Not the host's trust store, nor this Python's certifi: a host whose store
+  (or patched certifi, as on the CI machines) trusts an intercepting proxy's CA gives an image nothing.
 A reachable index answers anything but 5xx or an auth refusal; 404 for the probe's project is fine.
 """
 
 from __future__ import annotations
 
+import io
+import tarfile
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,15 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
+import docker
+import docker.errors
 import requests
 
 from ..config import BuildOptions
 from ..errors import BuildError
 from ..specs import Spec, Variant
-from . import context
+from . import context, render
 
 PYPI = "https://pypi.org/simple/"
 TIMEOUT = (3.05, 5.0)  # connect, read (seconds): an index that needs more is unusable for a build anyway
+LABEL_PREFLIGHT = "org.dockyard.preflight"  # the created-never-started container that reads a bundle
 _PROBE_PROJECT = "pip/"  # every Python index serves pip; a 404 still proves the index answers
 
 
@@ -66,12 +71,33 @@ def indexes(spec: Spec, variant: Variant, options: BuildOptions) -> list[Index]:
     return out
 
 
-def probe(targets: Sequence[Index], options: BuildOptions) -> list[Probe]:
-    """Ask every index at once; returns one Probe per index, in order, within about TIMEOUT seconds."""
+def image_roots(client: docker.DockerClient | None, image: str) -> tuple[bytes, str]:
+    """The CA bundle `image` ships (what its pip and curl trust before the build adds any), and where it came
+    from; certifi's bundle when the image is not here or has none (then said so)."""
+    if client is not None:
+        try:
+            container = client.containers.create(image, command=["true"], labels={LABEL_PREFLIGHT: "1"})
+            try:
+                stream, _ = container.get_archive(render.CA_BUNDLE)
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    member = next((m for m in tar.getmembers() if m.isfile()), None)
+                    data = tar.extractfile(member).read() if member is not None else None  # type: ignore[union-attr]
+            finally:
+                container.remove(force=True)
+            if data:
+                return data, f"{image}'s {render.CA_BUNDLE}"
+        except (docker.errors.DockerException, requests.exceptions.RequestException, tarfile.TarError):
+            pass
+    return Path(certifi.where()).read_bytes(), f"this Python's certifi bundle ({image} not readable here)"
+
+
+def probe(targets: Sequence[Index], options: BuildOptions, roots: bytes) -> list[Probe]:
+    """Ask every index at once, trusting roots plus the build's CA files; one Probe per index, in order,
+    within about TIMEOUT seconds."""
     if not targets:
         return []
     with tempfile.NamedTemporaryFile("wb", suffix=".pem") as bundle:
-        bundle.write(Path(certifi.where()).read_bytes())
+        bundle.write(roots)
         for pem in context.ca_certificates(options).values():
             bundle.write(b"\n" + pem)
         bundle.flush()
@@ -152,11 +178,12 @@ def fixes(bad: Sequence[Probe]) -> str:
     return "; ".join(out)
 
 
-def check(spec: Spec, variant: Variant, options: BuildOptions) -> None:
+def check(client: docker.DockerClient, spec: Spec, variant: Variant, base: str, options: BuildOptions) -> None:
     """Raise a PreflightError when an index the build needs cannot be used; return quickly otherwise."""
-    error = failure(variant, probe(indexes(spec, variant, options), options))
+    roots, _ = image_roots(client, base)
+    error = failure(variant, probe(indexes(spec, variant, options), options, roots))
     if error is not None:
         raise error
 
 
-__all__ = ["PYPI", "Index", "PreflightError", "Probe", "check", "failure", "fixes", "indexes", "probe"]
+__all__ = ["PYPI", "Index", "PreflightError", "Probe", "check", "failure", "fixes", "image_roots", "indexes", "probe"]
