@@ -116,7 +116,8 @@ def checks() -> list[Check]:
                 Check(
                     "pass",
                     "CA certificates",
-                    f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))} go into images",
+                    f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))}; images install those their base "
+                    "does not already trust",
                 )
             )
         else:

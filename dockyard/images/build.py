@@ -22,7 +22,7 @@ from . import preflight
 from .buildlock import tag_lock
 from .plan import BuildPlan
 from .render import FINAL_STAGE
-from .steps import StepParser, count_instructions
+from .steps import StepParser, count_instructions, plain
 
 # The image a step made: Docker's " ---> ID", buildah's "--> ID".
 _LAYER = re.compile(r"^\s*-{2,3}> ([0-9a-f]{12,64})$")
@@ -178,7 +178,7 @@ def _build(
         try:
             for chunk in stream:
                 if "error" in chunk:
-                    message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    message = plain(chunk.get("errorDetail", {}).get("message") or chunk["error"])
                     log.write(f"ERROR: {message}\n")
                     step_text, step_lines = steps.failure(message)
                     output = "\n".join(step_lines[-60:]).rstrip()
@@ -192,7 +192,7 @@ def _build(
                     )
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
-                text = chunk.get("stream")
+                text = plain(chunk.get("stream") or "")  # raw escapes would show as text ("[91m") in every front end
                 if not text:
                     continue
                 log.write(text)
