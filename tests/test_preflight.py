@@ -7,6 +7,7 @@ build adds makes trusted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import http.server
@@ -183,7 +184,7 @@ def test_all_indexes_are_asked_at_once_within_seconds(dead_url, monkeypatch):
     assert elapsed < 4, f"{len(targets)} probes took {elapsed:.1f} s"
 
 
-def test_build_stops_before_any_build_step_with_one_paragraph(dead_url, http_index):
+def test_build_stops_before_any_build_step_with_one_paragraph(dead_url, http_index, monkeypatch):
     spec, variant = _variant((dead_url,))
     opts = BuildOptions(pip_index_url=f"{http_index}/simple/")
     plan = dataclasses.replace(make_plan(spec, variant, opts), lock_error=None)
@@ -206,6 +207,8 @@ def test_build_stops_before_any_build_step_with_one_paragraph(dead_url, http_ind
         def api(self) -> None:
             raise AssertionError("the engine was asked to build (or pull) despite a dead index")
 
+    # The tag's build lock (a container on the real engine: test_build covers it) is held as a build holds it.
+    monkeypatch.setattr(build_mod, "tag_lock", lambda *args: contextlib.nullcontext())
     with pytest.raises(preflight.PreflightError) as caught:
         build_mod.build(_Engine(), plan, opts)  # type: ignore[arg-type]
     text = caught.value.text

@@ -128,8 +128,6 @@ def build(
     image = None if rebuild else find_image(client, plan.tag)
     if image is None:
         _ensure_base(client, plan, options, reporter)  # also the image the lock's container runs
-        reporter.output("Checking the package indexes the build uses ...")
-        preflight.check(client, plan.spec, plan.variant, plan.base, options)  # seconds, not minutes of pip retries
         # One build per tag at a time on this engine, whoever asks (any user, any host of a remote engine):
         # a second `dockyard build`, kernel auto-build or dev container opening waits, then finds the image
         # (concurrent classic builds of the same Dockerfile race in the daemon and can leave intermediate
@@ -137,6 +135,8 @@ def build(
         with tag_lock(client, plan.tag, plan.base, reporter.output):
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
+                reporter.output("Checking the package indexes the build uses ...")
+                preflight.check(client, plan.spec, plan.variant, plan.base, options)  # seconds, not minutes of retries
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
     ensure_tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None, image.attrs.get("Size", 0))
