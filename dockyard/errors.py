@@ -6,8 +6,12 @@ from __future__ import annotations
 class DockyardError(Exception):
     """A user-facing error: what went wrong, where, and how to fix it.
 
-    The message is written for people, so the CLI shows it without a traceback.
+    The message is written for people, so the CLI shows it without a traceback. exit_code is the CLI's exit
+    status for it: 2 (as for a usage error) when what the user asked for or wrote must change (an argument,
+    a spec, the config, a lock); EngineError and BuildError say 1: the request was fine, doing it failed.
     """
+
+    exit_code = 2
 
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.problem = message.rstrip(".")
@@ -32,9 +36,13 @@ class ConfigError(DockyardError):
 class EngineError(DockyardError):
     """The Docker engine is unreachable or refused a request."""
 
+    exit_code = 1
+
 
 class BuildError(DockyardError):
-    """An image build failed."""
+    """An image build failed (or its preflight found a package index it cannot use)."""
+
+    exit_code = 1
 
 
 def shown(value: object, limit: int = 60) -> str:

@@ -98,6 +98,9 @@ if ((local_base)); then
     # whoever gives it: their pip's find-links, or DOCKYARD_WHEELHOUSE (another account's pip settings are not theirs).
     if [[ -n ${DOCKYARD_WHEELHOUSE:-} ]]; then
         export DOCKYARD_IGNORE_SPEC_INDEXES="${DOCKYARD_IGNORE_SPEC_INDEXES:-1}"
+    elif [[ -z ${DOCKYARD_WHEELHOUSE:-} ]]; then
+        echo "no wheelhouse: pip has no find-links directory for $(id -un) (pip config global.find-links, PIP_FIND_LINKS);" \
+            "images install from the package indexes alone, which the build checks first"
     fi
     cfg=$("$py" -c 'from dockyard.paths import config_file; print(config_file())')
     if [[ ! -f $cfg ]]; then

@@ -72,6 +72,43 @@ def test_image_trusts_the_site_ca_and_is_labelled(built, docker_client, containe
     assert "No such file" in out
 
 
+class _Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self.lines.append(text)
+
+    def output(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _bodies(bundle: str) -> list[str]:
+    """The base64 bodies of a PEM bundle, one per certificate."""
+    return ["".join(b.split("-----")[0].split()) for b in bundle.split("-----BEGIN CERTIFICATE-----")[1:]]
+
+
+def test_build_output_is_text_and_each_certificate_is_installed_once(docker_client, settings, containers) -> None:
+    """The streamed output has no terminal escapes (stderr came as ESC[91m...ESC[0m) and no rehash warnings
+    about duplicates: of the host bundle, only what the base lacks is installed, once."""
+    s = specs.load("minimal")
+    plan = make_plan(s, s.variant("cpu"), settings.build)
+    recorder = _Recorder()
+    result = build(docker_client, plan, settings.build, recorder, rebuild=True)
+    assert recorder.lines, "the build reported nothing"
+    assert [line for line in recorder.lines if "\x1b" in line or "[0m" in line] == []
+    assert [line for line in recorder.lines if "duplicate" in line] == []
+    log = result.log_path.read_text() if result.log_path else ""
+    assert "\x1b" not in log
+    base = containers.run_and_wait(plan.base, ["cat", "/etc/ssl/certs/ca-certificates.crt"])
+    image = containers.run_and_wait(result.tag, ["cat", "/etc/ssl/certs/ca-certificates.crt"])
+    pems = [c for c in plan.files.values() if isinstance(c, bytes) and b"BEGIN CERTIFICATE" in c]
+    added = {"".join(c.decode().split("-----")[2].split()) for c in pems}
+    assert added, "the site settings add CA certificates"
+    assert len(_bodies(image)) == len(set(_bodies(image))), "a certificate is installed twice"
+    assert set(_bodies(image)) == set(_bodies(base)) | added  # the site's CA (the proxy's) is trusted
+
+
 def test_unchanged_build_is_a_noop(built, docker_client, settings, monkeypatch) -> None:
     first = built("minimal:cpu")
     calls: list[object] = []

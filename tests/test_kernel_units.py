@@ -24,9 +24,9 @@ from dockyard.kernel.container import (
     kernel_environment,
     workspace_mount,
 )
-from dockyard.kernel.reaper import owner_id, reap
+from dockyard.kernel.reaper import owner_id, reap, remove_owned
 from dockyard.kernel.target import Request, resolve
-from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER
+from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR
 
 from .helpers import REPO
 
@@ -68,6 +68,7 @@ def test_container_arguments_unit(tmp_path):
 class _FakeContainer:
     def __init__(self, name: str, owner: str) -> None:
         self.name, self.labels, self.removed = name, {LABEL_KERNEL_ID: name, LABEL_OWNER: owner}, False
+        self.id = name
 
     def remove(self, force: bool = False) -> None:
         self.removed = True
@@ -80,7 +81,13 @@ class _FakeContainers:
     def list(self, all: bool = False, filters: dict | None = None) -> list[_FakeContainer]:
         assert all
         assert filters == {"label": LABEL_KERNEL_ID}
-        return self.items
+        return [c for c in self.items if not c.removed]
+
+    def get(self, cid: str) -> _FakeContainer:
+        for c in self.list(all=True, filters={"label": LABEL_KERNEL_ID}):
+            if c.id == cid:
+                return c
+        raise docker.errors.NotFound(cid)
 
 
 def test_reaper_judges_owners_by_pid_and_start_time():
@@ -97,6 +104,61 @@ def test_reaper_judges_owners_by_pid_and_start_time():
     client = type("C", (), {"containers": _FakeContainers(fakes)})()
     assert sorted(reap(client)) == ["dead", "pid-reused"]
     assert [f.name for f in fakes if f.removed] == ["dead", "pid-reused"]
+
+
+class _SlowToGo(_FakeContainer):
+    """A container whose removal someone else began: the engine answers 409 and it stays listed a while."""
+
+    def __init__(self, name: str, owner: str, polls: int) -> None:
+        super().__init__(name, owner)
+        self.polls = polls
+
+    def remove(self, force: bool = False) -> None:
+        raise docker.errors.APIError("removal in progress", response=type("R", (), {"status_code": 409})())
+
+    @property  # type: ignore[override]
+    def removed(self) -> bool:  # listed (and found by get) until polled `polls` times
+        self.polls -= 1
+        return self.polls < 0
+
+    @removed.setter
+    def removed(self, value: bool) -> None:
+        pass
+
+
+def test_gc_returns_only_when_what_it_removes_is_gone():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    slow = _SlowToGo("in-progress", f"{socket.gethostname()}:{dead.pid}:12345", polls=5)
+    fakes = [_FakeContainer("dead", f"{socket.gethostname()}:{dead.pid}:12345"), slow]
+    client = type("C", (), {"containers": _FakeContainers(fakes)})()
+    assert reap(client) == ["dead"]  # the other one was someone else's removal, but reap waited for it
+    assert slow.polls < 0, "reap returned while a container it was removing still existed"
+
+
+def test_remove_owned_takes_this_process_kernels_and_pool_not_others_claims(tmp_path):
+    me, other = owner_id(), f"{socket.gethostname()}:1:1"
+
+    def pooled(name: str, filler: str, taken: str | None) -> _FakeContainer:
+        c = _FakeContainer(name, filler)
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        if taken is not None:
+            (run_dir / "taken").write_text(taken)
+        c.labels[LABEL_POOL_DIR] = str(run_dir)
+        return c
+
+    fakes = [
+        _FakeContainer("my-kernel", me),
+        _FakeContainer("their-kernel", other),
+        pooled("my-unclaimed", me, None),
+        pooled("my-drained", me, "drain"),
+        pooled("mine-claimed-by-them", me, other),
+        pooled("theirs-claimed-by-me", other, me),
+    ]
+    client = type("C", (), {"containers": _FakeContainers(fakes)})()
+    assert sorted(remove_owned(client, me)) == ["my-drained", "my-kernel", "my-unclaimed", "theirs-claimed-by-me"]
+    assert sorted(f.name for f in fakes if not f.removed) == ["mine-claimed-by-them", "their-kernel"]
 
 
 def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):

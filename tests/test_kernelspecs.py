@@ -192,12 +192,16 @@ def isolated_jupyter(tmp_path, monkeypatch) -> Path:
     return prefix
 
 
+PYTORCH = ("pytorch:cpu", "pytorch:cuda", "pytorch:cuda-12")
+
+
 def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyter, capsys):
     prefix = isolated_jupyter
     env = _jupyter_env(prefix)
     dockyard = [sys.executable, "-m", "dockyard"]
     subprocess.run(
-        [*dockyard, "kernels", "install", "--include-unbuilt", "minimal:cpu", "pytorch", "--prefix", str(prefix)],
+        # every pytorch variant by name (a bare 'pytorch' is its default variant, as in every command)
+        [*dockyard, "kernels", "install", "--include-unbuilt", "minimal:cpu", *PYTORCH, "--prefix", str(prefix)],
         env=env,
         check=True,
         capture_output=True,

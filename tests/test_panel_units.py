@@ -10,7 +10,9 @@ import platform
 import subprocess
 import sys
 
-from dockyard import paths
+import docker.errors
+
+from dockyard import paths, specs
 from dockyard.frontends.panel import facts
 from dockyard.images.context import KIT_MODULES
 
@@ -58,3 +60,53 @@ def test_panel_is_an_anywidget_with_this_kernels_facts() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", platform.python_version(), "False", "False", "True"]
+
+
+class _Images:
+    """An engine that has exactly the images named in `built` (by content tag)."""
+
+    def __init__(self, built: set[str]) -> None:
+        self.built = built
+
+    def get(self, ref: str) -> object:
+        if ref in self.built:
+            return type("Image", (), {"attrs": {"Size": 1}, "id": ref})()
+        raise docker.errors.ImageNotFound(ref)
+
+
+def _rows(built: set[str], installed: set[str]) -> dict[str, dict]:
+    from dockyard.config import load_settings
+    from dockyard.frontends.panel import environments
+
+    settings = load_settings()
+    client = type("Engine", (), {"images": _Images(built)})()
+    pairs = [(s, v) for s in specs.load_all() for v in s.variants.values() if v.gpu == "none"]
+    return {v.ref: environments._one(s, v, settings, client, None, installed, {}) for s, v in pairs}  # type: ignore[arg-type]
+
+
+def test_unbuilt_environments_get_one_true_piece_of_advice_each():
+    """A fresh install: nothing built, no kernelspec. Each row says once that Build is the step (which brings
+    the kernel); none advises 'dockyard kernels install', which skips unbuilt images."""
+    rows = _rows(built=set(), installed=set())
+    assert len(rows) >= 4
+    for ref, row in rows.items():
+        assert row["image"]["status"] == "not built"
+        assert len(row["problems"]) == 1, row["problems"]
+        [advice] = row["problems"]
+        assert "press Build" in advice
+        assert f"dockyard build {ref}" in advice
+        assert "kernels install" not in advice
+        assert "reload" not in advice
+
+
+def test_a_built_image_without_its_kernelspec_names_the_command_for_it():
+    from dockyard.config import load_settings
+    from dockyard.images.plan import make_plan
+
+    spec, variant = specs.resolve("minimal")
+    tag = make_plan(spec, variant, load_settings().build).tag
+    row = _rows(built={tag}, installed=set())["minimal:cpu"]
+    assert row["image"]["status"] == "built"
+    [advice] = row["problems"]
+    assert "dockyard kernels install minimal:cpu" in advice
+    assert _rows(built={tag}, installed={"dockyard-minimal-cpu"})["minimal:cpu"]["problems"] == []

@@ -230,3 +230,13 @@ def test_config_file_is_used(tmp_path: Path, monkeypatch) -> None:
     assert b.base_overrides == {UPSTREAM_BASE: LOCAL_BASE}
     assert b.ca_certs == (Path(HOST_CA),)
     assert b.pip_index_url == "https://mirror.example/simple"
+
+
+def test_build_output_is_made_plain_text():
+    from dockyard.images.steps import plain
+
+    # Docker's classic builder wraps a step's stderr in colour codes; progress bars redraw with \r.
+    assert plain("\x1b[91mWARNING: something that matters\n\x1b[0m") == "WARNING: something that matters\n"
+    assert plain("Downloading  10%\rDownloading 100%\n") == "Downloading 100%\n"
+    assert plain("\x1b]0;a title\x07done \x1b[1mbold\x1b[0m\x00") == "done bold"
+    assert plain("tab\tstays\n") == "tab\tstays\n"

@@ -16,12 +16,23 @@ GROUPS = [env_cmd, lock_cmd, build_cmd, kernels_cmd, devcontainer_cmd, compose_c
 
 err_console = Console(stderr=True, highlight=False)
 
+REF_MEANING = (
+    "An environment reference is NAME:VARIANT, or NAME alone for its default variant (cpu, else its first) in "
+    "every command; no reference means every variant where a command allows that."
+)
+EXIT_CODES = (
+    "Exit status: 0 done; 1 the request was fine but doing it failed (the engine, a build, a package index) or a "
+    "check failed (doctor, generate --check); 2 usage error: an unknown command or flag, or an argument, spec, "
+    "config, stack or lock that must change; 130 interrupted."
+)
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dockyard",
         description="Deep-learning environments as containers: build images from envs/*.yaml, "
         "run them as Jupyter kernels, VS Code dev containers and Compose projects.",
+        epilog=f"{REF_MEANING} {EXIT_CODES}",
     )
     p.add_argument("--version", action="version", version=f"dockyard {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DockyardError as exc:
         err_console.print(f"[bold red]error:[/] {escape(exc.text)}", soft_wrap=True)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         return 130

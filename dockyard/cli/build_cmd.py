@@ -67,7 +67,7 @@ def _plans(args: argparse.Namespace) -> tuple[BuildOptions, list[BuildPlan]]:
             )
         targets = specs.expand([])
     else:
-        targets = [specs.resolve(ref) for ref in args.refs]
+        targets = specs.expand(args.refs)
     return options, [make_plan(s, v, options) for s, v in targets]
 
 

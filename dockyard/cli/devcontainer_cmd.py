@@ -1,8 +1,9 @@
-"""`dockyard devcontainer generate [ENV...] [--check]`: VS Code dev containers from the same specs."""
+"""`dockyard devcontainer generate [NAME[:VARIANT]...] [--check]`: VS Code dev containers from the same specs."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from .. import specs
@@ -16,11 +17,13 @@ def register(sub: SubParsers) -> None:
     p = dc_sub.add_parser(
         "generate",
         help=(
-            "write .devcontainer/<env>[-<variant>]/devcontainer.json for every variant (all environments when none "
-            "are given)"
+            "write .devcontainer/<env>[-<variant>]/devcontainer.json (every variant of every environment when no "
+            "reference is given)"
         ),
     )
-    p.add_argument("envs", nargs="*", metavar="ENV", help="environment names, e.g. pytorch")
+    p.add_argument(
+        "refs", nargs="*", metavar="NAME[:VARIANT]", help="e.g. pytorch (its default variant, cpu) or pytorch:cuda"
+    )
     add_generate_flags(
         p,
         "--workspace",
@@ -31,12 +34,17 @@ def register(sub: SubParsers) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    loaded = [specs.load(n) for n in args.envs] if args.envs else specs.load_all()
+    tree = devcontainer.tree(specs.load_all() if not args.refs else [], args.workspace)
+    if args.refs:  # the variants named, as every command reads a reference (specs.expand)
+        wanted = specs.expand(args.refs)
+        files = devcontainer.render_all(list({s.name: s for s, _ in wanted}.values()), args.workspace)
+        folders = {devcontainer.folder_name(s, v) for s, v in wanted}
+        tree = dataclasses.replace(tree, files={k: v for k, v in files.items() if k.split("/")[0] in folders})
     # Only a full run knows which generated folders are stale.
     return sync_generated(
-        devcontainer.tree(loaded, args.workspace),
+        tree,
         check=args.check,
-        complete=not args.envs,
+        complete=not args.refs,
         what="dev container config(s)",
         command="dockyard devcontainer generate",
     )

@@ -11,11 +11,11 @@ import docker
 from rich.markup import escape
 
 from .. import capabilities, engine, gpu, specs
-from ..config import load_settings
+from ..config import BuildOptions, load_settings
 from ..engine import find_image
 from ..errors import DockyardError
 from ..frontends import devcontainer
-from ..images import prune
+from ..images import preflight, prune
 from ..images.context import ca_certificates
 from .common import SubParsers, console
 
@@ -116,7 +116,8 @@ def checks() -> list[Check]:
                 Check(
                     "pass",
                     "CA certificates",
-                    f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))} go into images",
+                    f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))}; images install those their base "
+                    "does not already trust",
                 )
             )
         else:
@@ -140,10 +141,42 @@ def checks() -> list[Check]:
                 "" if n else "the directory has no .whl files",
             )
         )
-    indexes = " ".join(filter(None, [b.pip_index_url, *b.pip_extra_index_urls])) or "PyPI (default)"
+    out += index_checks(b, client)
+    return out
+
+
+def index_checks(b: BuildOptions, client: docker.DockerClient | None) -> list[Check]:
+    """Every package index some build would use, asked at once with the images' trust (images/preflight.py)."""
+    try:
+        all_specs = specs.load_all()
+    except DockyardError as exc:
+        return [Check("fail", "package index", exc.problem, exc.fix or "")]
+    targets: dict[tuple[str, str], preflight.Index] = {}  # (base image, url): the trust differs by base
+    users: dict[str, list[str]] = {}
+    for s in all_specs:
+        for v in s.variants.values():
+            for index in preflight.indexes(s, v, b):
+                targets.setdefault((b.base_for(v.base), index.url), index)
+                users.setdefault(index.url, []).append(v.ref)
+    out = []
+    results: list[preflight.Probe] = []
+    for base in sorted({base for base, _ in targets}):
+        roots, source = preflight.image_roots(client, base)
+        out.append(Check("info", "image trust", f"indexes for {base} are asked trusting {source} + the CA files"))
+        try:
+            results += preflight.probe([i for (b2, _), i in targets.items() if b2 == base], b, roots)
+        except DockyardError as exc:  # the CA files themselves are broken: reported above
+            return [Check("fail", "package index", exc.problem, exc.fix or "")]
+    for r in results:
+        refs = users[r.index.url]
+        used_by = ", ".join(refs[:4]) + (f" and {len(refs) - 4} more" if len(refs) > 4 else "")
+        if r.problem is None:
+            out.append(Check("pass", "package index", f"{r.index.url} answers (for {used_by})"))
+            continue
+        detail = f"{r.index.url} ({r.index.origin}, for {used_by}): {r.problem}"
+        out.append(Check("fail", "package index", detail, preflight.fixes([r])))
     if b.ignore_spec_indexes:
-        indexes += ", spec indexes ignored"
-    out.append(Check("info", "package index", indexes))
+        out.append(Check("info", "package index", "the specs' own indexes are skipped (ignore_spec_indexes)"))
     return out
 
 

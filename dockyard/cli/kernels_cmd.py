@@ -33,7 +33,12 @@ def register(sub: SubParsers) -> None:
         "install",
         help="install the kernelspecs of built images into Jupyter's data dirs (of every environment when none given)",
     )
-    p.add_argument("refs", nargs="*", metavar="ENV[:VARIANT]", help="e.g. pytorch (all its variants) or pytorch:cuda")
+    p.add_argument(
+        "refs",
+        nargs="*",
+        metavar="ENV[:VARIANT]",
+        help="e.g. pytorch (its default variant, cpu) or pytorch:cuda; none: all",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="into your user data dir (the default)")
     where.add_argument(

@@ -18,7 +18,10 @@ def register(sub: SubParsers) -> None:
         help="resolve every package of environment variants into envs/locks/ENV-VARIANT.txt (exact versions, hashes)",
     )
     p.add_argument(
-        "refs", nargs="*", metavar="NAME[:VARIANT]", help="what to lock (a bare NAME: all its variants; none: all)"
+        "refs",
+        nargs="*",
+        metavar="NAME[:VARIANT]",
+        help="what to lock (a bare NAME: its default variant; none: all)",
     )
     p.add_argument(
         "--upgrade",

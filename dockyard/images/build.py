@@ -18,10 +18,11 @@ from .. import paths
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..engine import ensure_tag, find_image
 from ..errors import BuildError, EngineError
+from . import preflight
 from .buildlock import tag_lock
 from .plan import BuildPlan
 from .render import FINAL_STAGE
-from .steps import StepParser, count_instructions
+from .steps import StepParser, count_instructions, plain
 
 # The image a step made: Docker's " ---> ID", buildah's "--> ID".
 _LAYER = re.compile(r"^\s*-{2,3}> ([0-9a-f]{12,64})$")
@@ -134,6 +135,8 @@ def build(
         with tag_lock(client, plan.tag, plan.base, reporter.output):
             image = None if rebuild else find_image(client, plan.tag)
             if image is None:
+                reporter.output("Checking the package indexes the build uses ...")
+                preflight.check(client, plan.spec, plan.variant, plan.base, options)  # seconds, not minutes of retries
                 return _build(client, plan, options, reporter, rebuild=rebuild, start=start)
     ensure_tag(image, plan.alias)
     return BuildResult(plan.tag, image.id, False, time.monotonic() - start, None, image.attrs.get("Size", 0))
@@ -175,7 +178,7 @@ def _build(
         try:
             for chunk in stream:
                 if "error" in chunk:
-                    message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    message = plain(chunk.get("errorDetail", {}).get("message") or chunk["error"])
                     log.write(f"ERROR: {message}\n")
                     step_text, step_lines = steps.failure(message)
                     output = "\n".join(step_lines[-60:]).rstrip()
@@ -189,7 +192,7 @@ def _build(
                     )
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
-                text = chunk.get("stream")
+                text = plain(chunk.get("stream") or "")  # raw escapes would show as text ("[91m") in every front end
                 if not text:
                     continue
                 log.write(text)

@@ -84,11 +84,17 @@ def dockerfile(
     ]
     if has_ca:
         out += [
-            "# Site CA certificates first: every download below may cross a TLS-intercepting proxy.",
+            "# Site CA certificates first: every download below may cross a TLS-intercepting proxy. Each is",
+            "# installed once: those the base already trusts (a host bundle repeats the public roots) are dropped",
+            "# first, by their base64 body, so rehash has no duplicates to warn about and real warnings show.",
             f"COPY {CA_DIR}/ /usr/local/share/ca-certificates/dockyard/",
-            "RUN if command -v update-ca-certificates >/dev/null; then update-ca-certificates >/dev/null; \\\n"
-            "    else mkdir -p /etc/ssl/certs && cat /usr/local/share/ca-certificates/dockyard/*.crt >> "
-            f"{CA_BUNDLE}; fi",
+            "RUN d=/usr/local/share/ca-certificates/dockyard; \\\n"
+            "    if command -v update-ca-certificates >/dev/null; then \\\n"
+            f"      tr -d '\\n' < {CA_BUNDLE} > /tmp/trusted 2>/dev/null || :; \\\n"
+            '      for c in "$d"/*.crt; do \\\n'
+            '        if grep -qF -- "$(grep -v -- ----- "$c" | tr -d \'\\n\')" /tmp/trusted; then rm "$c"; fi; \\\n'
+            "      done; rm -f /tmp/trusted; update-ca-certificates >/dev/null; \\\n"
+            f'    else mkdir -p /etc/ssl/certs && cat "$d"/*.crt >> {CA_BUNDLE}; fi',
         ]
     env = {
         "LANG": "C.UTF-8",

@@ -15,6 +15,17 @@ _DOCKER = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _BUILDAH = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/(\d+): (.*)$")
 # buildah's error names the failing step: 'building at STEP "RUN ...": while running runtime: exit status 1'
 _BUILDAH_FAILED = re.compile(r'building at STEP "(.*)": ', re.DOTALL)
+# Terminal control in build output: Docker's classic builder wraps a step's stderr in ESC[91m ... ESC[0m, and
+# tools draw colours, cursor moves and titles. CSI and OSC sequences, then any other C0 control but tab/newline.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def plain(text: str) -> str:
+    """Build output as text: escape sequences removed; of a line redrawn with carriage returns (a progress
+    bar), what it showed last."""
+    lines = _ESCAPES.sub("", text).split("\n")
+    return "\n".join(_CONTROLS.sub("", line.rstrip("\r").rsplit("\r", 1)[-1]) for line in lines)
 
 
 def count_instructions(dockerfile: str) -> int:

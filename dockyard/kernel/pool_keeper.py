@@ -8,7 +8,6 @@ ever runs on a kernel start's path: want() only records and wakes the thread.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import re
@@ -26,7 +25,7 @@ from jupyter_core.utils import run_sync
 from .. import engine
 from ..config import PoolOptions
 from ..errors import DockyardError
-from . import pool
+from . import exit_sweep, pool
 from .container import KernelContainer
 from .reaper import owner_id
 
@@ -72,8 +71,8 @@ class PoolKeeper:
     def instance(cls) -> PoolKeeper:
         with cls._instance_lock:
             if cls._instance is None:
-                cls._instance = cls()
-                atexit.register(cls._instance.close, join_timeout=10.0)
+                keeper = cls._instance = cls()
+                exit_sweep.register(lambda: keeper.close(join_timeout=10.0))  # stop filling before the sweep
             return cls._instance
 
     def want(self, cold: KernelContainer, modules: tuple[str, ...], options: PoolOptions) -> None:
@@ -103,6 +102,9 @@ class PoolKeeper:
     @property
     def closed(self) -> bool:
         return self._closed  # a property: mypy would narrow a plain attribute across the thread's loop
+
+    def _cancelled(self) -> bool:
+        return self._closed  # a call: mypy narrows even properties within one loop
 
     @property
     def client(self) -> docker.DockerClient:
@@ -140,6 +142,8 @@ class PoolKeeper:
             if self.closed:
                 break
             while sum(p.key == key for p in self.mine()) < want.options.size:
+                if self._cancelled():  # closing: create nothing the exit sweep could miss
+                    return made
                 if not self._room_for(key, want.options):
                     return made
                 pooled = pool.fill(self.client, want.cold, want.modules, self.owner)

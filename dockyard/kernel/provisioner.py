@@ -33,7 +33,7 @@ from .. import capabilities, engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
-from . import pool
+from . import exit_sweep, pool
 from .container import (
     CONNECTION_FILE,
     GROUP_SIGNAL_ARGV,
@@ -185,6 +185,7 @@ class DockerProvisioner(LocalProvisioner):
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
         env = kwargs.get("env") or {}
         first, self._launched = not self._launched, True
+        exit_sweep.register()  # this process now owns a container: it goes when the process does
         if first and (info := await asyncio.to_thread(self._claim_pooled, cmd, cwd, env)) is not None:
             return info
         for attempt in range(1, _PORT_ATTEMPTS + 1):

@@ -12,11 +12,13 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
 import docker
 import docker.errors
+from docker.models.containers import Container
 from jupyter_core.paths import jupyter_runtime_dir
 
 from ..labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR
@@ -97,29 +99,88 @@ def remove_run_dir(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def reap(client: docker.DockerClient) -> list[str]:
-    """Remove labelled kernel containers (pooled ones too) of dead owners on this host; returns the removed names."""
-    removed: list[str] = []
+def reap(client: docker.DockerClient, timeout: float = 30.0) -> list[str]:
+    """Remove labelled kernel containers (pooled ones too) of dead owners on this host; returns the removed names.
+
+    Returns only when every container it set out to remove is gone, also one whose removal someone else had
+    already begun (the engine answers 409 and finishes it later): a caller that counts afterwards sees the end.
+    """
     listed = client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
-    for container in listed:
-        owner = container_owner(container.labels)
-        if not owner or not owner_gone(owner):
-            continue
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            continue  # removed meanwhile (its owner's clean-up, or another reaper)
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # removal already in progress
-                continue
-            raise
-        if LABEL_POOL_DIR in container.labels:
-            remove_run_dir(Path(container.labels[LABEL_POOL_DIR]))
-        log.info("removed orphaned kernel container %s (owner %s is gone)", container.name, owner)
-        removed.append(container.name)
-    kept = {Path(c.labels[LABEL_POOL_DIR]) for c in listed if LABEL_POOL_DIR in c.labels and c.name not in removed}
+    doomed = [c for c in listed if (owner := container_owner(c.labels)) and owner_gone(owner)]
+    for c in doomed:
+        log.info("removing orphaned kernel container %s (owner %s is gone)", c.name, container_owner(c.labels))
+    removed = remove_containers(client, doomed, timeout=timeout)
+    kept = {Path(c.labels[LABEL_POOL_DIR]) for c in listed if LABEL_POOL_DIR in c.labels and c not in doomed}
     _sweep_run_dirs(kept)
     return removed
+
+
+def remove_owned(client: docker.DockerClient, owner: str, timeout: float = 15.0) -> list[str]:
+    """Remove every kernel container `owner` holds now: its kernels, the pooled containers it filled and no
+    other process claimed, the pooled ones it claimed; returns their names once they are gone."""
+    listed = client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
+    return remove_containers(client, [c for c in listed if container_owner(c.labels) == owner], timeout=timeout)
+
+
+def remove_containers(client: docker.DockerClient, containers: list[Container], timeout: float) -> list[str]:
+    """Force-remove containers (with a pooled one's run directory), in parallel, and wait until each is gone
+    or timeout seconds have passed; returns the names of those this call removed."""
+    if not containers:
+        return []
+
+    def remove(c: Container) -> bool:
+        try:
+            c.remove(force=True)
+            ours = True
+        except docker.errors.NotFound:
+            ours = False  # removed meanwhile (its owner's clean-up, or another reaper)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress; wait for it below
+                raise
+            ours = False
+        if LABEL_POOL_DIR in c.labels:
+            remove_run_dir(Path(c.labels[LABEL_POOL_DIR]))
+        return ours
+
+    # Plain threads, one per container: concurrent.futures refuses work once the interpreter is exiting,
+    # and the exit sweep (kernel/exit_sweep.py) runs then.
+    done: dict[int, bool] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int, c: Container) -> None:
+        try:
+            done[i] = remove(c)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, c), daemon=True) for i, c in enumerate(containers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    if errors:
+        raise errors[0]
+    wait_gone(client, [str(c.id) for c in containers], timeout)
+    return [c.name for i, c in enumerate(containers) if done.get(i)]
+
+
+def wait_gone(client: docker.DockerClient, ids: list[str], timeout: float) -> list[str]:
+    """Wait until the engine knows none of ids; returns those still there after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    left = list(ids)
+    while True:
+        left = [cid for cid in left if _exists(client, cid)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _exists(client: docker.DockerClient, cid: str) -> bool:
+    try:
+        client.containers.get(cid)
+    except docker.errors.NotFound:
+        return False
+    return True
 
 
 def _sweep_run_dirs(kept: set[Path], min_age: float = 60.0) -> None:

@@ -88,14 +88,19 @@ def resolve(ref: str) -> tuple[Spec, Variant]:
 
 
 def expand(refs: list[str]) -> list[tuple[Spec, Variant]]:
-    """Refs → (spec, variant) pairs: a bare name means all its variants, no refs means every variant."""
+    """Refs → (spec, variant) pairs, the one meaning of a reference in every command: NAME:VARIANT, or a bare
+    NAME for its default variant (as resolve); no refs means every variant. Duplicates are dropped, order kept.
+
+    A bare NAME used to mean all variants for lock, kernels install and devcontainer generate but the cpu
+    variant for build and render, so `dockyard build pytorch && dockyard kernels install pytorch` failed on
+    the unbuilt CUDA variants; the default variant is what a user on any machine can build and run."""
     if not refs:
         return [(s, v) for s in load_all() for v in s.variants.values()]
     out: list[tuple[Spec, Variant]] = []
     for ref in refs:
-        name, variant = parse_ref(ref)
-        spec = load(name)
-        out += [(spec, spec.variant(variant))] if variant else [(spec, v) for v in spec.variants.values()]
+        spec, variant = resolve(ref)
+        if all(v.ref != variant.ref for _, v in out):
+            out.append((spec, variant))
     return out
 
 

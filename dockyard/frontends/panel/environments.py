@@ -107,14 +107,17 @@ def _one(
     name = kernel_name(spec, variant)
     problems: list[str] = []
     image: dict[str, Any] = {"status": "unknown", "tag": None, "size": None}
+    built: bool | None = None  # None: unknown (no engine or settings)
     if settings is not None and client is not None:
         try:
             state = image_state(client, spec, variant, settings.build)
             image = {"status": state.status, "tag": state.plan.tag, "size": _size(state.image)}
+            built = state.built
             if not state.built:
                 what = "is outdated (the spec or the site settings changed)" if state.older else "is not built"
                 problems.append(
-                    f"The image of {variant.ref} {what}. Fix: press Build, or run 'dockyard build {variant.ref}'."
+                    f"The image of {variant.ref} {what}. Fix: press Build (its kernel comes with it; Switch works "
+                    f"then), or run 'dockyard build {variant.ref}'."
                 )
         except DockyardError as exc:
             problems.append(exc.text)
@@ -125,10 +128,12 @@ def _one(
         except DockyardError as exc:  # GPU required (by the spec or the user) but the engine gives none
             problems.append(exc.text)
     installed = None if installed_kernels is None else name in installed_kernels
-    if installed is False:
+    if installed is False and built:
+        # Only for a built image: an unbuilt one gets its kernelspec from Build (the message above says so),
+        # and 'dockyard kernels install' skips unbuilt images, so advising it there was false.
         problems.append(
-            f"Jupyter has no kernelspec '{name}', so no notebook can switch to {variant.ref}. "
-            "Fix: run 'dockyard kernels install' and reload this page."
+            f"The image of {variant.ref} is built but Jupyter has no kernelspec '{name}' for it. "
+            f"Fix: run 'dockyard kernels install {variant.ref}', then press Refresh."
         )
     return {
         "ref": variant.ref,

@@ -360,7 +360,8 @@ function render({ model, el }) {
     return h(
       "div",
       { class: "dockyard-msg dockyard-warn dockyard-missing" },
-      `No image yet for ${refs.join(", ")}: press Build (or run 'dockyard build ${refs[0]}') before switching to one of them.`,
+      `Not built yet: ${refs.join(", ")}. Press Build on a row (or run 'dockyard build NAME:VARIANT'); its kernel ` +
+        "comes with the image, and Switch works as soon as the build ends.",
     );
   }
 
