@@ -131,7 +131,7 @@ class KernelOptions:
 
 @dataclass(frozen=True)
 class PoolOptions:
-    """The warm kernel pool (kernel/pool.py, docs/pool.md): small by default, capped per process."""
+    """The warm kernel pool (kernel/pool/pooled.py, docs/pool.md): small by default, capped per process."""
 
     size: int = 1  # warm containers per environment+directory a kernel started in recently (0: no pool)
     max_containers: int = 4  # all pooled containers of one process together

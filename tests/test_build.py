@@ -21,9 +21,9 @@ from dockyard import specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
 from dockyard.errors import BuildError
-from dockyard.images import buildlock
+from dockyard.images import build_mutex
 from dockyard.images.build import build
-from dockyard.images.buildlock import lock_name, tag_lock
+from dockyard.images.build_mutex import lock_name, tag_lock
 from dockyard.images.plan import make_plan
 from dockyard.labels import LABEL_ENV, LABEL_HASH
 
@@ -240,7 +240,7 @@ def test_a_dead_lock_holder_never_blocks_a_build(docker_client, monkeypatch) -> 
     base = load_settings().build.base_for("python:3.11-slim-bookworm")  # present: the suite builds from it
     tag = f"dockyard/locktest:cpu-{time.time_ns()}"
     holder = (
-        "import sys, time, docker; from dockyard.images.buildlock import tag_lock\n"
+        "import sys, time, docker; from dockyard.images.build_mutex import tag_lock\n"
         f"with tag_lock(docker.from_env(), {tag!r}, {base!r}, print):\n"
         "    print('locked', flush=True); time.sleep(600)\n"
     )
@@ -257,7 +257,7 @@ def test_a_dead_lock_holder_never_blocks_a_build(docker_client, monkeypatch) -> 
         took = time.monotonic() - start
     assert took < 10, f"a dead holder's lock blocked for {took:.1f} s"
 
-    monkeypatch.setattr(buildlock, "START_GRACE", 1.0)
+    monkeypatch.setattr(build_mutex, "START_GRACE", 1.0)
     stuck = docker_client.containers.create(base, ["true"], name=lock_name(tag), labels={TEST_LABEL: "1"})
     try:
         waited: list[str] = []

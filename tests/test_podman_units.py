@@ -13,9 +13,10 @@ import pytest
 import requests
 from docker.models.containers import _create_container_args
 
-from dockyard import capabilities, engine, gpu
-from dockyard.capabilities import DOCKER, EngineCaps, from_answers, not_running, short_name
+from dockyard import engine, gpu
 from dockyard.cli.doctor_podman import podman_checks
+from dockyard.engine import capabilities
+from dockyard.engine.capabilities import DOCKER, EngineCaps, from_answers, not_running, short_name
 from dockyard.errors import DockyardError
 from dockyard.images.steps import StepParser, count_instructions
 from dockyard.kernel.container import HOME, KernelContainer, create_kwargs

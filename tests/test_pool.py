@@ -27,8 +27,8 @@ from jupyter_client.connect import LocalPortCache
 from dockyard.cli import main as dockyard_main
 from dockyard.config import load_settings
 from dockyard.frontends.panel import environments
-from dockyard.kernel import pool
-from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
+from dockyard.kernel.pool import pooled as pool
+from dockyard.kernel.pool.keeper import PoolKeeper, fill_for
 from dockyard.labels import LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
 from tests.helpers import SITE_ENV, remove_leftovers, start_jupyter, stop_jupyter
 from tests.test_kernel_lifecycle import SCRIPT, TEST_UID, _gone, _wait_busy, _write_kernelspec, kernel, run, run_json
@@ -207,7 +207,7 @@ _TAKE = """
 import os, sys, time
 from pathlib import Path
 from dockyard.frontends.panel import environments
-from dockyard.kernel import pool
+from dockyard.kernel.pool import pooled as pool
 go = Path(sys.argv[1]) / "go"
 while not go.exists():
     time.sleep(0.001)

@@ -11,9 +11,9 @@ import pytest
 
 from dockyard.config import load_settings
 from dockyard.errors import ConfigError
-from dockyard.kernel import pool
 from dockyard.kernel.container import RUN_DIR, KernelContainer, container_argv, create_kwargs
-from dockyard.kernel.pool_keeper import parse_size
+from dockyard.kernel.pool import pooled as pool
+from dockyard.kernel.pool.keeper import parse_size
 from dockyard.kernel.reaper import container_owner
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
 

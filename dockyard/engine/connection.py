@@ -10,8 +10,8 @@ import docker.errors
 from docker.models.containers import Container, _create_container_args
 from docker.models.images import Image
 
+from ..errors import EngineError
 from .capabilities import short_name
-from .errors import EngineError
 
 _FIX = (
     "start the Docker daemon (e.g. 'sudo systemctl start docker', or 'sudo dockerd &'), make sure your user "

@@ -1,6 +1,6 @@
 """GPUs for containers: what the engine can give (verdict), what a variant needs (requirements), policy.
 
-- engine.py: the daemon's own answers (`docker info`), no local-disk guesses
+- engine/gpu_info.py: the daemon's own answers (`docker info`), no local-disk guesses
 - probe.py: a throwaway container with the device request running nvidia-smi
 - verdict.py: evidence → one cached verdict with its reason
 - requirements.py: CUDA major → driver / compute capability, nvidia-smi parsing, the check
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from docker.types import DeviceRequest
 
+from ..engine.gpu_info import EngineView, cdi_all, gpus_all, read_info
 from ..errors import DockyardError
-from .engine import EngineView, cdi_all, gpus_all, read_info
 from .probe import is_gpu_error
 from .requirements import CudaNeeds, GpuInfo, check, derive_major, parse_smi
 from .verdict import Verdict, assess, decide, forget

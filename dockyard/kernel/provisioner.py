@@ -29,11 +29,11 @@ from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Float, TraitError, Unicode
 
-from .. import capabilities, engine, gpu
+from .. import engine, gpu
 from ..config import GPU_MODES, NETWORK_MODES, load_settings
+from ..engine import capabilities
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
-from . import pool
 from .container import (
     CONNECTION_FILE,
     GROUP_SIGNAL_ARGV,
@@ -46,7 +46,8 @@ from .container import (
     kernel_environment,
     workspace_mount,
 )
-from .pool_keeper import PoolKeeper
+from .pool import pooled as pool
+from .pool.keeper import PoolKeeper
 from .reaper import owner_id, reap, remove_run_dir
 from .target import NotBuiltError, Request, Target, resolve
 
@@ -209,7 +210,7 @@ class DockerProvisioner(LocalProvisioner):
         self._keep_pool(container)
         return self.connection_info
 
-    # --- the warm pool (kernel/pool.py) ------------------------------------------------------
+    # --- the warm pool (kernel/pool/pooled.py) ------------------------------------------------------
 
     def _claim_pooled(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelConnectionInfo | None:
         """Take a ready pooled container for this kernel, if one fits exactly; None: start cold."""
@@ -241,7 +242,7 @@ class DockerProvisioner(LocalProvisioner):
 
     def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
         """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
-        imports: what `dockyard kernels pool fill` fills for (kernel/pool_keeper.fill_for)."""
+        imports: what `dockyard kernels pool fill` fills for (kernel/pool/keeper.fill_for)."""
         kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
         self._drop_private_file()
         return kc, self._pool_modules()

@@ -23,12 +23,12 @@ import docker
 import requests
 from jupyter_core.utils import run_sync
 
-from .. import engine
-from ..config import PoolOptions
-from ..errors import DockyardError
-from . import pool
-from .container import KernelContainer
-from .reaper import owner_id
+from ... import engine
+from ...config import PoolOptions
+from ...errors import DockyardError
+from ..container import KernelContainer
+from ..reaper import owner_id
+from . import pooled as pool
 
 log = logging.getLogger(__name__)
 _SETTLE = 1.0  # seconds after a kernel start before filling: the new kernel gets the CPU first
@@ -193,7 +193,7 @@ def fill_for(kernel_name: str, cwd: Path, count: int, options: PoolOptions) -> l
     from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.manager import KernelManager
 
-    from .provisioner import DockerProvisioner
+    from ..provisioner import DockerProvisioner
 
     km = KernelManager(kernel_name=kernel_name)
     try:

@@ -38,10 +38,11 @@ import docker.errors
 import requests
 from jupyter_core.paths import jupyter_runtime_dir
 
-from .. import capabilities, engine
-from ..labels import LABEL_ENV, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
-from .container import PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
-from .reaper import remove_run_dir
+from ... import engine
+from ...engine import capabilities
+from ...labels import LABEL_ENV, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
+from ..container import PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
+from ..reaper import remove_run_dir
 
 log = logging.getLogger(__name__)
 
