@@ -68,7 +68,8 @@ def main() -> int:
     from dockyard.config import load_settings
     from dockyard.kernel.kernelspec import kernel_name
     from dockyard.kernel.pool import pooled as pool
-    from dockyard.kernel.pool.keeper import PoolKeeper, fill_for
+    from dockyard.kernel.pool.fill import fill_for
+    from dockyard.kernel.pool.keeper import PoolKeeper
 
     s, v = specs.resolve(args.ref)
     name = kernel_name(s, v)

@@ -28,7 +28,8 @@ from dockyard.cli import main as dockyard_main
 from dockyard.config import load_settings
 from dockyard.frontends.panel import environments
 from dockyard.kernel.pool import pooled as pool
-from dockyard.kernel.pool.keeper import PoolKeeper, fill_for
+from dockyard.kernel.pool.fill import fill_for
+from dockyard.kernel.pool.keeper import PoolKeeper
 from dockyard.labels import LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
 from tests.helpers import SITE_ENV, remove_leftovers, start_jupyter, stop_jupyter
 from tests.test_kernel_lifecycle import SCRIPT, TEST_UID, _gone, _wait_busy, _write_kernelspec, kernel, run, run_json

@@ -98,7 +98,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fill(args: argparse.Namespace) -> int:
-    from ..kernel.pool.keeper import PoolKeeper, fill_for
+    from ..kernel.pool.fill import fill_for
+    from ..kernel.pool.keeper import PoolKeeper
     from ..kernel.pool.pooled import Pooled
 
     if args.count < 1 or args.count > 16:

@@ -16,16 +16,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import docker
 import requests
-from jupyter_core.utils import run_sync
 
 from ... import engine
 from ...config import PoolOptions
-from ...errors import DockyardError
 from ..container import KernelContainer
 from ..reaper import owner_id
 from . import pooled as pool
@@ -184,40 +181,6 @@ class PoolKeeper:
         with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
             return pool.drain(self.client, lambda p: p.owner == self.owner)
         return []
-
-
-def fill_for(kernel_name: str, cwd: Path, count: int, options: PoolOptions) -> list[pool.Pooled]:
-    """Fill `count` pooled containers for kernels of kernelspec kernel_name started in cwd, owned by this
-    process's keeper, and wait until they are ready. The container is described by the provisioner itself
-    (pre_launch without a launch), so it is exactly what a kernel start would create."""
-    from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import KernelManager
-
-    from ..provisioner import DockerProvisioner
-
-    km = KernelManager(kernel_name=kernel_name)
-    try:
-        cmd, kw = km.pre_start_kernel(cwd=str(cwd))
-    except NoSuchKernel:
-        raise DockyardError(
-            f"No kernel named {kernel_name} is installed where Jupyter looks",
-            fix="install it with 'dockyard kernels install' (see 'dockyard kernels list')",
-        ) from None
-    try:
-        prov = km.provisioner
-        if not isinstance(prov, DockerProvisioner):
-            raise DockyardError(
-                f"Kernel {kernel_name} is not a dockyard container kernel",
-                fix="name a kernel 'dockyard kernels list' shows",
-            )
-        cold, modules = prov.pool_request(cmd, Path(cwd), kw.get("env") or {})
-    finally:
-        km.cleanup_resources()
-        if km.provisioner is not None:
-            run_sync(km.provisioner.cleanup)(restart=False)
-    keeper = PoolKeeper.instance()
-    keeper.want(cold, modules, replace(options, size=count, max_containers=max(options.max_containers, count)))
-    return keeper.top_up()
 
 
 def _by_id(cid: str) -> Callable[[pool.Pooled], bool]:
