@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
-from .connection import client, create_container, describe_host, ensure_tag, find_image
+from .connection import client, create_container, ensure_tag, find_image
+from .unreachable import describe_host
 
 __all__ = ["client", "create_container", "describe_host", "ensure_tag", "find_image"]
