@@ -16,7 +16,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, gpu, specs
+from .. import engine, gpu, paths, specs
 from ..config import Settings, load_settings
 from ..errors import DockyardError
 from ..images.inventory import image_state
@@ -69,7 +69,12 @@ def register(sub: SubParsers) -> None:
     p = k_sub.add_parser(
         "generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)"
     )
-    add_generate_flags(p, "--output", Path(kernelspec.DIRNAME), "where to write (default: ./kernels)")
+    add_generate_flags(
+        p,
+        "--output",
+        paths.checkout_dir(kernelspec.DIRNAME),
+        "where to write (default: kernels/ of the dockyard checkout)",
+    )
     p.set_defaults(func=cmd_generate)
 
 

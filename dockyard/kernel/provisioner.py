@@ -25,10 +25,11 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Enum, Float, TraitError, Unicode
 
 from .. import engine
-from ..config import GPU_MODES, NETWORK_MODES, Settings, load_settings
+from ..config import Settings, load_settings
 from ..engine import capabilities
 from ..engine.containers import remove_quietly
 from ..errors import DockyardError
+from ..options import GPU_MODES, NETWORK_MODES
 from . import cold_start, connection_file
 from .cold_start import Heartbeat, Launch, PortTakenError, engine_call
 from .container import CONNECTION_FILE, GROUP_SIGNAL_ARGV, PORT_NAMES, KernelContainer, check_loopback, container_argv
