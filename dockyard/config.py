@@ -16,12 +16,6 @@ from typing import Any
 
 from . import options, paths
 from .errors import ConfigError, shown
-from .options import (
-    ca_path,
-    index_url,
-    parse_overrides,
-    wheelhouse_path,
-)
 from .specs.loader import schema_error
 from .specs.validation import first_error
 from .specs.yamlsource import YamlDocument, load_yaml, where
@@ -59,27 +53,14 @@ class BuildOptions:
         return self.base_overrides.get(upstream, upstream)
 
     def with_flags(self, **flags: Any) -> BuildOptions:
-        """Apply command-line flags (None means 'not given')."""
+        """Apply command-line flags (None means 'not given'); a flag beats the file and the environment."""
         changes: dict[str, Any] = {}
-        if flags.get("ca_cert"):
-            changes["ca_certs"] = tuple(ca_path(p, "--ca-cert") for p in flags["ca_cert"])
-        if flags.get("pip_index_url"):
-            changes["pip_index_url"] = index_url(flags["pip_index_url"], "--pip-index-url")
-        if flags.get("pip_extra_index_url"):
-            changes["pip_extra_index_urls"] = tuple(
-                index_url(u, "--pip-extra-index-url") for u in flags["pip_extra_index_url"]
-            )
-        if flags.get("wheelhouse"):
-            changes["wheelhouse"] = wheelhouse_path(flags["wheelhouse"], "--wheelhouse")
-        if flags.get("ignore_spec_indexes"):
-            changes["ignore_spec_indexes"] = True
-        if flags.get("no_pull"):
-            changes["pull"] = "never"
-        if flags.get("base_override"):
-            changes["base_overrides"] = {
-                **self.base_overrides,
-                **parse_overrides(",".join(flags["base_override"]), "--base-override"),
-            }
+        for option in options.FLAGGED:
+            assert option.flag is not None
+            value = option.from_flag(flags.get(option.flag.dest))
+            if value is not None:
+                field_name = option.key.rpartition(".")[2]
+                changes[field_name] = {**getattr(self, field_name), **value} if option.kind.merge else value
         return replace(self, **changes)
 
 

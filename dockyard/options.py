@@ -105,6 +105,7 @@ class Kind:
     from_env: Callable[[str, str], Any]  # (text, variable name) → value
     from_file: Callable[[Any, str], Any] = lambda value, _origin: value  # (schema-valid value, origin) → value
     merge: bool = False  # the variable adds to the file's mapping instead of replacing it
+    sep: str = ""  # how a variable lists several values (a repeated flag's values are joined with it)
 
     @staticmethod
     def text() -> Kind:
@@ -120,6 +121,7 @@ class Kind:
             {"type": "array", "items": {"type": "string", "pattern": URL_PATTERN}},
             lambda text, name: tuple(index_url(u, name) for u in text.split()),
             lambda value, _origin: tuple(value),
+            sep=" ",
         )
 
     @staticmethod
@@ -128,6 +130,7 @@ class Kind:
             {"type": "array", "items": {"type": "string"}},
             lambda text, name: tuple(ca_path(p, name) for p in text.split(os.pathsep) if p),
             lambda value, origin: tuple(ca_path(p, origin) for p in value),
+            sep=os.pathsep,
         )
 
     @staticmethod
@@ -167,7 +170,9 @@ class Kind:
                 check_override(upstream, local, origin)
             return dict(value)
 
-        return Kind({"type": "object", "additionalProperties": {"type": "string"}}, parse_overrides, from_file, True)
+        return Kind(
+            {"type": "object", "additionalProperties": {"type": "string"}}, parse_overrides, from_file, True, ","
+        )
 
 
 def _boolean(text: str, name: str) -> bool:
@@ -176,6 +181,32 @@ def _boolean(text: str, name: str) -> bool:
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"Environment variable {name}={shown(text)} is not a boolean", fix=f"set {name} to 1 or 0")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A build flag (cli/common.add_build_flags): its name, argument, help; `const` for one without argument."""
+
+    name: str
+    help: str
+    metavar: str = ""  # "": a switch, whose value is const
+    const: str = "1"
+    repeat: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.name.removeprefix("--").replace("-", "_")
+
+    def text(self, given: Any) -> str | None:
+        """The flag's value as the variable would be written, or None when not given."""
+        if given in (None, False, []):
+            return None
+        if not self.metavar:
+            return self.const
+        return given if isinstance(given, str) else None
+
+    def shown(self) -> str:
+        return f"{self.name} {self.metavar}".strip() + (" (repeatable)" if self.repeat else "")
 
 
 # --- the table ---------------------------------------------------------------------------------------------
@@ -188,12 +219,18 @@ class Option:
     kind: Kind
     default: Any
     doc: str  # what it is for (docs/configuration.md)
-    flag: str = ""  # the command-line flag, for settings a command takes (cli/common.add_build_flags)
+    flag: Flag | None = None  # the command-line flag of a build setting (cli/common.add_build_flags)
     example: str = ""  # how the variable is written, when a bare name does not say it
 
     @property
     def name(self) -> str:
         return self.key or self.env[0]
+
+    def from_flag(self, given: Any) -> Any:
+        """The flag's value (argparse's: a string, a list for a repeated flag, True for a switch), or None."""
+        assert self.flag is not None
+        text = self.kind.sep.join(given) if self.flag.repeat and given else self.flag.text(given)
+        return None if text is None else self.kind.from_env(text, self.flag.name)
 
     def from_env(self, environ: Mapping[str, str]) -> tuple[Any, str] | None:
         """(value, variable) from the first variable set, or None."""
@@ -212,7 +249,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.ca_paths(),
         (),
         "trust a proxy's CA (installed in the image's trust store; `pip`, `requests`, `curl` and `ssl` use it)",
-        flag="--ca-cert PATH (file or dir, repeatable)",
+        flag=Flag("--ca-cert", "extra CA certificate file or directory to trust in the image", "PATH", repeat=True),
         example="DOCKYARD_CA_CERTS=a.pem:b.pem",
     ),
     Option(
@@ -221,7 +258,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.url(),
         None,
         "a package index mirror (also written to the image's `/etc/pip.conf`)",
-        flag="--pip-index-url URL",
+        flag=Flag("--pip-index-url", "package index to use instead of PyPI", "URL"),
     ),
     Option(
         "build.pip_extra_index_urls",
@@ -229,7 +266,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.urls(),
         (),
         "more indexes",
-        flag="--pip-extra-index-url URL",
+        flag=Flag("--pip-extra-index-url", "additional package index", "URL", repeat=True),
         example='DOCKYARD_PIP_EXTRA_INDEX_URLS="u1 u2"',
     ),
     Option(
@@ -238,7 +275,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.directory(wheelhouse_path),
         None,
         "a local wheelhouse (wheels for the packages a spec pins are used first)",
-        flag="--wheelhouse DIR",
+        flag=Flag("--wheelhouse", "local directory of wheels to install from", "DIR"),
     ),
     Option(
         "build.ignore_spec_indexes",
@@ -246,7 +283,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.flag(),
         False,
         "ignore indexes named in specs (your mirror has everything)",
-        flag="--ignore-spec-indexes",
+        flag=Flag("--ignore-spec-indexes", "ignore package indexes named in specs (your mirror has everything)"),
         example="DOCKYARD_IGNORE_SPEC_INDEXES=1",
     ),
     Option("build.proxy.http", ("HTTP_PROXY", "http_proxy"), Kind.text(), None, "the proxy for http:// URLs"),
@@ -258,7 +295,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.choice(PULL_POLICIES, "pull policy", "use missing (pull absent base images) or never (offline)"),
         "missing",
         "never contact a registry (offline): `never` makes a missing base image an error",
-        flag="--no-pull",
+        flag=Flag("--no-pull", "never contact a registry: a missing base image is an error", const="never"),
         example="DOCKYARD_PULL=never",
     ),
     Option(
@@ -267,7 +304,7 @@ OPTIONS: tuple[Option, ...] = (
         Kind.overrides(),
         {},
         "no registry: use local images for upstream bases, specs unchanged (the variable adds to the file's)",
-        flag="--base-override UPSTREAM=LOCAL",
+        flag=Flag("--base-override", "use a local image instead of an upstream base", "UPSTREAM=LOCAL", repeat=True),
         example='DOCKYARD_BASE_OVERRIDES="a=b,c=d"',
     ),
     Option(
@@ -345,6 +382,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 BY_KEY = {o.key: o for o in OPTIONS if o.key}
+FLAGGED = tuple(o for o in OPTIONS if o.flag is not None)
 
 
 def schema() -> dict[str, Any]:
@@ -377,7 +415,8 @@ def markdown_table() -> str:
     for o in OPTIONS:
         env = o.example or ", ".join(o.env)
         default = "" if o.default in (None, (), {}) else f"`{str(o.default).lower()}`"
-        cells = [o.doc, f"`{o.key}`" if o.key else "", f"`{env}`" if env else "", o.flag and f"`{o.flag}`", default]
+        flag = f"`{o.flag.shown()}`" if o.flag else ""
+        cells = [o.doc, f"`{o.key}`" if o.key else "", f"`{env}`" if env else "", flag, default]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 

@@ -156,3 +156,26 @@ def test_generators_write_into_the_checkout_whatever_the_cwd(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert str(REPO) in proc.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_flags_beat_the_environment(clean_env):
+    import argparse
+
+    from dockyard.cli.common import add_build_flags
+
+    clean_env.setenv("DOCKYARD_PIP_INDEX_URL", "https://env.example/simple")
+    clean_env.setenv("DOCKYARD_PULL", "missing")
+    clean_env.setenv("DOCKYARD_BASE_OVERRIDES", "a:1=b:1")
+    clean_env.setenv("DOCKYARD_CA_CERTS", "/etc/passwd")
+    parser = argparse.ArgumentParser()
+    add_build_flags(parser)
+    argv = ["--pip-index-url", "https://flag.example/simple", "--no-pull", "--base-override", "c:1=d:1"]
+    args = parser.parse_args([*argv, "--ca-cert", "/etc/hosts", "--ca-cert", "/etc/group"])
+    build = load_settings().build.with_flags(**vars(args))
+    assert build.pip_index_url == "https://flag.example/simple"
+    assert build.pull == "never"
+    assert build.base_overrides == {"a:1": "b:1", "c:1": "d:1"}  # a flag adds to the variable's overrides
+    assert build.ca_certs == (Path("/etc/hosts"), Path("/etc/group"))
+    assert load_settings().build.with_flags(**vars(parser.parse_args([]))) == load_settings().build
+    with pytest.raises(ConfigError, match="--pip-index-url: 'ftp://x' is not a package index URL"):
+        load_settings().build.with_flags(**vars(parser.parse_args(["--pip-index-url", "ftp://x"])))
