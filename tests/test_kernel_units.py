@@ -25,7 +25,7 @@ from dockyard.kernel.container import (
     workspace_mount,
 )
 from dockyard.kernel.reaper import owner_id, reap
-from dockyard.kernel.target import Request, resolve
+from dockyard.kernel.target import Request, resolve_target
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER
 
 from .helpers import REPO
@@ -120,7 +120,7 @@ def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
     monkeypatch.setattr(dockyard.kernel.target, "build", fake_build)
     fake = type("C", (), {"images": type("Is", (), {"get": staticmethod(get)})(), "info": staticmethod(dict)})()
     auto = dataclasses.replace(settings, kernels=dataclasses.replace(settings.kernels, auto_build=True))
-    target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
+    target = resolve_target(fake, auto, Request(env="kerneltest", variant="cpu"))
     assert [p.variant.ref for p in plans] == ["kerneltest:cpu"]
     assert target.image == plans[0].tag
 

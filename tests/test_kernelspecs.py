@@ -175,21 +175,8 @@ def _listed(env: dict[str, str], prefix: Path) -> dict[str, dict]:
 
 
 @pytest.fixture
-def isolated_jupyter(tmp_path, monkeypatch) -> Path:
-    """`dockyard kernels list/remove` in this process see only tmp_path/prefix: Jupyter always searches
-    sys.prefix too, and a test must never remove kernelspecs the machine's user installed there."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    from dockyard.cli import kernels_cmd
-
-    prefix = tmp_path / "prefix"
-    kernels = prefix / "share" / "jupyter" / "kernels"
-    monkeypatch.setattr(
-        kernels_cmd,
-        "KernelSpecManager",
-        lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")),
-    )
-    return prefix
+def isolated_jupyter(jupyter_prefix) -> Path:
+    return jupyter_prefix
 
 
 def test_install_into_prefix_is_seen_by_jupyter_and_remove_works(isolated_jupyter, capsys):

@@ -27,7 +27,7 @@ from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
 from .container import KernelContainer, create_kwargs, kernel_banner_args, kernel_environment, workspace_mount
 from .reaper import owner_id
-from .target import Target
+from .target import KernelTarget
 
 _LOG_TAIL = 25
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class Launch:
     ports: tuple[int, ...]
 
 
-def kernel_container(target: Target, launch: Launch, connection_file: Path, writable: bool) -> KernelContainer:
+def kernel_container(target: KernelTarget, launch: Launch, connection_file: Path, writable: bool) -> KernelContainer:
     """The container of one start attempt (pure but for the host user's name)."""
     notices = target.notices
     environment = kernel_environment(
@@ -115,13 +115,15 @@ def start(container: Container, kc: KernelContainer) -> None:
         raise
 
 
-def gpu_refusal(exc: docker.errors.APIError, kc: KernelContainer, target: Target) -> str | None:
+def gpu_refusal(exc: docker.errors.APIError, kc: KernelContainer, target: KernelTarget) -> str | None:
     """The engine's reason when an optional GPU kernel's start failed on its GPU request; None otherwise."""
     reason = str(exc.explanation or exc)
     return reason if kc.device_requests and target.gpu_fallback and gpu.is_gpu_error(reason) else None
 
 
-def without_gpu(client: docker.DockerClient, target: Target, reason: str, log: logging.Logger | Any) -> Target:
+def without_gpu(
+    client: docker.DockerClient, target: KernelTarget, reason: str, log: logging.Logger | Any
+) -> KernelTarget:
     """The target started again on the CPU, with a notice for the log and the kernel's banner.
 
     The verdict can be stale (driver unloaded, toolkit removed) or wrong in ways only a real start shows

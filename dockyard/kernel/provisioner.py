@@ -36,7 +36,7 @@ from .container import CONNECTION_FILE, GROUP_SIGNAL_ARGV, PORT_NAMES, KernelCon
 from .pool import pooled as pool
 from .pool.keeper import PoolKeeper
 from .reaper import reap, remove_run_dir
-from .target import NotBuiltError, Request, Target, resolve
+from .target import KernelTarget, NotBuiltError, Request, resolve_target
 
 # metadata.kernel_provisioner.config keys: what resolving a target needs, plus the start-up wait.
 _CONFIG_KEYS = (*(f.name for f in dataclasses.fields(Request)), "startup_timeout")
@@ -65,7 +65,7 @@ class DockerProvisioner(LocalProvisioner):
 
     container_id: str | None = None
     container_name: str | None = None
-    _target: Target | None = None
+    _target: KernelTarget | None = None
     _settings: Settings | None = None  # read once per start, in pre_launch
     _client: docker.DockerClient | None = None
     _private_file: Path | None = None
@@ -130,7 +130,7 @@ class DockerProvisioner(LocalProvisioner):
         kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
         return kwargs
 
-    async def _next_target(self) -> Target:
+    async def _next_target(self) -> KernelTarget:
         previous = self._target
         try:
             target = await asyncio.to_thread(self._resolve)
@@ -154,7 +154,7 @@ class DockerProvisioner(LocalProvisioner):
             )
         return target
 
-    def _resolve(self) -> Target:
+    def _resolve(self) -> KernelTarget:
         client = self.docker_client
         try:
             removed = reap(client)
@@ -163,7 +163,7 @@ class DockerProvisioner(LocalProvisioner):
         except Exception as exc:  # the reaper must never stop a kernel from starting
             self.log.warning("dockyard: could not check for orphaned kernel containers: %s", exc)
         req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
-        return engine_call(resolve, client, self.settings, req)
+        return engine_call(resolve_target, client, self.settings, req)
 
     def _image_exists(self, tag: str) -> bool:
         return engine_call(engine.find_image, self.docker_client, tag) is not None

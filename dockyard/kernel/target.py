@@ -28,7 +28,7 @@ class NotBuiltError(DockyardError):
 
 
 @dataclass(frozen=True)
-class Target:
+class KernelTarget:
     image: str
     env_name: str
     variant: str
@@ -62,7 +62,7 @@ class Request:
     cpus: float | None = None
 
 
-def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Target:
+def resolve_target(client: docker.DockerClient, settings: Settings, req: Request) -> KernelTarget:
     """Find (or, with auto_build, build) the image and work out the container's resources."""
     s = specs.load(req.env) if req.env else None
     settings_gpu = req.gpu or settings.kernels.gpu
@@ -103,7 +103,7 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         network = "bridge"  # Docker Desktop's host network is the VM's, not the Mac's/PC's loopback
     resources = s.resources if s else {}
     root = req.workspace_root or settings.kernels.workspace_root
-    return Target(
+    return KernelTarget(
         image=tag,
         env_name=env_name,
         variant=variant_name,
