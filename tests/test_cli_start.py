@@ -34,6 +34,7 @@ def test_a_command_imports_only_its_own_module():
     assert "dockyard.cli.env_cmd" in loaded
     assert not {"dockyard.cli.kernels_cmd", "dockyard.cli.k8s_cmd", "dockyard.cli.doctor_cmd"} & loaded
     assert "jupyter_client" not in loaded
+    assert "docker" not in loaded  # reading specs needs no engine (gpu/ loads its engine parts on first use)
 
 
 PROGRAM = """
