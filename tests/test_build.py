@@ -137,14 +137,19 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), load_settings().build)
     cmd = [sys.executable, "-m", "dockyard", "build", "--no-kernels", "minimal:cpu"]  # leave the host's Jupyter alone
+    logs = [tmp_envs / f"build-{i}.log" for i in range(2)]
     try:
-        # Hold the tag's lock while both start, so both really arrive while a build is under way.
+        # Hold the tag's lock until both say they wait for it, so both really arrive while a build is under way.
         with tag_lock(docker_client, plan.tag, plan.base, lambda _line: None):
-            procs = [
-                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
-            ]
-            time.sleep(8)
-        outputs = [p.communicate(timeout=600)[0] for p in procs]
+            procs = []
+            for log in logs:
+                with log.open("w") as out:
+                    procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True))
+            for log, proc in zip(logs, procs, strict=True):
+                _wait_for_text(log, "waiting for another build", proc, timeout=60)
+        for proc in procs:
+            proc.wait(timeout=600)
+        outputs = [log.read_text() for log in logs]
         assert [p.returncode for p in procs] == [0, 0], outputs
         assert all("waiting for another build" in o for o in outputs), outputs
         assert sorted(f"built {plan.tag}" in o for o in outputs) == [False, True], outputs

@@ -32,7 +32,7 @@ from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.target import KernelTarget, Request, resolve_target
 from dockyard.labels import LABEL_KERNEL_ID
 
-from .helpers import REPO
+from .helpers import REPO, make_kernel_container
 
 DATA = Path(__file__).with_name("data") / "gpu"
 GPUS = {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
@@ -486,21 +486,17 @@ def test_kernel_start_checks_the_cuda_needs(monkeypatch, settings):
 
 
 def _container(t: KernelTarget, tmp_path: Path, argv: list[str] | None = None) -> KernelContainer:
-    return KernelContainer(
+    return make_kernel_container(
+        tmp_path,
         image=t.image,
         env_name=t.env_name,
         variant=t.variant,
-        kernel_id="0123456789ab",
         owner="host:1:1",
         argv=[
             *(argv or ["python", "-m", "ipykernel_launcher", "-f", "x"]),
             *kernel_banner_args(argv or ["ipykernel"], t.notices),
         ],
         environment={"NVIDIA_VISIBLE_DEVICES": "all", "FOO": "bar"},  # as if inherited from a GPU host's shell
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
         device_requests=t.device_requests,
     )
 

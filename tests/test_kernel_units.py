@@ -17,7 +17,6 @@ import dockyard.kernel.target
 from dockyard.errors import DockyardError
 from dockyard.kernel.container import (
     CONNECTION_FILE,
-    KernelContainer,
     check_loopback,
     container_argv,
     create_kwargs,
@@ -28,7 +27,7 @@ from dockyard.kernel.reaper import owner_id, reap
 from dockyard.kernel.target import Request, resolve_target
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER
 
-from .helpers import REPO
+from .helpers import REPO, make_kernel_container, write_kernelspec
 
 ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
@@ -130,21 +129,7 @@ def test_container_create_args_are_hardened_and_signal_the_process_group(tmp_pat
     kernel's whole process group (the interrupt of a cell's children, see test_kernel_lifecycle)."""
     from docker.models.containers import _create_container_args
 
-    kc = KernelContainer(
-        image="dockyard/minimal:cpu-0123456789ab",
-        env_name="minimal",
-        variant="cpu",
-        kernel_id="0123456789ab",
-        owner=owner_id(),
-        argv=container_argv(ARGV),
-        environment={},
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-    )
+    kc = make_kernel_container(tmp_path, owner=owner_id())
     args = _create_container_args({**create_kwargs(kc), "version": "1.41"})
     host_config = args["host_config"]
     assert not host_config.get("Privileged")
@@ -152,3 +137,28 @@ def test_container_create_args_are_hardened_and_signal_the_process_group(tmp_pat
     assert host_config["Init"] is True
     assert args["environment"]["TINI_KILL_PROCESS_GROUP"] == "1"
     assert args["name"] == "dockyard-minimal-cpu-01234567"
+
+
+def test_engine_down_and_config_mistakes_fail_before_any_container(tmp_path, monkeypatch):
+    """Engine-free: the kernel start stops at the provisioner's config or at the engine connection."""
+    from jupyter_client import KernelManager
+
+    from dockyard.errors import EngineError
+    from dockyard.kernel.provisioner import DockerProvisioner
+
+    root = tmp_path / "jupyter"
+    cfg = {"env": "minimal", "variant": "cpu"}
+    write_kernelspec(root, "dy-minimal", cfg)
+    write_kernelspec(root, "dy-typo", {**cfg, "varient": "cpu"})
+    write_kernelspec(root, "dy-always", {**cfg, "gpu": "always"})
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    with pytest.raises(EngineError, match="Cannot reach the Docker engine"):
+        KernelManager(kernel_name="dy-minimal").start_kernel(cwd=str(tmp_path))
+    with pytest.raises(DockyardError, match="varient"):
+        KernelManager(kernel_name="dy-typo").start_kernel(cwd=str(tmp_path))
+    with pytest.raises(DockyardError, match=r"Invalid value.*gpu is one of auto, off, required"):  # traitlets.Enum
+        KernelManager(kernel_name="dy-always").start_kernel(cwd=str(tmp_path))
+    with pytest.raises(DockyardError, match="Invalid value"):
+        DockerProvisioner(kernel_id="x", env="minimal", cpus="lots")

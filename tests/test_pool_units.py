@@ -17,27 +17,20 @@ from dockyard.kernel.pool.keeper import parse_size
 from dockyard.kernel.reaper import container_owner
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
 
+from .helpers import make_kernel_container
+
 ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
 def _cold(tmp_path: Path, **changes) -> KernelContainer:
-    kc = KernelContainer(
-        image="dockyard/pytorch:cpu-0123456789ab",
-        env_name="pytorch",
-        variant="cpu",
-        kernel_id="0123456789ab",
-        owner="host:1:2",
-        argv=container_argv(ARGV),
-        environment={"FOO": "bar", "JPY_SESSION_NAME": "a.ipynb", "HOME": "/home/dockyard-user"},
-        workspace=tmp_path,
-        cwd=tmp_path / "sub",
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-        shm_size="2g",
-    )
-    return dataclasses.replace(kc, **changes)
+    fields = {
+        "image": "dockyard/pytorch:cpu-0123456789ab",
+        "env_name": "pytorch",
+        "environment": {"FOO": "bar", "JPY_SESSION_NAME": "a.ipynb", "HOME": "/home/dockyard-user"},
+        "cwd": tmp_path / "sub",
+        "shm_size": "2g",
+    }
+    return make_kernel_container(tmp_path, **{**fields, **changes})
 
 
 def test_pooled_container_is_the_cold_one_but_for_the_claim(tmp_path):
