@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from dockyard.config import load_settings
 from dockyard.errors import ConfigError
 from dockyard.kernel.container import RUN_DIR, KernelContainer, container_argv, create_kwargs
 from dockyard.kernel.pool import pooled as pool
-from dockyard.kernel.pool.keeper import parse_size
 from dockyard.kernel.reaper import container_owner
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
 
@@ -90,12 +90,16 @@ def test_pool_key_covers_what_is_fixed_at_creation(tmp_path, change, same):
     assert (pool.pool_key(cold) == pool.pool_key(dataclasses.replace(cold, **change))) is same
 
 
-def test_sizes():
-    assert parse_size("6g") == 6 << 30
-    assert parse_size("512M") == 512 << 20
-    assert parse_size("1.5g") == int(1.5 * (1 << 30))
-    with pytest.raises(ValueError, match="not a size"):
-        parse_size("lots")
+def test_every_pool_memory_size_the_config_admits_is_read_as_bytes():
+    """kernels.pool.max_memory is read by docker.utils.parse_bytes: what the schema admits, it reads."""
+    from docker.utils import parse_bytes
+
+    from dockyard.options import SIZE_PATTERN
+
+    for text, expected in (("6g", 6 << 30), ("512M", 512 << 20), ("1.5g", int(1.5 * (1 << 30))), ("100", 100)):
+        assert re.fullmatch(SIZE_PATTERN.strip("^$"), text)
+        assert parse_bytes(text) == expected
+    assert not re.fullmatch(SIZE_PATTERN.strip("^$"), "lots")
 
 
 def test_pool_settings(tmp_path, monkeypatch):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 import docker
 import requests
+from docker.utils import parse_bytes
 
 from ... import engine
 from ...config import PoolOptions
@@ -29,15 +29,6 @@ from . import pooled as pool
 
 log = logging.getLogger(__name__)
 _SETTLE = 1.0  # seconds after a kernel start before filling: the new kernel gets the CPU first
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """'6g' → bytes (the config schema admits only this form)."""
-    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([kmg]?)", text.strip().lower())
-    if m is None:
-        raise ValueError(f"not a size: {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 @dataclass
@@ -151,7 +142,7 @@ class PoolKeeper:
 
     def _room_for(self, key: str, options: PoolOptions) -> bool:
         """Whether one more container for key fits the caps, making room from the least recent pools."""
-        limit = parse_size(options.max_memory)
+        limit = parse_bytes(options.max_memory)  # the config schema admits only what it reads
         while True:
             mine = self.mine()
             used = sum(self._memory.get(p.key, 0) for p in mine)
@@ -187,4 +178,4 @@ def _by_id(cid: str) -> Callable[[pool.Pooled], bool]:
     return lambda p: p.id == cid
 
 
-__all__ = ["PoolKeeper", "parse_size"]
+__all__ = ["PoolKeeper"]
