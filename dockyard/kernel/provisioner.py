@@ -19,20 +19,18 @@ from typing import Any
 
 import docker
 import docker.errors
-import requests
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Enum, Float, TraitError, Unicode
 
 from .. import engine
 from ..config import Settings, load_settings
-from ..engine import capabilities
 from ..engine.containers import remove_quietly
 from ..errors import DockyardError
 from ..options import GPU_MODES, NETWORK_MODES
-from . import cold_start, connection_file
+from . import cold_start, connection_file, signals
 from .cold_start import Heartbeat, Launch, PortTakenError, engine_call
-from .container import CONNECTION_FILE, GROUP_SIGNAL_ARGV, PORT_NAMES, KernelContainer, check_loopback, container_argv
+from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv
 from .pool import pooled as pool
 from .pool.keeper import PoolKeeper
 from .reaper import reap, remove_run_dir
@@ -338,32 +336,7 @@ class DockerProvisioner(LocalProvisioner):
     async def send_signal(self, signum: int) -> None:
         if self.container_id is None:
             return
-        await asyncio.to_thread(self._kill, int(signum))
-
-    def _kill(self, signum: int) -> None:
-        # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
-        # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
-        group_by_exec = signum == signal.SIGINT and not capabilities.detect(self.docker_client).init_signals_group
-        if group_by_exec and self._signal_group(signum):
-            return
-        try:
-            self.docker_client.api.kill(self.container_id, signal=signum)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if not capabilities.not_running(exc):  # Docker: 409, Podman: 500 "container state improper"
-                raise
-
-    def _signal_group(self, signum: int) -> bool:
-        """Signal the kernel's process group from inside the container (Podman's catatonit forwards a signal to
-        the kernel alone, so an os.system('sleep 20') cell would run on); False if that could not be done."""
-        try:
-            exec_id = self.docker_client.api.exec_create(self.container_id, [*GROUP_SIGNAL_ARGV, str(signum)])
-            self.docker_client.api.exec_start(exec_id)
-            return int(self.docker_client.api.exec_inspect(exec_id).get("ExitCode") or 0) == 0
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            self.log.warning("dockyard: kernel %s: signalling its process group failed (%s)", self.kernel_id, exc)
-            return False
+        await asyncio.to_thread(signals.deliver, self.docker_client, self.container_id, int(signum), self.log)
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
