@@ -139,3 +139,14 @@ def test_a_run_dir_open_to_others_is_never_claimed(tmp_path):
     os.chmod(run_dir, 0o755)
     assert not pool._take(run_dir, "host:1:2")
     assert not (run_dir / "taken").exists()
+
+
+def test_the_keeper_does_not_import_the_provisioner():
+    """No import cycle: the provisioner uses the keeper; filling for a kernelspec (which needs the provisioner)
+    lives apart, in kernel/pool/fill.py."""
+    import subprocess
+    import sys
+
+    code = "import sys, dockyard.kernel.pool.keeper; print('dockyard.kernel.provisioner' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "False"
