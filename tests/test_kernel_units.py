@@ -162,3 +162,16 @@ def test_engine_down_and_config_mistakes_fail_before_any_container(tmp_path, mon
         KernelManager(kernel_name="dy-always").start_kernel(cwd=str(tmp_path))
     with pytest.raises(DockyardError, match="Invalid value"):
         DockerProvisioner(kernel_id="x", env="minimal", cpus="lots")
+
+
+def test_jupyter_config_files_set_the_provisioners_traits():
+    """The traits are config=True: c.DockerProvisioner.gpu = 'off' in jupyter_server_config.py holds for every
+    container kernel of that server, and a kernelspec's own config still wins."""
+    from traitlets.config import Config
+
+    from dockyard.kernel.provisioner import DockerProvisioner
+
+    config = Config({"DockerProvisioner": {"gpu": "off", "memory": "4g", "startup_timeout": 90.0}})
+    p = DockerProvisioner(kernel_id="x", config=config)
+    assert (p.gpu, p.memory, p.startup_timeout) == ("off", "4g", 90.0)
+    assert DockerProvisioner(kernel_id="x", config=config, gpu="required").gpu == "required"
