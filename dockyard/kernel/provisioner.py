@@ -34,7 +34,7 @@ from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopb
 from .pool import pooled as pool
 from .pool.keeper import PoolKeeper
 from .reaper import reap, remove_run_dir
-from .target import KernelTarget, NotBuiltError, Request, resolve_target
+from .target import KernelTarget, Request, for_start
 
 # metadata.kernel_provisioner.config keys: what resolving a target needs, plus the start-up wait.
 _CONFIG_KEYS = (*(f.name for f in dataclasses.fields(Request)), "startup_timeout")
@@ -123,36 +123,12 @@ class DockerProvisioner(LocalProvisioner):
         # `dockyard build` after editing the spec makes a new tag), under the current settings. Resolving
         # is cheap (tens of ms) when nothing needs building.
         self._settings = None
-        self._target = await self._next_target()
+        self._target = await asyncio.to_thread(self._next_target)
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
         return kwargs
 
-    async def _next_target(self) -> KernelTarget:
-        previous = self._target
-        try:
-            target = await asyncio.to_thread(self._resolve)
-        except NotBuiltError as exc:
-            # Spec edited, not built yet. Failing here would leave a dead kernel that Jupyter Server reports
-            # only as "Exception restarting kernel" (its restart handler drops our message), and a kernel that
-            # died (the auto-restarter's case) would stay dead: keep the image the kernel had, and say so in
-            # the server's log.
-            if previous is None or not await asyncio.to_thread(self._image_exists, previous.image):
-                raise
-            self.log.warning(
-                "dockyard: kernel %s restarts with its previous image %s, not the spec's current one: %s",
-                self.kernel_id,
-                previous.image,
-                exc,
-            )
-            return previous
-        if previous is not None and previous.image != target.image:
-            self.log.info(
-                "dockyard: kernel %s restarts with image %s (was %s)", self.kernel_id, target.image, previous.image
-            )
-        return target
-
-    def _resolve(self) -> KernelTarget:
+    def _next_target(self) -> KernelTarget:
         client = self.docker_client
         try:
             removed = reap(client)
@@ -161,10 +137,7 @@ class DockerProvisioner(LocalProvisioner):
         except Exception as exc:  # the reaper must never stop a kernel from starting
             self.log.warning("dockyard: could not check for orphaned kernel containers: %s", exc)
         req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
-        return engine_call(resolve_target, client, self.settings, req)
-
-    def _image_exists(self, tag: str) -> bool:
-        return engine_call(engine.find_image, self.docker_client, tag) is not None
+        return engine_call(for_start, client, self.settings, req, self._target, self.log, self.kernel_id or "?")
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))

@@ -6,6 +6,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.models.images import Image
@@ -60,6 +61,38 @@ class Request:
     shm_size: str | None = None
     memory: str | None = None
     cpus: float | None = None
+
+
+def for_start(
+    client: docker.DockerClient,
+    settings: Settings,
+    req: Request,
+    previous: KernelTarget | None,
+    log: logging.Logger | Any,
+    kernel_id: str,
+) -> KernelTarget:
+    """The target of a start, or of a restart (previous: the target the kernel had).
+
+    A restart runs what a fresh start would: the image of the spec's current content tag under the current
+    settings. But a spec edited and not built yet keeps the kernel's previous image: failing would leave a
+    dead kernel that Jupyter Server reports only as "Exception restarting kernel" (its restart handler drops
+    our message), and a kernel that died (the auto-restarter's case) would stay dead; the log says so.
+    """
+    try:
+        target = resolve_target(client, settings, req)
+    except NotBuiltError as exc:
+        if previous is None or find_image(client, previous.image) is None:
+            raise
+        log.warning(
+            "dockyard: kernel %s restarts with its previous image %s, not the spec's current one: %s",
+            kernel_id,
+            previous.image,
+            exc,
+        )
+        return previous
+    if previous is not None and previous.image != target.image:
+        log.info("dockyard: kernel %s restarts with image %s (was %s)", kernel_id, target.image, previous.image)
+    return target
 
 
 def resolve_target(client: docker.DockerClient, settings: Settings, req: Request) -> KernelTarget:
