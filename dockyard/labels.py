@@ -18,3 +18,5 @@ LABEL_BUILD_LOCK_OWNER = "org.dockyard.build-lock-owner"
 # creation), and its run directory on the host (connection file, claim FIFO; private to the user).
 LABEL_POOL_KEY = "org.dockyard.pool-key"
 LABEL_POOL_DIR = "org.dockyard.pool-dir"
+# On GPU probe containers only (gpu/probe.py): throwaway, removed after the probe.
+LABEL_GPU_PROBE = "org.dockyard.gpu-probe"
