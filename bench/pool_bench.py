@@ -66,9 +66,10 @@ def main() -> int:
     from dockyard import engine, specs
     from dockyard.cli import main as dockyard_main
     from dockyard.config import load_settings
-    from dockyard.kernel import pool
     from dockyard.kernel.kernelspec import kernel_name
-    from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
+    from dockyard.kernel.pool import pooled as pool
+    from dockyard.kernel.pool.fill import fill_for
+    from dockyard.kernel.pool.keeper import PoolKeeper
 
     s, v = specs.resolve(args.ref)
     name = kernel_name(s, v)

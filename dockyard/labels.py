@@ -11,10 +11,12 @@ LABEL_GPU = "org.dockyard.gpu"
 LABEL_KERNEL_ID = "org.dockyard.kernel-id"
 # "HOST:PID:START" of the process that owns the kernel (see reaper.owner_id); never any secret.
 LABEL_OWNER = "org.dockyard.owner"
-# On build lock containers only (see images/buildlock.py): the tag being built, and who builds it.
+# On build lock containers only (see images/build_mutex.py): the tag being built, and who builds it.
 LABEL_BUILD_LOCK = "org.dockyard.build-lock"
 LABEL_BUILD_LOCK_OWNER = "org.dockyard.build-lock-owner"
-# On pooled kernel containers only (kernel/pool.py): what kernels may claim it (a hash of everything fixed at
+# On pooled kernel containers only (kernel/pool/pooled.py): what kernels may claim it (a hash of everything fixed at
 # creation), and its run directory on the host (connection file, claim FIFO; private to the user).
 LABEL_POOL_KEY = "org.dockyard.pool-key"
 LABEL_POOL_DIR = "org.dockyard.pool-dir"
+# On GPU probe containers only (gpu/probe.py): throwaway, removed after the probe.
+LABEL_GPU_PROBE = "org.dockyard.gpu-probe"

@@ -10,6 +10,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE_DIR.parent
 
 
+def checkout_dir(name: str) -> Path:
+    """NAME/ of the dockyard checkout this package runs from, where the generated trees (kernels/, k8s/ ...)
+    live, whatever the current directory; for an installed package (no checkout), NAME/ in the current one."""
+    return SOURCE_ROOT / name if (SOURCE_ROOT / "pyproject.toml").is_file() else Path(name)
+
+
 def _search_dirs(variable: str, name: str) -> list[Path]:
     """$VARIABLE's directories, then the checkout's NAME/, then the copy packaged with dockyard; first match wins."""
     dirs: list[Path] = []

@@ -183,3 +183,23 @@ def user_python() -> Path:
         subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
         (venv / ".complete").write_text("ok")
     return venv / "bin" / "python"
+
+
+@pytest.fixture
+def jupyter_prefix(tmp_path, monkeypatch) -> Path:
+    """A prefix whose share/jupyter/kernels is the only kernel directory dockyard's CLI and kernel installs see in
+    this process: Jupyter always searches sys.prefix too, and a test must never touch the machine's own."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from dockyard.cli import kernels_cmd
+    from dockyard.kernel import install
+
+    prefix = tmp_path / "prefix"
+    kernels = prefix / "share" / "jupyter" / "kernels"
+    for module in (kernels_cmd, install):
+        monkeypatch.setattr(
+            module,
+            "KernelSpecManager",
+            lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")),
+        )
+    return prefix

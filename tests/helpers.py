@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
+from jupyter_client import KernelManager
 from tornado.websocket import websocket_connect
 
 from dockyard.cli import main as dockyard_main
+from dockyard.kernel.container import KernelContainer, container_argv
 from dockyard.labels import LABEL_OWNER
 
 REPO = Path(__file__).resolve().parent.parent
@@ -370,3 +373,98 @@ def stop_jupyter(server: JupyterProc) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
+
+
+# --- kernels through jupyter_client (test_kernel_lifecycle.py, test_pool.py) ---------------------------------
+
+KERNEL_SCRIPT = Path(__file__).with_name("kernel_script.py")
+KERNEL_ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+TEST_UID = 1234  # TEST_USER's uid (scripts/make-test-user.sh)
+
+
+def write_kernelspec(
+    root: Path, name: str, config: dict, *, argv: list[str] | None = None, env: dict | None = None, curve: bool = False
+) -> None:
+    d = root / "kernels" / name
+    d.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": argv or KERNEL_ARGV,
+        "display_name": name,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": env or {},
+        "metadata": {"kernel_provisioner": {"provisioner_name": "dockyard-docker-provisioner", "config": config}},
+    }
+    if curve:
+        spec["metadata"]["supported_encryption"] = ["curve"]  # the image's ipykernel (7.4) reads CurveZMQ keys
+    (d / "kernel.json").write_text(json.dumps(spec))
+
+
+@contextlib.contextmanager
+def kernel(name: str, cwd: Path, **start_kw) -> Iterator[tuple[KernelManager, object]]:
+    km = KernelManager(kernel_name=name)
+    km.start_kernel(cwd=str(cwd), **start_kw)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if km.has_kernel:
+            km.shutdown_kernel()
+
+
+def run(kc, code: str, timeout: float = 30) -> tuple[dict, str]:
+    out: list[str] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+    return reply["content"], "".join(out)
+
+
+def run_json(kc, code: str) -> dict:
+    content, out = run(kc, code)
+    assert content["status"] == "ok", content
+    return json.loads(out)
+
+
+def gone(client, cid: str) -> bool:
+    try:
+        client.containers.get(cid)
+    except docker.errors.NotFound:
+        return True
+    return False
+
+
+def wait_busy(kc, msg_id: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=20)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+            return
+    raise AssertionError("cell never started")
+
+
+def make_kernel_container(workspace: Path, **changes: Any) -> KernelContainer:
+    """A KernelContainer as the provisioner builds one for a kernel started in workspace (no engine involved);
+    a test changes the fields it looks at."""
+    fields: dict[str, Any] = {
+        "image": "dockyard/minimal:cpu-0123456789ab",
+        "env_name": "minimal",
+        "variant": "cpu",
+        "kernel_id": "0123456789ab",
+        "owner": "host:1:2",
+        "argv": container_argv(KERNEL_ARGV),
+        "environment": {},
+        "workspace": workspace,
+        "cwd": workspace,
+        "connection_file": workspace / "k.json",
+        "ports": (1, 2, 3, 4, 5),
+        "uid": 1000,
+        "gid": 1000,
+    }
+    return KernelContainer(**{**fields, **changes})

@@ -22,7 +22,8 @@ def main() -> None:
     keeper = None
     if os.environ.get("DOCKYARD_POOL_SIZE", "0") != "0":
         from dockyard.config import load_settings
-        from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
+        from dockyard.kernel.pool.fill import fill_for
+        from dockyard.kernel.pool.keeper import PoolKeeper
 
         keeper = PoolKeeper.instance()
         made = fill_for(kernel_name, Path(cwd), 1, load_settings().kernels.pool)

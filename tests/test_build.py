@@ -21,9 +21,9 @@ from dockyard import specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
 from dockyard.errors import BuildError
-from dockyard.images import buildlock
+from dockyard.images import build_mutex
 from dockyard.images.build import build
-from dockyard.images.buildlock import lock_name, tag_lock
+from dockyard.images.build_mutex import lock_name, tag_lock
 from dockyard.images.plan import make_plan
 from dockyard.labels import LABEL_ENV, LABEL_HASH
 
@@ -174,14 +174,19 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), load_settings().build)
     cmd = [sys.executable, "-m", "dockyard", "build", "--no-kernels", "minimal:cpu"]  # leave the host's Jupyter alone
+    logs = [tmp_envs / f"build-{i}.log" for i in range(2)]
     try:
-        # Hold the tag's lock while both start, so both really arrive while a build is under way.
+        # Hold the tag's lock until both say they wait for it, so both really arrive while a build is under way.
         with tag_lock(docker_client, plan.tag, plan.base, lambda _line: None):
-            procs = [
-                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
-            ]
-            time.sleep(8)
-        outputs = [p.communicate(timeout=600)[0] for p in procs]
+            procs = []
+            for log in logs:
+                with log.open("w") as out:
+                    procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True))
+            for log, proc in zip(logs, procs, strict=True):
+                _wait_for_text(log, "waiting for another build", proc, timeout=60)
+        for proc in procs:
+            proc.wait(timeout=600)
+        outputs = [log.read_text() for log in logs]
         assert [p.returncode for p in procs] == [0, 0], outputs
         assert all("waiting for another build" in o for o in outputs), outputs
         assert sorted(f"built {plan.tag}" in o for o in outputs) == [False, True], outputs
@@ -277,7 +282,7 @@ def test_a_dead_lock_holder_never_blocks_a_build(docker_client, monkeypatch) -> 
     base = load_settings().build.base_for("python:3.11-slim-bookworm")  # present: the suite builds from it
     tag = f"dockyard/locktest:cpu-{time.time_ns()}"
     holder = (
-        "import sys, time, docker; from dockyard.images.buildlock import tag_lock\n"
+        "import sys, time, docker; from dockyard.images.build_mutex import tag_lock\n"
         f"with tag_lock(docker.from_env(), {tag!r}, {base!r}, print):\n"
         "    print('locked', flush=True); time.sleep(600)\n"
     )
@@ -294,7 +299,7 @@ def test_a_dead_lock_holder_never_blocks_a_build(docker_client, monkeypatch) -> 
         took = time.monotonic() - start
     assert took < 10, f"a dead holder's lock blocked for {took:.1f} s"
 
-    monkeypatch.setattr(buildlock, "START_GRACE", 1.0)
+    monkeypatch.setattr(build_mutex, "START_GRACE", 1.0)
     stuck = docker_client.containers.create(base, ["true"], name=lock_name(tag), labels={TEST_LABEL: "1"})
     try:
         waited: list[str] = []

@@ -29,10 +29,10 @@ from dockyard.frontends import devcontainer
 from dockyard.gpu import probe, verdict
 from dockyard.kernel.container import KernelContainer, create_kwargs, gpu_environment, kernel_banner_args
 from dockyard.kernel.provisioner import DockerProvisioner
-from dockyard.kernel.target import Request, Target, resolve
+from dockyard.kernel.target import KernelTarget, Request, resolve_target
 from dockyard.labels import LABEL_KERNEL_ID
 
-from .helpers import REPO
+from .helpers import REPO, make_kernel_container
 
 DATA = Path(__file__).with_name("data") / "gpu"
 GPUS = {"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}
@@ -218,7 +218,7 @@ def test_verdict_and_requests_tried(setup, monkeypatch):
 @pytest.mark.parametrize("setup", sorted(SETUPS))
 def test_kernel_create_args_carry_the_verdicts_request(setup, monkeypatch, settings, tmp_path):
     engine, s = _scenario(setup, monkeypatch)
-    target = resolve(engine, settings, Request(env="minimal", variant="cuda"))
+    target = resolve_target(engine, settings, Request(env="minimal", variant="cuda"))
     expected = {"--gpus": [GPUS], "cdi": [CDI], None: []}[s["method"]]
     args = _create_container_args({**create_kwargs(_container(target, tmp_path)), "version": "1.44"})
     assert args["host_config"].get("DeviceRequests", []) == expected
@@ -229,7 +229,7 @@ def test_kernel_create_args_carry_the_verdicts_request(setup, monkeypatch, setti
         assert "NVIDIA_VISIBLE_DEVICES=void" in env
         assert "runs on the CPU" in target.notices[0]
     # gpu: off never asks the engine and never attaches a GPU, whatever the setup
-    off = resolve(engine, settings, Request(env="minimal", variant="cuda", gpu="off"))
+    off = resolve_target(engine, settings, Request(env="minimal", variant="cuda", gpu="off"))
     assert off.device_requests == []
 
 
@@ -475,37 +475,33 @@ def test_declared_needs_override_the_defaults(tmp_path):
 
 def test_kernel_start_checks_the_cuda_needs(monkeypatch, settings):
     engine, _ = _scenario("hook-only-cdi-off", monkeypatch)  # driver 550: too old for CUDA 13
-    t = resolve(engine, settings, Request(env="pytorch", variant="cuda"))
+    t = resolve_target(engine, settings, Request(env="pytorch", variant="cuda"))
     assert t.device_requests  # optional: the GPU still goes in (nvidia-smi works), the user is told why it is idle
     assert any("driver 550.127.05" in n and "pytorch:cuda-12" in n for n in t.notices), t.notices
-    assert resolve(engine, settings, Request(env="pytorch", variant="cuda-12")).notices == ()
+    assert resolve_target(engine, settings, Request(env="pytorch", variant="cuda-12")).notices == ()
     with pytest.raises(DockyardError, match="requires a usable GPU") as err:
-        resolve(engine, settings, Request(env="pytorch", variant="cuda", gpu="required"))
+        resolve_target(engine, settings, Request(env="pytorch", variant="cuda", gpu="required"))
     assert "580" in err.value.fix
     assert "pytorch:cuda-12" in err.value.fix
 
 
-def _container(t: Target, tmp_path: Path, argv: list[str] | None = None) -> KernelContainer:
-    return KernelContainer(
+def _container(t: KernelTarget, tmp_path: Path, argv: list[str] | None = None) -> KernelContainer:
+    return make_kernel_container(
+        tmp_path,
         image=t.image,
         env_name=t.env_name,
         variant=t.variant,
-        kernel_id="0123456789ab",
         owner="host:1:1",
         argv=[
             *(argv or ["python", "-m", "ipykernel_launcher", "-f", "x"]),
             *kernel_banner_args(argv or ["ipykernel"], t.notices),
         ],
         environment={"NVIDIA_VISIBLE_DEVICES": "all", "FOO": "bar"},  # as if inherited from a GPU host's shell
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
         device_requests=t.device_requests,
     )
 
 
-def _provisioner(engine: RecordedEngine, target: Target, tmp_path: Path) -> DockerProvisioner:
+def _provisioner(engine: RecordedEngine, target: KernelTarget, tmp_path: Path) -> DockerProvisioner:
     p = DockerProvisioner(kernel_id="0123456789ab")
     p._client = engine
     p._target = target
@@ -519,7 +515,7 @@ def test_optional_gpu_kernel_starts_again_without_the_gpu(setup, monkeypatch, se
     engine, _ = _scenario(setup, monkeypatch)
     monkeypatch.setattr(verdict, "_memo", {verdict._key(engine.info()): verdict.Verdict(True, "--gpus", "stale")})
     engine.answers = {"--gpus": {"hook-only-cdi-off": NO_DRIVER}.get(setup, engine.answers["--gpus"])}
-    target = resolve(engine, settings, Request(env="minimal", variant="cuda"))
+    target = resolve_target(engine, settings, Request(env="minimal", variant="cuda"))
     assert target.device_requests
     assert target.gpu_fallback
     p = _provisioner(engine, target, tmp_path)
@@ -538,13 +534,13 @@ def test_optional_gpu_kernel_starts_again_without_the_gpu(setup, monkeypatch, se
 def test_required_gpu_and_other_errors_do_not_fall_back(monkeypatch, settings, tmp_path):
     engine, _ = _scenario("toolkit-no-driver", monkeypatch)
     monkeypatch.setattr(verdict, "_memo", {verdict._key(engine.info()): verdict.Verdict(True, "--gpus", "stale")})
-    target = resolve(engine, settings, Request(env="minimal", variant="cuda", gpu="required"))
+    target = resolve_target(engine, settings, Request(env="minimal", variant="cuda", gpu="required"))
     assert not target.gpu_fallback
     with pytest.raises(docker.errors.APIError, match="500"):
         _provisioner(engine, target, tmp_path)._start_with_gpu_fallback(_container(target, tmp_path), [], tmp_path, {})
     assert len(engine.created) == 1
     engine.answers = {"--gpus": "invalid mount config for type bind: bind source path does not exist"}
-    optional = resolve(engine, settings, Request(env="minimal", variant="cuda"))
+    optional = resolve_target(engine, settings, Request(env="minimal", variant="cuda"))
     with pytest.raises(docker.errors.APIError):
         _provisioner(engine, optional, tmp_path)._start_with_gpu_fallback(
             _container(optional, tmp_path), [], tmp_path, {}
@@ -589,7 +585,7 @@ def _docker_cli_gpus(args: list[str]) -> list[dict]:
 def test_devcontainer_gets_the_gpu_whenever_the_kernel_does(setup, monkeypatch, settings, tmp_path):
     engine, _ = _scenario(setup, monkeypatch)
     info = engine.info()
-    target = resolve(engine, settings, Request(env="pytorch", variant="cuda"))
+    target = resolve_target(engine, settings, Request(env="pytorch", variant="cuda"))
     kernel = [dict(r) for r in target.device_requests]
     spec = specs.load("pytorch")
     cfg = devcontainer.config(spec, spec.variant("cuda"), REPO)

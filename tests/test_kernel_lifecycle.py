@@ -30,7 +30,7 @@ from jupyter_client.connect import LocalPortCache
 from dockyard import gpu, specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
-from dockyard.errors import DockyardError, EngineError
+from dockyard.errors import DockyardError
 from dockyard.images.build import build
 from dockyard.images.lockfile import installed_pins, load_lock, lock_pins
 from dockyard.images.naming import image_repository
@@ -42,36 +42,28 @@ from dockyard.kernel.provisioner import DockerProvisioner
 from dockyard.kernel.reaper import owner_id, reap
 from dockyard.labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_VARIANT
 
-from .helpers import REPO, SITE_ENV, copy_locks
+from .helpers import (
+    KERNEL_SCRIPT,
+    LOCAL_BASE,
+    REPO,
+    SITE_ENV,
+    TEST_UID,
+    copy_locks,
+    gone,
+    kernel,
+    run,
+    run_json,
+    wait_busy,
+    write_kernelspec,
+)
 
 pytestmark = pytest.mark.engine
 
-SCRIPT = Path(__file__).with_name("kernel_script.py")
-ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-TEST_UID = 1234
 # Processes whose kernel containers the leftover check counts: this one plus helper processes.
 _OWNER_PIDS: set[int] = {os.getpid()}
 
 
 # --- fixtures ------------------------------------------------------------------------------
-
-
-def _write_kernelspec(
-    root: Path, name: str, config: dict, *, argv: list[str] | None = None, env: dict | None = None, curve: bool = False
-) -> None:
-    d = root / "kernels" / name
-    d.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "argv": argv or ARGV,
-        "display_name": name,
-        "language": "python",
-        "interrupt_mode": "signal",
-        "env": env or {},
-        "metadata": {"kernel_provisioner": {"provisioner_name": "dockyard-docker-provisioner", "config": config}},
-    }
-    if curve:
-        spec["metadata"]["supported_encryption"] = ["curve"]  # the image's ipykernel (7.4) reads CurveZMQ keys
-    (d / "kernel.json").write_text(json.dumps(spec))
 
 
 @pytest.fixture(scope="session")
@@ -89,20 +81,19 @@ def kernelspecs(shared_dir: Path, built) -> Iterator[Path]:
     built("minimal:cpu")
     root = shared_dir / "jupyter"
     cfg = {"env": "minimal", "variant": "cpu"}
-    _write_kernelspec(root, "dy-minimal", cfg, env={"FOO": "bar"})
-    _write_kernelspec(root, "dy-bridge", {**cfg, "network": "bridge"})
-    _write_kernelspec(root, "dy-curve", cfg, curve=True)
-    _write_kernelspec(
+    write_kernelspec(root, "dy-minimal", cfg, env={"FOO": "bar"})
+    write_kernelspec(root, "dy-bridge", {**cfg, "network": "bridge"})
+    write_kernelspec(root, "dy-curve", cfg, curve=True)
+    write_kernelspec(
         root,
         "dy-crash",
         {**cfg, "startup_timeout": 30},
         argv=["python", "-c", "import sys; print('boom: no kernel today'); sys.exit(3)"],
     )
-    _write_kernelspec(root, "dy-noimage", {"image": "dockyard/does-not-exist:nope"})
-    _write_kernelspec(root, "dy-unbuilt", {"env": "kerneltest", "variant": "cpu"})
-    _write_kernelspec(root, "dy-gpu", {"env": "minimal", "variant": "cuda", "gpu": "required"})
-    _write_kernelspec(root, "dy-typo", {**cfg, "varient": "cpu"})
-    _write_kernelspec(root, "dy-rooted", {**cfg, "workspace_root": str(shared_dir / "root")})
+    write_kernelspec(root, "dy-noimage", {"image": "dockyard/does-not-exist:nope"})
+    write_kernelspec(root, "dy-unbuilt", {"env": "kerneltest", "variant": "cpu"})
+    write_kernelspec(root, "dy-gpu", {"env": "minimal", "variant": "cuda", "gpu": "required"})
+    write_kernelspec(root, "dy-rooted", {**cfg, "workspace_root": str(shared_dir / "root")})
     for p in [root, *root.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     runtime = shared_dir / "runtime"
@@ -139,38 +130,6 @@ def no_kernel_container_left(docker_client):
     assert not left, f"kernel containers left behind: {[c.name for c in left]}"
 
 
-@contextlib.contextmanager
-def kernel(name: str, cwd: Path, **start_kw) -> Iterator[tuple[KernelManager, object]]:
-    km = KernelManager(kernel_name=name)
-    km.start_kernel(cwd=str(cwd), **start_kw)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        yield km, kc
-    finally:
-        kc.stop_channels()
-        if km.has_kernel:
-            km.shutdown_kernel()
-
-
-def run(kc, code: str, timeout: float = 30) -> tuple[dict, str]:
-    out: list[str] = []
-
-    def hook(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-
-    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
-    return reply["content"], "".join(out)
-
-
-def run_json(kc, code: str) -> dict:
-    content, out = run(kc, code)
-    assert content["status"] == "ok", content
-    return json.loads(out)
-
-
 def _listeners(ports: set[int]) -> dict[int, set[str]]:
     """LISTEN sockets on the given ports from /proc/net/tcp{,6}: port → local addresses."""
     found: dict[int, set[str]] = {}
@@ -192,14 +151,6 @@ def _listeners(ports: set[int]) -> dict[int, set[str]]:
 
 def _ports(km: KernelManager) -> set[int]:
     return {km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port}
-
-
-def _gone(client, cid: str) -> bool:
-    try:
-        client.containers.get(cid)
-    except docker.errors.NotFound:
-        return True
-    return False
 
 
 # --- running in the container ----------------------------------------------------------------
@@ -250,7 +201,7 @@ print(json.dumps({'cwd': os.getcwd(), 'env': dict(os.environ), 'uid': os.getuid(
     written = nb / "written_by_kernel.txt"
     assert written.read_text() == "hello"
     assert (written.stat().st_uid, written.stat().st_gid) == (os.getuid(), os.getgid())
-    assert _gone(docker_client, cid)
+    assert gone(docker_client, cid)
 
 
 def test_kernel_holds_exactly_the_locked_packages(kernelspecs, tmp_path):
@@ -356,20 +307,11 @@ def test_curve_encrypted_transport(kernelspecs, tmp_path, docker_client):
 # --- interrupt, restart, shutdown, kill ----------------------------------------------------
 
 
-def _wait_busy(kc, msg_id: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        msg = kc.get_iopub_msg(timeout=20)
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
-            return
-    raise AssertionError("cell never started")
-
-
 def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
     with kernel("dy-minimal", tmp_path) as (km, kc):
         run(kc, "x = 1; open('before_restart.txt', 'w').write('1')")
         msg_id = kc.execute("while True: pass")
-        _wait_busy(kc, msg_id)
+        wait_busy(kc, msg_id)
         time.sleep(0.3)
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=15)
@@ -384,7 +326,7 @@ def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
         kc.wait_for_ready(timeout=60)
         second = km.provisioner.container_id
         assert second != first
-        assert _gone(docker_client, first)
+        assert gone(docker_client, first)
         info = run_json(
             kc,
             "import os, json; print(json.dumps({'x': 'x' in globals(), 'cwd': os.getcwd(), "
@@ -395,7 +337,7 @@ def test_interrupt_restart_shutdown(kernelspecs, tmp_path, docker_client):
         assert ports <= LocalPortCache.instance().currently_used_ports
         km.shutdown_kernel()
         assert not km.is_alive()
-        assert _gone(docker_client, second)
+        assert gone(docker_client, second)
         assert not km.has_kernel
         assert not ports & LocalPortCache.instance().currently_used_ports  # handed back, as LocalProvisioner does
 
@@ -410,7 +352,7 @@ def test_interrupt_reaches_the_cells_child_processes(kernelspecs, tmp_path):
         msg_id = kc.execute(
             "import os, time; t0 = time.monotonic(); status = os.system('sleep 30'); took = time.monotonic() - t0"
         )
-        _wait_busy(kc, msg_id)
+        wait_busy(kc, msg_id)
         time.sleep(1)  # the sleep is running now
         start = time.monotonic()
         km.interrupt_kernel()
@@ -463,7 +405,7 @@ def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, 
             km.restart_kernel()
             kc.wait_for_ready(timeout=60)
             assert image_and_mark(km, kc) == (second.tag, f"two-{stamp}")
-            assert _gone(docker_client, old)
+            assert gone(docker_client, old)
 
             third = edit_and_plan("three")  # edited, not built
             old = km.provisioner.container_id
@@ -471,7 +413,7 @@ def test_restart_after_rebuild_runs_the_new_image(kernelspecs, built, tmp_envs, 
                 km.restart_kernel()
             kc.wait_for_ready(timeout=60)
             assert image_and_mark(km, kc) == (second.tag, f"two-{stamp}")
-            assert _gone(docker_client, old)
+            assert gone(docker_client, old)
             warning = f"restarts with its previous image {second.tag}, not the spec's current one: The image for "
             warning += f"minimal:cpu ({third.tag}) is not built yet"
             assert warning in caplog.text
@@ -519,7 +461,7 @@ def test_kill_removes_container_and_cleanup_is_idempotent(kernelspecs, tmp_path,
     prov = km.provisioner
     cid = prov.container_id
     km.shutdown_kernel(now=True)
-    assert _gone(docker_client, cid)
+    assert gone(docker_client, cid)
     assert prov.container_id is None
 
     async def again() -> None:  # every step once more, on a container that is already gone (404s)
@@ -553,7 +495,7 @@ def test_container_removed_from_outside_then_restart(kernelspecs, tmp_path, dock
 def _orphan(cwd: Path) -> dict:
     """A kernel whose owning process was SIGKILLed: its container keeps running."""
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "hold", "dy-minimal", str(cwd)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(KERNEL_SCRIPT), "hold", "dy-minimal", str(cwd)], stdout=subprocess.PIPE, text=True
     )
     _OWNER_PIDS.add(proc.pid)
     try:
@@ -576,14 +518,43 @@ def test_owner_sigkilled_then_reaped(kernelspecs, tmp_path, docker_client):
         assert c.labels[LABEL_OWNER].split(":")[1] == str(o["pid"])
     # `dockyard kernels gc` calls reap(); it removes both orphans (and would keep live owners' kernels).
     assert sorted(reap(docker_client)) == sorted(c.name for c in containers)
-    assert all(_gone(docker_client, c.id) for c in containers)
+    assert all(gone(docker_client, c.id) for c in containers)
+
+
+def test_gc_removes_the_containers_of_dead_owners_only(docker_client, capsys):
+    """`dockyard kernels gc` against real containers: a dead owner's (same PID, another start time: the PID was
+    reused) goes, a live owner's stays."""
+    from dockyard.cli import main
+
+    host, pid, _start = owner_id().split(":")
+    made = []
+    try:
+        for kernel_id, owner in (("gc-dead", f"{host}:{pid}:1"), ("gc-live", owner_id())):
+            made.append(
+                docker_client.containers.create(
+                    LOCAL_BASE,
+                    ["sleep", "60"],
+                    name=f"dockyard-test-{kernel_id}-{os.getpid()}",
+                    labels={LABEL_KERNEL_ID: kernel_id, LABEL_OWNER: owner},
+                )
+            )
+        assert main(["kernels", "gc"]) == 0
+        out = capsys.readouterr().out
+        assert made[0].name in out
+        assert made[1].name not in out
+        assert gone(docker_client, made[0].id)
+        assert not gone(docker_client, made[1].id)
+    finally:
+        for c in made:
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
 
 
 def test_kernel_start_reaps_orphans(kernelspecs, tmp_path, docker_client):
     orphan = _orphan(tmp_path)
     with kernel("dy-minimal", tmp_path) as (km, _kc):  # the provisioner reaps when it starts
-        assert _gone(docker_client, orphan["container_id"])
-        assert not _gone(docker_client, km.provisioner.container_id)
+        assert gone(docker_client, orphan["container_id"])
+        assert not gone(docker_client, km.provisioner.container_id)
 
 
 # --- many at once ------------------------------------------------------------------------------
@@ -628,7 +599,7 @@ def test_eight_kernels_at_once_each_sees_only_its_workspace(kernelspecs, tmp_pat
     assert len(cids) == 8
     for d, m, r in zip(dirs, markers, results, strict=True):
         assert r == {"cwd": str(d.resolve()), "seen": [str(m)]}
-    assert all(_gone(docker_client, c) for c in cids)
+    assert all(gone(docker_client, c) for c in cids)
 
 
 # --- unprivileged user ---------------------------------------------------------------------
@@ -656,7 +627,7 @@ def test_unprivileged_user_owns_what_the_kernel_writes(kernelspecs, user_python,
             "dockyard-test",
             "--",
             str(user_python),
-            str(SCRIPT),
+            str(KERNEL_SCRIPT),
             "write",
             "dy-minimal",
             str(ws),
@@ -672,7 +643,7 @@ def test_unprivileged_user_owns_what_the_kernel_writes(kernelspecs, user_python,
     written = ws / "from_kernel.txt"
     assert written.read_text() == "hi"
     assert (written.stat().st_uid, written.stat().st_gid) == (TEST_UID, TEST_UID)
-    assert _gone(docker_client, report["container_id"])
+    assert gone(docker_client, report["container_id"])
 
 
 # --- errors: one clear message from start_kernel ---------------------------------------------
@@ -716,13 +687,6 @@ def test_other_site_settings_are_named_as_the_likely_cause(kernelspecs, built, t
     assert "other site settings exists: dockyard/minimal:cpu" in msg
 
 
-def test_engine_down_is_an_engine_error(kernelspecs, tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
-    km = KernelManager(kernel_name="dy-minimal")
-    with pytest.raises(EngineError, match="Cannot reach the Docker engine"):
-        km.start_kernel(cwd=str(tmp_path))
-
-
 def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_client):
     if gpu.assess(docker_client, docker_client.info(), fresh=True).usable:
         pytest.skip("this engine offers GPUs")
@@ -730,9 +694,6 @@ def test_gpu_required_without_gpu_is_refused(kernelspecs, tmp_path, docker_clien
 
 
 def test_bad_config_and_workspace_errors(kernelspecs, shared_dir, tmp_path, docker_client):
-    assert "varient" in _start_error("dy-typo", tmp_path)
-    with pytest.raises(DockyardError, match="Invalid value"):
-        DockerProvisioner(kernel_id="x", env="minimal", cpus="lots")
     root = shared_dir / "root"
     (root / "sub").mkdir(parents=True, exist_ok=True)
     (root / "top.txt").write_text("t")

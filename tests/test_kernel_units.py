@@ -17,7 +17,6 @@ import dockyard.kernel.target
 from dockyard.errors import DockyardError
 from dockyard.kernel.container import (
     CONNECTION_FILE,
-    KernelContainer,
     check_loopback,
     container_argv,
     create_kwargs,
@@ -25,10 +24,10 @@ from dockyard.kernel.container import (
     workspace_mount,
 )
 from dockyard.kernel.reaper import owner_id, reap, remove_owned
-from dockyard.kernel.target import Request, resolve
+from dockyard.kernel.target import Request, resolve_target
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR
 
-from .helpers import REPO
+from .helpers import REPO, make_kernel_container, write_kernelspec
 
 ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
@@ -182,7 +181,7 @@ def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):
     monkeypatch.setattr(dockyard.kernel.target, "build", fake_build)
     fake = type("C", (), {"images": type("Is", (), {"get": staticmethod(get)})(), "info": staticmethod(dict)})()
     auto = dataclasses.replace(settings, kernels=dataclasses.replace(settings.kernels, auto_build=True))
-    target = resolve(fake, auto, Request(env="kerneltest", variant="cpu"))
+    target = resolve_target(fake, auto, Request(env="kerneltest", variant="cpu"))
     assert [p.variant.ref for p in plans] == ["kerneltest:cpu"]
     assert target.image == plans[0].tag
 
@@ -192,21 +191,7 @@ def test_container_create_args_are_hardened_and_signal_the_process_group(tmp_pat
     kernel's whole process group (the interrupt of a cell's children, see test_kernel_lifecycle)."""
     from docker.models.containers import _create_container_args
 
-    kc = KernelContainer(
-        image="dockyard/minimal:cpu-0123456789ab",
-        env_name="minimal",
-        variant="cpu",
-        kernel_id="0123456789ab",
-        owner=owner_id(),
-        argv=container_argv(ARGV),
-        environment={},
-        workspace=tmp_path,
-        cwd=tmp_path,
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-    )
+    kc = make_kernel_container(tmp_path, owner=owner_id())
     args = _create_container_args({**create_kwargs(kc), "version": "1.41"})
     host_config = args["host_config"]
     assert not host_config.get("Privileged")
@@ -214,3 +199,41 @@ def test_container_create_args_are_hardened_and_signal_the_process_group(tmp_pat
     assert host_config["Init"] is True
     assert args["environment"]["TINI_KILL_PROCESS_GROUP"] == "1"
     assert args["name"] == "dockyard-minimal-cpu-01234567"
+
+
+def test_engine_down_and_config_mistakes_fail_before_any_container(tmp_path, monkeypatch):
+    """Engine-free: the kernel start stops at the provisioner's config or at the engine connection."""
+    from jupyter_client import KernelManager
+
+    from dockyard.errors import EngineError
+    from dockyard.kernel.provisioner import DockerProvisioner
+
+    root = tmp_path / "jupyter"
+    cfg = {"env": "minimal", "variant": "cpu"}
+    write_kernelspec(root, "dy-minimal", cfg)
+    write_kernelspec(root, "dy-typo", {**cfg, "varient": "cpu"})
+    write_kernelspec(root, "dy-always", {**cfg, "gpu": "always"})
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    with pytest.raises(EngineError, match="Cannot reach the Docker engine"):
+        KernelManager(kernel_name="dy-minimal").start_kernel(cwd=str(tmp_path))
+    with pytest.raises(DockyardError, match="varient"):
+        KernelManager(kernel_name="dy-typo").start_kernel(cwd=str(tmp_path))
+    with pytest.raises(DockyardError, match=r"Invalid value.*gpu is one of auto, off, required"):  # traitlets.Enum
+        KernelManager(kernel_name="dy-always").start_kernel(cwd=str(tmp_path))
+    with pytest.raises(DockyardError, match="Invalid value"):
+        DockerProvisioner(kernel_id="x", env="minimal", cpus="lots")
+
+
+def test_jupyter_config_files_set_the_provisioners_traits():
+    """The traits are config=True: c.DockerProvisioner.gpu = 'off' in jupyter_server_config.py holds for every
+    container kernel of that server, and a kernelspec's own config still wins."""
+    from traitlets.config import Config
+
+    from dockyard.kernel.provisioner import DockerProvisioner
+
+    config = Config({"DockerProvisioner": {"gpu": "off", "memory": "4g", "startup_timeout": 90.0}})
+    p = DockerProvisioner(kernel_id="x", config=config)
+    assert (p.gpu, p.memory, p.startup_timeout) == ("off", "4g", 90.0)
+    assert DockerProvisioner(kernel_id="x", config=config, gpu="required").gpu == "required"

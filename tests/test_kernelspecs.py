@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
+import tempfile
+import traceback
 import zlib
 from pathlib import Path
 
@@ -175,21 +178,8 @@ def _listed(env: dict[str, str], prefix: Path) -> dict[str, dict]:
 
 
 @pytest.fixture
-def isolated_jupyter(tmp_path, monkeypatch) -> Path:
-    """`dockyard kernels list/remove` in this process see only tmp_path/prefix: Jupyter always searches
-    sys.prefix too, and a test must never remove kernelspecs the machine's user installed there."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    from dockyard.cli import kernels_cmd
-
-    prefix = tmp_path / "prefix"
-    kernels = prefix / "share" / "jupyter" / "kernels"
-    monkeypatch.setattr(
-        kernels_cmd,
-        "KernelSpecManager",
-        lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")),
-    )
-    return prefix
+def isolated_jupyter(jupyter_prefix) -> Path:
+    return jupyter_prefix
 
 
 PYTORCH = ("pytorch:cpu", "pytorch:cuda", "pytorch:cuda-12")
@@ -241,29 +231,54 @@ def test_remove_refuses_foreign_and_unknown_kernels(isolated_jupyter, capsys):
     assert "No kernel named" in capsys.readouterr().err
 
 
+def _as_nobody(argv: list[str]) -> tuple[int, str]:
+    """main(argv) in a forked child running as nobody (root may write anywhere; CI runs as root), with
+    everything it imports loaded before the fork: nobody may not read root's Python. (exit code, stderr)"""
+    with tempfile.TemporaryDirectory() as warm:  # the same command once as root: every module it needs loaded
+        main([*argv[:-1], warm])
+    cache = Path(tempfile.mkdtemp(prefix="dockyard-nobody-cache-"))
+    cache.chmod(0o777)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 99
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.environ["XDG_CACHE_HOME"] = str(cache)
+            with os.fdopen(write, "w") as err, contextlib.redirect_stderr(err):
+                try:
+                    code = main(argv)
+                except BaseException:
+                    traceback.print_exc()  # into the pipe: the test's failure message
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as err:
+        text = err.read()
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    shutil.rmtree(cache, ignore_errors=True)
+    return code, text
+
+
 def test_install_where_not_writable_is_a_clear_error(tmp_path, capsys):
-    if os.geteuid() == 0:
-        pytest.skip("root may write anywhere")
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    assert main(["kernels", "install", "--include-unbuilt", "minimal:cpu", "--prefix", str(locked)]) == 2
-    assert "Cannot install kernelspec" in capsys.readouterr().err
-
-
-def test_gc_calls_the_reaper(monkeypatch, capsys):
-    import types
-
-    from dockyard import engine
-
-    fake = types.ModuleType("dockyard.kernel.reaper")
-    fake.reap = lambda client: ["dockyard-minimal-cpu-deadbeef"]  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dockyard.kernel.reaper", fake)
-    monkeypatch.setattr("dockyard.kernel.reaper", fake, raising=False)
-    monkeypatch.setattr(engine, "client", lambda *a, **k: object())
-    assert main(["kernels", "gc"]) == 0
-    out = capsys.readouterr().out
-    assert "dockyard-minimal-cpu-deadbeef" in out
-    assert "1 leftover" in out
+    base = Path(tempfile.mkdtemp(prefix="dockyard-unwritable-"))  # not under tmp_path: nobody may enter that
+    try:
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        argv = ["kernels", "install", "--include-unbuilt", "minimal:cpu", "--prefix", str(locked)]
+        if os.geteuid() == 0:
+            code, err = _as_nobody(argv)
+        else:
+            code, err = main(argv), capsys.readouterr().err
+        assert code == 2, err
+        assert "Cannot install kernelspec" in err
+        assert "Permission denied" in err
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_curve_encryption_declared_only_for_ipykernel_7(tmp_envs):

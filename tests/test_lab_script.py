@@ -32,12 +32,12 @@ from .helpers import (
     REPO,
     TEST_USER,
     UPSTREAM_BASE,
+    JupyterProc,
     free_port,
     owned_containers,
     remove_leftovers,
     remove_mounting,
 )
-from .test_server import Server
 
 pytestmark = pytest.mark.engine
 
@@ -134,7 +134,7 @@ def _copy_checkout(dest: Path) -> None:
     shutil.copytree(REPO, dest, ignore=skip)
 
 
-def _wait_for_server(server: Server, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+def _wait_for_server(server: JupyterProc, proc: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"lab.sh exited with {proc.returncode}:\n{log.read_text()[-6000:]}"
@@ -221,7 +221,7 @@ def test_lab_script_as_an_unprivileged_user(built, docker_client) -> None:
             cmd, cwd=repo, env=_user_env(home, account), stdout=f, stderr=subprocess.STDOUT,
             user=account.pw_uid, group=account.pw_gid, extra_groups=groups, start_new_session=True,
         )  # fmt: skip
-    server = Server(f"http://127.0.0.1:{port}", token, proc, repo / "notebooks", log)
+    server = JupyterProc(f"http://127.0.0.1:{port}", token, proc, repo / "notebooks", log)
     try:
         _wait_for_server(server, proc, log, timeout=600)
         out = log.read_text()

@@ -17,7 +17,7 @@ import requests
 from dockyard import gpu, specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
-from dockyard.images.buildlock import tag_lock
+from dockyard.images.build_mutex import tag_lock
 from dockyard.images.plan import make_plan
 
 from .helpers import JupyterProc, copy_spec, install_kernelspecs, restamp_locks, start_jupyter, stop_jupyter

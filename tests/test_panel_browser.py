@@ -24,7 +24,7 @@ import pytest
 from dockyard import specs
 from dockyard.config import load_settings
 from dockyard.engine import find_image
-from dockyard.images.buildlock import tag_lock
+from dockyard.images.build_mutex import tag_lock
 from dockyard.images.plan import make_plan
 from dockyard.labels import LABEL_KERNEL_ID
 

@@ -22,7 +22,7 @@ from typing import Any
 import docker
 import pytest
 
-from dockyard import capabilities
+from dockyard.engine import capabilities
 from dockyard.labels import LABEL_KERNEL_ID
 
 from .helpers import REPO, SITE_ENV, TEST_USER, copy_locks

@@ -13,12 +13,15 @@ import pytest
 import requests
 from docker.models.containers import _create_container_args
 
-from dockyard import capabilities, engine, gpu
-from dockyard.capabilities import DOCKER, EngineCaps, from_answers, not_running, short_name
+from dockyard import engine, gpu
 from dockyard.cli.doctor_podman import podman_checks
+from dockyard.engine import capabilities
+from dockyard.engine.capabilities import DOCKER, EngineCaps, from_answers, not_running, short_name
 from dockyard.errors import DockyardError
 from dockyard.images.steps import StepParser, count_instructions
 from dockyard.kernel.container import HOME, KernelContainer, create_kwargs
+
+from .helpers import make_kernel_container
 
 DATA = Path(__file__).parent / "data" / "podman"
 ROOTLESS: dict[str, Any] = json.loads((DATA / "rootless-4.3.1-cgroup-v1.json").read_text())
@@ -36,22 +39,16 @@ def _podman(**libpod_host: Any) -> EngineCaps:
 
 
 def _kernel(**kw: Any) -> KernelContainer:
-    defaults: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "image": "dockyard/minimal:cpu-abc",
-        "env_name": "minimal",
-        "variant": "cpu",
         "kernel_id": "k1",
         "owner": "h:1:2",
         "argv": ["python"],
-        "environment": {},
-        "workspace": Path("/home/u/work"),
-        "cwd": Path("/home/u/work"),
         "connection_file": Path("/run/user/1/kernel.json"),
-        "ports": (1, 2, 3, 4, 5),
         "uid": 1234,
         "gid": 1234,
     }
-    return KernelContainer(**{**defaults, **kw})
+    return make_kernel_container(Path("/home/u/work"), **{**fields, **kw})
 
 
 def test_rootless_podman_is_detected_from_its_answers():

@@ -27,11 +27,24 @@ from jupyter_client.connect import LocalPortCache
 from dockyard.cli import main as dockyard_main
 from dockyard.config import load_settings
 from dockyard.frontends.panel import environments
-from dockyard.kernel import pool
-from dockyard.kernel.pool_keeper import PoolKeeper, fill_for
+from dockyard.kernel.pool import pooled as pool
+from dockyard.kernel.pool.fill import fill_for
+from dockyard.kernel.pool.keeper import PoolKeeper
 from dockyard.labels import LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
-from tests.helpers import SITE_ENV, remove_leftovers, start_jupyter, stop_jupyter
-from tests.test_kernel_lifecycle import SCRIPT, TEST_UID, _gone, _wait_busy, _write_kernelspec, kernel, run, run_json
+from tests.helpers import (
+    KERNEL_SCRIPT,
+    SITE_ENV,
+    TEST_UID,
+    gone,
+    kernel,
+    remove_leftovers,
+    run,
+    run_json,
+    start_jupyter,
+    stop_jupyter,
+    wait_busy,
+    write_kernelspec,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
@@ -55,7 +68,7 @@ def shared(built) -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="dockyard-pool-tests-"))
     d.chmod(0o755)
     root = d / "jupyter"
-    _write_kernelspec(root, "dy-minimal", {"env": "minimal", "variant": "cpu"}, env={"FOO": "bar"})
+    write_kernelspec(root, "dy-minimal", {"env": "minimal", "variant": "cpu"}, env={"FOO": "bar"})
     for p in [root, *root.rglob("*")]:
         p.chmod(0o755 if p.is_dir() else 0o644)
     (d / "runtime").mkdir()
@@ -122,7 +135,7 @@ def test_pooled_kernel_is_the_cold_kernel(keeper, tmp_path, docker_client, monke
     assert warm_attrs["Config"]["User"] == cold_attrs["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     workspace = [m for m in warm_attrs["Mounts"] if m["Destination"] == str(tmp_path.resolve())]
     assert [(m["Source"], m["RW"]) for m in workspace] == [(str(tmp_path.resolve()), True)]
-    assert _gone(docker_client, made[0].id)
+    assert gone(docker_client, made[0].id)
     assert not made[0].run_dir.exists()
 
 
@@ -137,7 +150,7 @@ def test_pooled_kernel_interrupt_restart_shutdown(keeper, tmp_path, docker_clien
         assert refill[0].id != made[0].id
         run(kc, "x = 1; open('before_restart.txt', 'w').write('1')")
         msg_id = kc.execute("while True: pass")
-        _wait_busy(kc, msg_id)
+        wait_busy(kc, msg_id)
         time.sleep(0.3)
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=15)
@@ -149,7 +162,7 @@ def test_pooled_kernel_interrupt_restart_shutdown(keeper, tmp_path, docker_clien
         assert run(kc, "print(x + 41)")[1].strip() == "42"
         # A cell's child process gets the interrupt too (the pooled kernel leads its process group, as a cold one).
         msg_id = kc.execute("import os; os.system('sleep 30')")
-        _wait_busy(kc, msg_id)
+        wait_busy(kc, msg_id)
         time.sleep(1)
         start = time.monotonic()
         km.interrupt_kernel()
@@ -164,12 +177,12 @@ def test_pooled_kernel_interrupt_restart_shutdown(keeper, tmp_path, docker_clien
         assert {km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port} == ports
         second = km.provisioner.container_id
         assert second != first
-        assert _gone(docker_client, first)
+        assert gone(docker_client, first)
         assert not made[0].run_dir.exists()
         info = run_json(kc, "import os, json; print(json.dumps({'x': 'x' in globals(), 'cwd': os.getcwd()}))")
         assert info == {"x": False, "cwd": str(tmp_path.resolve())}
         km.shutdown_kernel()
-        assert _gone(docker_client, second)
+        assert gone(docker_client, second)
     assert not ports & LocalPortCache.instance().currently_used_ports
 
 
@@ -200,14 +213,14 @@ def test_two_kernels_started_at_once_never_share_a_container(keeper, tmp_path, d
     finally:
         for km in kms:
             km.shutdown_kernel(now=True)
-    assert all(_gone(docker_client, i) for i in ids)
+    assert all(gone(docker_client, i) for i in ids)
 
 
 _TAKE = """
 import os, sys, time
 from pathlib import Path
 from dockyard.frontends.panel import environments
-from dockyard.kernel import pool
+from dockyard.kernel.pool import pooled as pool
 go = Path(sys.argv[1]) / "go"
 while not go.exists():
     time.sleep(0.001)
@@ -241,14 +254,14 @@ def test_drain_leaves_nothing_but_kernels(keeper, tmp_path, docker_client, capsy
         # Pool size 1: the container left over is the refill the kernel start wants, so none is made meanwhile.
         assert dockyard_main(["kernels", "pool", "drain"]) == 0
         assert "1 pooled container(s) removed" in capsys.readouterr().out
-        assert all(_gone(docker_client, p.id) for p in made if p.id != claimed)
-        assert not _gone(docker_client, claimed)  # a claimed container is a kernel: drain keeps it
+        assert all(gone(docker_client, p.id) for p in made if p.id != claimed)
+        assert not gone(docker_client, claimed)  # a claimed container is a kernel: drain keeps it
         assert dockyard_main(["kernels", "pool", "list", "--json"]) == 0
         listed = json.loads(capsys.readouterr().out)
         assert [(p["name"], p["state"]) for p in listed if p["name"] == km.provisioner.container_name] == [
             (km.provisioner.container_name, "claimed")
         ]
-    assert _gone(docker_client, claimed)
+    assert gone(docker_client, claimed)
 
 
 def _hold(args: list[str], cwd: Path, marker: str) -> subprocess.Popen:
@@ -267,7 +280,7 @@ def test_sigkilled_owners_then_gc_leave_nothing(shared, tmp_path, docker_client)
     process's) are SIGKILLed; `dockyard kernels gc` removes their containers, claimed or not, and run dirs."""
     fill = [sys.executable, "-m", "dockyard", "kernels", "pool", "fill", "dy-minimal", "-n", "2"]
     filler = _hold(fill, tmp_path, "holding")
-    holder = _hold([sys.executable, str(SCRIPT), "hold", "dy-minimal", str(tmp_path)], tmp_path, "container_id")
+    holder = _hold([sys.executable, str(KERNEL_SCRIPT), "hold", "dy-minimal", str(tmp_path)], tmp_path, "container_id")
     time.sleep(2.5)  # the holder's keeper refills behind its claim meanwhile: that container must go too
     pids = {filler.pid, holder.pid}
     for proc in (filler, holder):
@@ -312,7 +325,7 @@ def test_unprivileged_user_gets_a_pooled_kernel(shared, user_python, docker_clie
         **{k: os.environ.get(k, v) for k, v in SITE_ENV.items()},
     }
     runuser = shutil.which("runuser") or "runuser"
-    cmd = [runuser, "-u", "dockyard-test", "--", str(user_python), str(SCRIPT), "write", "dy-minimal", str(ws)]
+    cmd = [runuser, "-u", "dockyard-test", "--", str(user_python), str(KERNEL_SCRIPT), "write", "dy-minimal", str(ws)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
@@ -320,7 +333,7 @@ def test_unprivileged_user_gets_a_pooled_kernel(shared, user_python, docker_clie
     assert report["kernel"] == {"uid": TEST_UID, "cwd": str(ws)}
     written = ws / "from_kernel.txt"
     assert (written.read_text(), written.stat().st_uid, written.stat().st_gid) == ("hi", TEST_UID, TEST_UID)
-    assert _gone(docker_client, report["container_id"])
+    assert gone(docker_client, report["container_id"])
     assert list((runtime / "dockyard-pool").iterdir()) == []
     left = [
         c.name
@@ -411,7 +424,7 @@ def test_a_jupyter_server_keeps_the_pool_and_its_next_notebook_claims(shared, tm
         assert panel["environment"]["pool"]["claimed"] >= 1
         assert server.api("POST", f"/api/kernels/{kernel_id}/restart").status_code == 200
         assert json.loads(server.execute(kernel_id, code))[0] == cwd  # restarted cold, in the same directory
-        assert _gone(docker_client, claimed.id)
+        assert gone(docker_client, claimed.id)
     finally:
         stop_jupyter(server)
     # Its kernels are shut down and its pooled container drained as it exits (no gc needed).

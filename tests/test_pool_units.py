@@ -5,39 +5,32 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from dockyard.config import load_settings
 from dockyard.errors import ConfigError
-from dockyard.kernel import pool
 from dockyard.kernel.container import RUN_DIR, KernelContainer, container_argv, create_kwargs
-from dockyard.kernel.pool_keeper import parse_size
+from dockyard.kernel.pool import pooled as pool
 from dockyard.kernel.reaper import container_owner
 from dockyard.labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY
+
+from .helpers import make_kernel_container
 
 ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
 def _cold(tmp_path: Path, **changes) -> KernelContainer:
-    kc = KernelContainer(
-        image="dockyard/pytorch:cpu-0123456789ab",
-        env_name="pytorch",
-        variant="cpu",
-        kernel_id="0123456789ab",
-        owner="host:1:2",
-        argv=container_argv(ARGV),
-        environment={"FOO": "bar", "JPY_SESSION_NAME": "a.ipynb", "HOME": "/home/dockyard-user"},
-        workspace=tmp_path,
-        cwd=tmp_path / "sub",
-        connection_file=tmp_path / "k.json",
-        ports=(1, 2, 3, 4, 5),
-        uid=1000,
-        gid=1000,
-        shm_size="2g",
-    )
-    return dataclasses.replace(kc, **changes)
+    fields = {
+        "image": "dockyard/pytorch:cpu-0123456789ab",
+        "env_name": "pytorch",
+        "environment": {"FOO": "bar", "JPY_SESSION_NAME": "a.ipynb", "HOME": "/home/dockyard-user"},
+        "cwd": tmp_path / "sub",
+        "shm_size": "2g",
+    }
+    return make_kernel_container(tmp_path, **{**fields, **changes})
 
 
 def test_pooled_container_is_the_cold_one_but_for_the_claim(tmp_path):
@@ -97,12 +90,16 @@ def test_pool_key_covers_what_is_fixed_at_creation(tmp_path, change, same):
     assert (pool.pool_key(cold) == pool.pool_key(dataclasses.replace(cold, **change))) is same
 
 
-def test_sizes():
-    assert parse_size("6g") == 6 << 30
-    assert parse_size("512M") == 512 << 20
-    assert parse_size("1.5g") == int(1.5 * (1 << 30))
-    with pytest.raises(ValueError, match="not a size"):
-        parse_size("lots")
+def test_every_pool_memory_size_the_config_admits_is_read_as_bytes():
+    """kernels.pool.max_memory is read by docker.utils.parse_bytes: what the schema admits, it reads."""
+    from docker.utils import parse_bytes
+
+    from dockyard.options import SIZE_PATTERN
+
+    for text, expected in (("6g", 6 << 30), ("512M", 512 << 20), ("1.5g", int(1.5 * (1 << 30))), ("100", 100)):
+        assert re.fullmatch(SIZE_PATTERN.strip("^$"), text)
+        assert parse_bytes(text) == expected
+    assert not re.fullmatch(SIZE_PATTERN.strip("^$"), "lots")
 
 
 def test_pool_settings(tmp_path, monkeypatch):
@@ -142,3 +139,16 @@ def test_a_run_dir_open_to_others_is_never_claimed(tmp_path):
     os.chmod(run_dir, 0o755)
     assert not pool._take(run_dir, "host:1:2")
     assert not (run_dir / "taken").exists()
+
+
+def test_the_keeper_does_not_import_the_provisioner():
+    """No import cycle: the provisioner uses the keeper, so no import in keeper.py (a function's too) names the
+    provisioner; filling for a kernelspec, which needs the provisioner, lives in kernel/pool/fill.py."""
+    import ast
+
+    import dockyard.kernel.pool.keeper as keeper
+
+    tree = ast.parse(Path(keeper.__file__).read_text())
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not [m for m in imported if m.endswith("provisioner")], imported

@@ -28,19 +28,9 @@ def ghost(tmp_envs: Path) -> str:
 
 
 @pytest.fixture
-def jupyter_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def jupyter_kernels(jupyter_prefix) -> Path:
     """The only kernel directory this process's Jupyter sees (never the machine's own)."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    from dockyard.cli import kernels_cmd
-
-    kernels = tmp_path / "prefix" / "share" / "jupyter" / "kernels"
-    monkeypatch.setattr(
-        kernels_cmd,
-        "KernelSpecManager",
-        lambda: KernelSpecManager(kernel_dirs=[str(kernels)], data_dir=str(tmp_path / "data")),
-    )
-    return kernels
+    return jupyter_prefix / "share" / "jupyter" / "kernels"
 
 
 def _names(kernels: Path) -> set[str]:

@@ -22,8 +22,7 @@ import docker.errors
 import pytest
 from jupyter_client import AsyncKernelManager
 
-from .helpers import force_remove, install_kernelspecs, owned_containers, remove_leftovers
-from .test_server import _start_server, _stop_server
+from .helpers import force_remove, install_kernelspecs, owned_containers, remove_leftovers, start_jupyter, stop_jupyter
 
 pytestmark = pytest.mark.engine
 
@@ -171,7 +170,7 @@ def test_20_owners_sigkilled_then_gc_leaves_none_of_their_containers(jupyter_pat
 
 
 def test_server_sigkilled_with_4_kernels_then_next_server_reaps_them(jupyter_path, tmp_path, docker_client):
-    first = _start_server(jupyter_path, tmp_path / "first")
+    first = start_jupyter("server", jupyter_path, tmp_path / "first")
     second = None
     orphans: list[str] = []
     try:
@@ -185,7 +184,7 @@ def test_server_sigkilled_with_4_kernels_then_next_server_reaps_them(jupyter_pat
         # Still running: nobody cleaned up (unless another session's kernel start reaped them meanwhile).
         assert {_status(docker_client, c) for c in orphans} <= {"running", "gone"}
 
-        second = _start_server(jupyter_path, tmp_path / "second")
+        second = start_jupyter("server", jupyter_path, tmp_path / "second")
         t0 = time.monotonic()
         r = second.new_session(KERNEL, name="after-crash.ipynb")
         assert r.status_code == 201, f"{r.text}\n{second.log.read_text()[-3000:]}"
@@ -199,6 +198,6 @@ def test_server_sigkilled_with_4_kernels_then_next_server_reaps_them(jupyter_pat
             first.proc.wait()
         left = _remove_ids(docker_client, orphans) + remove_leftovers(docker_client, first.proc.pid)
         if second is not None:
-            _stop_server(second)
+            stop_jupyter(second)
             left += remove_leftovers(docker_client, second.proc.pid, wait=10)
     assert not left, f"kernel containers left behind: {left}"

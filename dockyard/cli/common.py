@@ -11,6 +11,7 @@ from typing import TypeAlias
 from rich.console import Console
 from rich.markup import escape
 
+from .. import options
 from ..config import BuildOptions, load_settings
 from ..generated import Tree
 
@@ -21,36 +22,16 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else int(os
 
 
 def add_build_flags(p: argparse.ArgumentParser) -> None:
+    """The build settings' flags, from the table of options (dockyard/options.py)."""
     g = p.add_argument_group("site options (also settable in the config file and DOCKYARD_* variables)")
-    g.add_argument(
-        "--ca-cert",
-        action="append",
-        metavar="PATH",
-        help="extra CA certificate file or directory to trust in the image (repeatable)",
-    )
-    g.add_argument("--pip-index-url", metavar="URL", help="package index to use instead of PyPI")
-    g.add_argument(
-        "--pip-extra-index-url", action="append", metavar="URL", help="additional package index (repeatable)"
-    )
-    g.add_argument("--wheelhouse", metavar="DIR", help="local directory of wheels to install from")
-    g.add_argument(
-        "--ignore-spec-indexes",
-        action="store_true",
-        default=None,
-        help="ignore package indexes named in specs (your mirror has everything)",
-    )
-    g.add_argument(
-        "--no-pull",
-        action="store_true",
-        default=None,
-        help="never contact a registry: a missing base image is an error",
-    )
-    g.add_argument(
-        "--base-override",
-        action="append",
-        metavar="UPSTREAM=LOCAL",
-        help="use a local image instead of an upstream base (repeatable)",
-    )
+    for option in options.FLAGGED:
+        flag = option.flag
+        assert flag is not None
+        if not flag.metavar:
+            g.add_argument(flag.name, action="store_true", default=None, help=flag.help)
+        else:
+            help_text = f"{flag.help} (repeatable)" if flag.repeat else flag.help
+            g.add_argument(flag.name, action="append" if flag.repeat else "store", metavar=flag.metavar, help=help_text)
 
 
 def add_generate_flags(p: argparse.ArgumentParser, option: str, default: Path, help: str) -> None:

@@ -14,7 +14,7 @@ import docker
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, specs
+from .. import engine, paths, specs
 from ..config import BuildOptions
 from ..errors import ComposeError
 from ..frontends import compose
@@ -37,7 +37,7 @@ from ..specs.stacks import load_all_stacks
 from .common import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
 from .progress import RichReporter
 
-DEFAULT_DIR = Path(compose.DIRNAME)
+DEFAULT_DIR = paths.checkout_dir(compose.DIRNAME)
 
 
 def register(sub: SubParsers) -> None:
@@ -48,7 +48,9 @@ def register(sub: SubParsers) -> None:
     c_sub = c.add_subparsers(dest="compose_command", metavar="ACTION", required=True)
 
     p = c_sub.add_parser("generate", help="write compose/lab-<env>[-<variant>]/ and compose/<stack>/ from the specs")
-    add_generate_flags(p, "--dir", DEFAULT_DIR, "where the compose folders go (default: ./compose)")
+    add_generate_flags(
+        p, "--dir", DEFAULT_DIR, "where the compose folders go (default: compose/ of the dockyard checkout)"
+    )
     p.set_defaults(func=cmd_generate)
 
     def target_parser(name: str, help: str) -> argparse.ArgumentParser:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
-from .. import specs
+from .. import paths, specs
 from ..frontends import devcontainer
 from .common import SubParsers, add_generate_flags, sync_generated
 
@@ -27,8 +26,8 @@ def register(sub: SubParsers) -> None:
     add_generate_flags(
         p,
         "--workspace",
-        Path("."),
-        "the folder VS Code opens; configs go to DIR/.devcontainer (default: current directory)",
+        paths.checkout_dir("."),
+        "the folder VS Code opens; configs go to DIR/.devcontainer (default: the dockyard checkout)",
     )
     p.set_defaults(func=cmd_generate)
 

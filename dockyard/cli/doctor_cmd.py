@@ -10,9 +10,9 @@ from typing import Any
 import docker
 from rich.markup import escape
 
-from .. import capabilities, engine, gpu, specs
+from .. import engine, gpu, specs
 from ..config import BuildOptions, load_settings
-from ..engine import find_image
+from ..engine import capabilities, find_image
 from ..errors import DockyardError
 from ..frontends import devcontainer
 from ..images import preflight, prune

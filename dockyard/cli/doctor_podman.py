@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from ..capabilities import EngineCaps
 from ..engine import describe_host
+from ..engine.capabilities import EngineCaps
 
 # Where Podman looks for the init it runs for `init: true` (containers.conf's init_path default; Debian's
 # catatonit package installs the first, podman's own packaging the second).

@@ -9,12 +9,11 @@ import argparse
 import json
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 
-from .. import engine, specs
+from .. import engine, paths, specs
 from ..errors import DockyardError, shown
 from ..frontends import k8s
 from ..frontends.k8s.common import GPU_RESOURCE, K8sOptions
@@ -26,7 +25,7 @@ from ..specs.stacks import load_all_stacks
 from .common import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
 from .progress import RichReporter
 
-DEFAULT_DIR = Path(k8s.DIRNAME)
+DEFAULT_DIR = paths.checkout_dir(k8s.DIRNAME)
 
 
 def register(sub: SubParsers) -> None:
@@ -34,7 +33,7 @@ def register(sub: SubParsers) -> None:
     c_sub = c.add_subparsers(dest="k8s_command", metavar="ACTION", required=True)
 
     p = c_sub.add_parser("generate", help="write k8s/ (kernelspecs, cluster objects, Helm values, stack manifests)")
-    add_generate_flags(p, "--dir", DEFAULT_DIR, "where the files go (default: ./k8s)")
+    add_generate_flags(p, "--dir", DEFAULT_DIR, "where the files go (default: k8s/ of the dockyard checkout)")
     p.add_argument("--registry", default="", metavar="PREFIX", help="image name prefix, e.g. registry.example.com/team")
     p.add_argument("--namespace", default="dockyard", help="namespace of kernels and stacks (default: dockyard)")
     p.add_argument("--runtime-class", default="", metavar="NAME", help="runtime class of GPU pods, e.g. nvidia")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -16,11 +15,11 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, gpu, specs
+from .. import engine, paths, specs
 from ..config import Settings, load_settings
 from ..errors import DockyardError
 from ..images.inventory import image_state
-from ..kernel import kernelspec
+from ..kernel import install, kernelspec
 from . import pool_cmd
 from .common import SubParsers, add_generate_flags, console, sync_generated
 
@@ -74,7 +73,12 @@ def register(sub: SubParsers) -> None:
     p = k_sub.add_parser(
         "generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)"
     )
-    add_generate_flags(p, "--output", Path(kernelspec.DIRNAME), "where to write (default: ./kernels)")
+    add_generate_flags(
+        p,
+        "--output",
+        paths.checkout_dir(kernelspec.DIRNAME),
+        "where to write (default: kernels/ of the dockyard checkout)",
+    )
     p.set_defaults(func=cmd_generate)
 
 
@@ -83,7 +87,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     ksm = KernelSpecManager()
     prefix = sys.prefix if args.sys_prefix else args.prefix
     kernels_dir = Path(prefix, "share", "jupyter", "kernels") if prefix else Path(ksm.user_kernel_dir)
-    ready, waiting = (targets, []) if args.include_unbuilt else _split_startable(targets)
+    ready, waiting = (targets, []) if args.include_unbuilt else install.split_startable(targets)
     with tempfile.TemporaryDirectory(prefix="dockyard-kernelspec-") as tmp:
         for s, v in ready:
             name = kernelspec.kernel_name(s, v)
@@ -91,7 +95,7 @@ def cmd_install(args: argparse.Namespace) -> int:
             try:
                 dest = ksm.install_kernel_spec(str(source), name, user=prefix is None, prefix=prefix)
             except OSError as exc:
-                raise _cannot_write(f"Cannot install kernelspec {name}", exc) from None
+                raise install.cannot_write(f"Cannot install kernelspec {name}", exc) from None
             console.print(
                 f"[green]installed[/] {name}  {escape(kernelspec.display_name(s, v))}  → {escape(dest)}", soft_wrap=True
             )
@@ -102,12 +106,12 @@ def cmd_install(args: argparse.Namespace) -> int:
             try:
                 shutil.rmtree(stale)
             except OSError as exc:
-                raise _cannot_write(f"Cannot remove kernelspec {name}", exc) from None
+                raise install.cannot_write(f"Cannot remove kernelspec {name}", exc) from None
             console.print(f"[yellow]removed[/] {name} from {escape(str(kernels_dir))}", soft_wrap=True)
         console.print(
             f"[yellow]skipped[/] {name} ({escape(reason.problem)}): {escape(reason.fix or '')}", soft_wrap=True
         )
-    unbuilt = [v.ref for _, v, reason in waiting if reason.problem == _NOT_BUILT]
+    unbuilt = [v.ref for _, v, reason in waiting if reason.problem == install.NOT_BUILT]
     if unbuilt:
         console.print(
             f"Jupyter offers only kernels that can start. To add these: dockyard build {escape(' '.join(unbuilt))} "
@@ -118,90 +122,20 @@ def cmd_install(args: argparse.Namespace) -> int:
     return 1 if args.refs and waiting else 0  # a named kernel that was not installed is a failure for scripts
 
 
-_NOT_BUILT = "image not built"
-
-
-def _cannot_write(what: str, exc: OSError) -> DockyardError:
-    return DockyardError(
-        f"{what} ({exc.strerror or exc}: {exc.filename or ''})",
-        fix="install into a directory you may write: --user (the default), --sys-prefix inside a venv, or --prefix DIR",
-    )
-
-
-def _split_startable(
-    targets: list[tuple[specs.Spec, specs.Variant]],
-) -> tuple[list[tuple[specs.Spec, specs.Variant]], list[tuple[specs.Spec, specs.Variant, DockyardError]]]:
-    """(startable, [(spec, variant, why not)]). A kernel starts when its image is built for the site settings
-    the kernels use (or kernels.auto_build is on: it builds on first start) and the GPU setting can be met."""
-    settings = load_settings()
-    try:
-        client = engine.client(timeout=10)
-    except DockyardError as exc:
-        raise DockyardError(
-            f"Cannot tell which kernels can start: {exc.problem}",
-            fix="start the Docker engine ('dockyard doctor' says how) and run this again, or pass --include-unbuilt "
-            "to install the kernelspecs without checking their images",
-        ) from None
-    verdict: gpu.Verdict | None = None
-    ready: list[tuple[specs.Spec, specs.Variant]] = []
-    waiting: list[tuple[specs.Spec, specs.Variant, DockyardError]] = []
-    for s, v in targets:
-        try:
-            if gpu.wants_gpu(v.gpu, settings.kernels.gpu) and verdict is None:
-                verdict = gpu.assess(client, client.info())  # the verdict the provisioner uses (cached)
-            gpu.device_requests(v.gpu, settings.kernels.gpu, verdict, v.ref)  # raises where a start would fail
-        except DockyardError as exc:
-            waiting.append((s, v, exc))
-            continue
-        if settings.kernels.auto_build or image_state(client, s, v, settings.build).built:
-            ready.append((s, v))
-        else:
-            waiting.append((s, v, DockyardError(_NOT_BUILT, fix=f"dockyard build {v.ref}")))
-    return ready, waiting
-
-
 def add_built(targets: list[tuple[specs.Spec, specs.Variant]]) -> None:
-    """After `dockyard build`: install or refresh the built variants' kernelspecs in every kernel directory
-    that already holds dockyard kernels and that this user may write (so the launcher follows the builds);
-    where there is none, say how to add them."""
-    ksm = KernelSpecManager()
-    dirs = [Path(d) for d in dict.fromkeys(ksm.kernel_dirs) if _holds_dockyard_kernels(Path(d))]
-    writable = [d for d in dirs if os.access(d, os.W_OK)]
-    if not writable:
+    """After `dockyard build`: the built variants' kernels join the kernel dirs that hold dockyard kernels."""
+    added = install.add_built(targets)
+    if added is None:
         refs = " ".join(v.ref for _, v in targets)
         console.print(f"To use it in Jupyter: dockyard kernels install {escape(refs)}", soft_wrap=True)
         return
-    for s, v in targets:
-        name = kernelspec.kernel_name(s, v)
-        files = kernelspec.files(s, v)
-        for d in writable:
-            target = d / name
-            if target.exists() and not kernelspec.is_dockyard(target):
-                console.print(f"[yellow]not replaced[/] {escape(str(target))}: not a dockyard kernelspec")
-                continue
-            if target.is_dir() and {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()} == files:
-                console.print(f"kernel {name} up to date in {escape(str(d))}", soft_wrap=True)
-                continue
-            try:
-                if target.exists():
-                    shutil.rmtree(target)
-                kernelspec.write_dir(s, v, d)
-            except OSError as exc:
-                raise _cannot_write(f"Cannot install kernelspec {name}", exc) from None
-            console.print(f"[green]kernel[/] {name} → {escape(str(target))}", soft_wrap=True)
-
-
-def _holds_dockyard_kernels(kernels_dir: Path) -> bool:
-    try:
-        return any(p.name.startswith(kernelspec.PREFIX) and kernelspec.is_dockyard(p) for p in kernels_dir.iterdir())
-    except OSError:
-        return False
-
-
-def installed() -> dict[str, dict[str, Any]]:
-    """Installed dockyard kernelspecs by name: {'resource_dir': ..., 'spec': kernel.json as a dict}."""
-    found = KernelSpecManager().get_all_specs()
-    return {name: info for name, info in sorted(found.items()) if kernelspec.is_dockyard(Path(info["resource_dir"]))}
+    for a in added:
+        if a.outcome == "not replaced":
+            console.print(f"[yellow]not replaced[/] {escape(str(a.path))}: not a dockyard kernelspec")
+        elif a.outcome == "up to date":
+            console.print(f"kernel {a.name} up to date in {escape(str(a.path.parent))}", soft_wrap=True)
+        else:
+            console.print(f"[green]kernel[/] {a.name} → {escape(str(a.path))}", soft_wrap=True)
 
 
 def _image_status(info: dict[str, Any], client: docker.DockerClient | None, settings: Settings) -> str:
@@ -217,7 +151,7 @@ def _image_status(info: dict[str, Any], client: docker.DockerClient | None, sett
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    kernels = installed()
+    kernels = install.installed()
     try:
         client = engine.client(timeout=10)
     except DockyardError:
@@ -269,7 +203,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     ksm = KernelSpecManager()
-    names = args.names or list(installed())
+    names = args.names or list(install.installed())
     if not names:
         console.print("no dockyard kernels installed")
         return 0

@@ -7,8 +7,8 @@ import argparse
 from rich.markup import escape
 
 from .. import specs
+from ..images.lock_compiler import compile_lock, write_lock
 from ..images.lockfile import LockError, load_lock, lock_path, parse
-from ..images.resolve import compile_lock, write_lock
 from .common import SubParsers, add_build_flags, build_options, console
 
 

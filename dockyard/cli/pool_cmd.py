@@ -1,4 +1,4 @@
-"""`dockyard kernels pool [list|fill|drain]`: the warm kernel pool (kernel/pool.py, docs/pool.md)."""
+"""`dockyard kernels pool [list|fill|drain]`: the warm kernel pool (kernel/pool/pooled.py, docs/pool.md)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _kernel_name(text: str) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..kernel import pool
+    from ..kernel.pool import pooled as pool
 
     client = engine.client()
     rows = pool.listing(client)
@@ -98,8 +98,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fill(args: argparse.Namespace) -> int:
-    from ..kernel.pool import Pooled
-    from ..kernel.pool_keeper import PoolKeeper, fill_for
+    from ..kernel.pool.fill import fill_for
+    from ..kernel.pool.keeper import PoolKeeper
+    from ..kernel.pool.pooled import Pooled
 
     if args.count < 1 or args.count > 16:
         raise DockyardError(f"--count {args.count} is out of range", fix="fill 1 to 16 containers")
@@ -136,7 +137,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
 
 
 def cmd_drain(args: argparse.Namespace) -> int:
-    from ..kernel import pool
+    from ..kernel.pool import pooled as pool
 
     removed = pool.drain(engine.client())
     for name in removed:

@@ -1,6 +1,6 @@
 """GPUs for containers: what the engine can give (verdict), what a variant needs (requirements), policy.
 
-- engine.py: the daemon's own answers (`docker info`), no local-disk guesses
+- engine/gpu_info.py: the daemon's own answers (`docker info`), no local-disk guesses
 - probe.py: a throwaway container with the device request running nvidia-smi
 - verdict.py: evidence → one cached verdict with its reason
 - requirements.py: CUDA major → driver / compute capability, nvidia-smi parsing, the check
@@ -9,13 +9,40 @@
 
 from __future__ import annotations
 
-from docker.types import DeviceRequest
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DockyardError
-from .engine import EngineView, cdi_all, gpus_all, read_info
-from .probe import is_gpu_error
 from .requirements import CudaNeeds, GpuInfo, check, derive_major, parse_smi
-from .verdict import Verdict, assess, decide, forget
+
+if TYPE_CHECKING:
+    from docker.types import DeviceRequest
+
+    from ..engine.gpu_info import EngineView, cdi_all, gpus_all, read_info
+    from .probe import is_gpu_error
+    from .verdict import Verdict, assess, decide, forget
+
+# The parts that talk to the engine import the docker SDK (about 0.1 s): loaded on first use, so reading specs
+# (which needs requirements.py only) stays free of it.
+_LAZY = {
+    "EngineView": "..engine.gpu_info",
+    "cdi_all": "..engine.gpu_info",
+    "gpus_all": "..engine.gpu_info",
+    "read_info": "..engine.gpu_info",
+    "is_gpu_error": ".probe",
+    "Verdict": ".verdict",
+    "assess": ".verdict",
+    "decide": ".verdict",
+    "forget": ".verdict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    if name in ("probe", "verdict"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def wants_gpu(env_gpu: str, user_mode: str) -> bool:

@@ -16,9 +16,10 @@ import docker.errors
 import requests
 from docker.types import DeviceRequest
 
+from ..labels import LABEL_GPU_PROBE
 from .requirements import SMI_QUERY, GpuInfo, parse_smi
 
-PROBE_LABEL = "org.dockyard.gpu-probe"
+PROBE_LABEL = LABEL_GPU_PROBE
 _TIMEOUT = 60
 # Exit code of the probe's shell when nvidia-smi is not in the container: the GPU was attached (the
 # start succeeded), the hook just did not inject the tool (e.g. a CDI spec without it).

@@ -22,10 +22,10 @@ import docker.errors
 from docker.types import DeviceRequest
 
 from .. import paths
-from ..capabilities import PODMAN_NO_GPU, podman_info
+from ..engine.capabilities import PODMAN_NO_GPU, podman_info
+from ..engine.gpu_info import EngineView, cdi_all, gpus_all, read_info
 from ..labels import LABEL_ENV
 from . import probe
-from .engine import EngineView, cdi_all, gpus_all, read_info
 from .requirements import GpuInfo
 
 CACHE_TTL = 3600.0

@@ -19,7 +19,7 @@ from ..config import PROXY_VARIABLES, BuildOptions
 from ..engine import ensure_tag, find_image
 from ..errors import BuildError, EngineError
 from . import preflight
-from .buildlock import tag_lock
+from .build_mutex import tag_lock
 from .plan import BuildPlan
 from .render import FINAL_STAGE
 from .steps import StepParser, count_instructions, plain

@@ -16,7 +16,7 @@ from typing import Any
 
 from docker.types import DeviceRequest, Mount
 
-from ..capabilities import DOCKER, EngineCaps
+from ..engine.capabilities import DOCKER, EngineCaps
 from ..errors import DockyardError
 from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
 
@@ -132,7 +132,7 @@ class KernelContainer:
     cpus: float | None = None
     device_requests: list[DeviceRequest] = field(default_factory=list)
     connection_file_writable: bool = False  # only for a private copy (see DockerProvisioner._connection_file)
-    # A pooled container (kernel/pool.py): its own run directory (connection file, claim FIFO) is mounted at
+    # A pooled container (kernel/pool/pooled.py): its own run directory (connection file, claim FIFO) is mounted at
     # RUN_DIR instead of the connection file alone, and it is labelled with its pool key and that directory.
     pool_key: str | None = None
     run_dir: Path | None = None

@@ -4,84 +4,67 @@ LocalProvisioner's pre_launch is reused as is (ports, connection file, CurveZMQ 
 process handling is replaced by a container. The kernel talks to the host over loopback TCP, reads its
 connection file from a read-only bind mount, works in the notebook's directory (same absolute path)
 as the host UID:GID, and gets SIGINT through docker-init for interrupts (to its whole process group).
+The steps of a cold start live in kernel/cold_start.py, the connection file's in kernel/connection_file.py;
+this class is the jupyter_client contract that puts them in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import json
 import os
-import pwd
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 import docker.errors
-import requests
-import zmq
-import zmq.asyncio
-from jupyter_client.connect import KernelConnectionInfo, LocalPortCache
+from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
-from traitlets import Float, TraitError, Unicode
+from traitlets import Enum, Float, TraitError, Unicode
 
-from .. import capabilities, engine, gpu
-from ..config import GPU_MODES, NETWORK_MODES, load_settings
-from ..errors import DockyardError, EngineError
-from ..labels import LABEL_KERNEL_ID
-from . import exit_sweep, pool
-from .container import (
-    CONNECTION_FILE,
-    GROUP_SIGNAL_ARGV,
-    PORT_NAMES,
-    KernelContainer,
-    check_loopback,
-    container_argv,
-    create_kwargs,
-    kernel_banner_args,
-    kernel_environment,
-    workspace_mount,
-)
-from .pool_keeper import PoolKeeper
-from .reaper import owner_id, reap, remove_run_dir
-from .target import NotBuiltError, Request, Target, resolve
+from .. import engine
+from ..config import Settings, load_settings
+from ..engine.containers import remove_quietly
+from ..errors import DockyardError
+from ..options import GPU_MODES, NETWORK_MODES
+from . import cold_start, connection_file, exit_sweep, signals
+from .cold_start import Heartbeat, Launch, PortTakenError, engine_call
+from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv
+from .pool import pooled as pool
+from .pool.keeper import PoolKeeper
+from .reaper import reap, remove_run_dir
+from .target import KernelTarget, Request, for_start
 
-_LOG_TAIL = 25
-T = TypeVar("T")
 # metadata.kernel_provisioner.config keys: what resolving a target needs, plus the start-up wait.
 _CONFIG_KEYS = (*(f.name for f in dataclasses.fields(Request)), "startup_timeout")
-_CHOICES = {"gpu": GPU_MODES, "network": NETWORK_MODES}
 # A kernel start whose port another process took meanwhile (see _new_ports) is tried this often in all.
 _PORT_ATTEMPTS = 3
-_PORT_IN_USE = "Address already in use"  # zmq.error.ZMQError in the kernel's log (host network)
-
-
-class PortTakenError(DockyardError):
-    """The kernel could not bind a port of its connection file: another process took it first."""
 
 
 class DockerProvisioner(LocalProvisioner):
     """Runs a kernel in a container; selected by metadata.kernel_provisioner in kernel.json."""
 
     # The kernelspec's metadata.kernel_provisioner.config keys (the factory passes them as traits).
-    env = Unicode(None, allow_none=True, help="dockyard environment name (envs/NAME.yaml)")
-    variant = Unicode(None, allow_none=True, help="variant of the environment (cpu, cuda, ...)")
-    image = Unicode(None, allow_none=True, help="explicit image tag; skips the spec's content tag")
-    gpu = Unicode(None, allow_none=True, help="auto/off/required; default: the user's settings")
-    network = Unicode(None, allow_none=True, help="host/bridge; default: the user's settings")
-    workspace_root = Unicode(None, allow_none=True, help="mount this directory instead of the kernel's cwd")
-    shm_size = Unicode(None, allow_none=True, help="size of /dev/shm, e.g. '2g'")
-    memory = Unicode(None, allow_none=True, help="memory limit, e.g. '8g'")
-    cpus = Float(None, allow_none=True, help="CPU limit, e.g. 2.5")
-    startup_timeout = Float(60.0, help="seconds to wait for the kernel's heartbeat after the container starts")
+    env = Unicode(None, allow_none=True, help="dockyard environment name (envs/NAME.yaml)").tag(config=True)
+    variant = Unicode(None, allow_none=True, help="variant of the environment (cpu, cuda, ...)").tag(config=True)
+    image = Unicode(None, allow_none=True, help="explicit image tag; skips the spec's content tag").tag(config=True)
+    gpu = Enum(GPU_MODES, None, allow_none=True, help="default: the user's settings").tag(config=True)
+    network = Enum(NETWORK_MODES, None, allow_none=True, help="default: the user's settings").tag(config=True)
+    workspace_root = Unicode(None, allow_none=True, help="mount this directory instead of the kernel's cwd").tag(
+        config=True
+    )
+    shm_size = Unicode(None, allow_none=True, help="size of /dev/shm, e.g. '2g'").tag(config=True)
+    memory = Unicode(None, allow_none=True, help="memory limit, e.g. '8g'").tag(config=True)
+    cpus = Float(None, allow_none=True, help="CPU limit, e.g. 2.5").tag(config=True)
+    startup_timeout = Float(60.0, help="seconds to wait for the kernel's heartbeat after the container starts").tag(
+        config=True
+    )
 
     container_id: str | None = None
     container_name: str | None = None
-    _target: Target | None = None
+    _target: KernelTarget | None = None
+    _settings: Settings | None = None  # read once per start, in pre_launch
     _client: docker.DockerClient | None = None
     _private_file: Path | None = None
     _pool_dir: Path | None = None  # the run directory of a claimed pooled container
@@ -95,18 +78,13 @@ class DockerProvisioner(LocalProvisioner):
                 f"Unknown key(s) {', '.join(unknown)} in the kernelspec's metadata.kernel_provisioner.config",
                 fix=f"use only: {', '.join(_CONFIG_KEYS)}",
             )
-        for key, allowed in _CHOICES.items():
-            if kwargs.get(key) is not None and kwargs[key] not in allowed:
-                raise DockyardError(
-                    f"Kernel provisioner config {key}={kwargs[key]!r} is not valid",
-                    fix=f"use one of: {', '.join(allowed)}",
-                )
         try:
             super().__init__(**kwargs)
         except TraitError as exc:
             raise DockyardError(
                 f"Invalid value in the kernelspec's metadata.kernel_provisioner.config: {exc}",
-                fix="sizes are strings such as '8g', cpus and startup_timeout are numbers",
+                fix=f"gpu is one of {', '.join(GPU_MODES)}, network one of {', '.join(NETWORK_MODES)}; sizes are "
+                "strings such as '8g', cpus and startup_timeout are numbers",
             ) from None
 
     @property
@@ -118,6 +96,12 @@ class DockerProvisioner(LocalProvisioner):
         if self._client is None:
             self._client = engine.client()
         return self._client
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
 
     # --- start -----------------------------------------------------------------------------
 
@@ -138,34 +122,13 @@ class DockerProvisioner(LocalProvisioner):
         # so a restart runs what a fresh start would: the image of the spec's current content tag (a
         # `dockyard build` after editing the spec makes a new tag), under the current settings. Resolving
         # is cheap (tens of ms) when nothing needs building.
-        previous = self._target
-        try:
-            target = await asyncio.to_thread(self._resolve)
-        except NotBuiltError as exc:
-            # Spec edited, not built yet. Failing here would leave a dead kernel that Jupyter Server reports
-            # only as "Exception restarting kernel" (its restart handler drops our message), and a kernel that
-            # died (the auto-restarter's case) would stay dead: keep the image the kernel had, and say so in
-            # the server's log.
-            if previous is None or not await asyncio.to_thread(self._image_exists, previous.image):
-                raise
-            self.log.warning(
-                "dockyard: kernel %s restarts with its previous image %s, not the spec's current one: %s",
-                self.kernel_id,
-                previous.image,
-                exc,
-            )
-            target = previous
-        if previous is not None and previous.image != target.image:
-            self.log.info(
-                "dockyard: kernel %s restarts with image %s (was %s)", self.kernel_id, target.image, previous.image
-            )
-        self._target = target
+        self._settings = None
+        self._target = await asyncio.to_thread(self._next_target)
         kwargs = await super().pre_launch(**kwargs)
         kwargs["cmd"] = container_argv(self.kernel_spec.argv, extra)
         return kwargs
 
-    def _resolve(self) -> Target:
-        settings = load_settings()
+    def _next_target(self) -> KernelTarget:
         client = self.docker_client
         try:
             removed = reap(client)
@@ -174,25 +137,20 @@ class DockerProvisioner(LocalProvisioner):
         except Exception as exc:  # the reaper must never stop a kernel from starting
             self.log.warning("dockyard: could not check for orphaned kernel containers: %s", exc)
         req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
-        return _engine_call(resolve, client, settings, req)
-
-    def _image_exists(self, tag: str) -> bool:
-        return _engine_call(engine.find_image, self.docker_client, tag) is not None
+        return engine_call(for_start, client, self.settings, req, self._target, self.log, self.kernel_id or "?")
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        assert self._target is not None
-        assert self.parent is not None
         cwd = Path(os.path.realpath(kwargs.get("cwd") or os.getcwd()))
         env = kwargs.get("env") or {}
         first, self._launched = not self._launched, True
         exit_sweep.register()  # this process now owns a container: it goes when the process does
-        if first and (info := await asyncio.to_thread(self._claim_pooled, cmd, cwd, env)) is not None:
-            return info
+        kc = self._kernel_container(cmd, cwd, env)
+        if first and await asyncio.to_thread(self._claim_pooled, kc):
+            return self.connection_info
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             try:
-                container = self._kernel_container(cmd, cwd, env)
-                self.container_name = container.name
-                await asyncio.to_thread(_engine_call, self._start_with_gpu_fallback, container, cmd, cwd, env)
+                self.container_name = kc.name
+                await asyncio.to_thread(engine_call, self._start_with_gpu_fallback, kc, cmd, cwd, env)
                 await self._wait_until_ready()
                 break
             except PortTakenError as exc:
@@ -202,95 +160,71 @@ class DockerProvisioner(LocalProvisioner):
                 self.log.info("dockyard: kernel %s: %s; starting again on new ports", self.kernel_id, exc.problem)
                 await self._remove_container()
                 await self._new_ports()
+                kc = self._kernel_container(cmd, cwd, env)
             except BaseException:
                 await self._abandon_start()
                 raise
         self.cwd = str(cwd)
-        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, container.name, container.image)
-        self._keep_pool(container)
-        return self.connection_info
-
-    # --- the warm pool (kernel/pool.py) ------------------------------------------------------
-
-    def _claim_pooled(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelConnectionInfo | None:
-        """Take a ready pooled container for this kernel, if one fits exactly; None: start cold."""
-        assert self.parent is not None
-        if self.parent.curve_publickey is not None or load_settings().kernels.pool.size <= 0:
-            return None  # CurveZMQ keys are the KernelManager's own: a pooled kernel cannot have them
-        try:
-            kc = self._kernel_container(cmd, cwd, env)
-            claimed = pool.claim(self.docker_client, kc, new_name=kc.name)
-        except Exception as exc:  # the pool must never stop a kernel from starting
-            self.log.warning("dockyard: could not use the kernel pool: %s", exc)
-            claimed = None
-        self._drop_private_file()  # the cold start writes its own again
-        if claimed is None:
-            return None
-        self.container_id, self.container_name, self._pool_dir = claimed.id, claimed.name, claimed.run_dir
-        # The pool chose the ports and key: hand back those pre_launch reserved; the KernelManager takes the
-        # pool's (jupyter_client reconciles its connection file with what launch_kernel returns).
-        cache = LocalPortCache.instance()
-        for name in PORT_NAMES:
-            cache.return_port(int(self.connection_info[name]))  # type: ignore[literal-required]
-        info = dict(claimed.connection_info)
-        info["key"] = str(info["key"]).encode()
-        self.connection_info = info  # type: ignore[assignment]
-        self.cwd = str(cwd)
-        self.log.info("dockyard: kernel %s runs in pooled container %s (%s)", self.kernel_id, kc.name, kc.image)
+        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, kc.name, kc.image)
         self._keep_pool(kc)
         return self.connection_info
 
-    def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
-        """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
-        imports: what `dockyard kernels pool fill` fills for (kernel/pool_keeper.fill_for)."""
-        kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
+    def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
+        """The container of one start attempt; writes the private connection file it needs, if any."""
+        assert self._target is not None
+        assert self.parent is not None
+        km = self.parent
         self._drop_private_file()
-        return kc, self._pool_modules()
-
-    def _drop_private_file(self) -> None:
-        if self._private_file is not None:
-            self._private_file.unlink(missing_ok=True)
-            self._private_file = None
-
-    def _pool_modules(self) -> tuple[str, ...]:
-        framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
-        return pool.FRAMEWORK_MODULES.get(framework, ())
-
-    def _keep_pool(self, kc: KernelContainer) -> None:
-        """Refill the pool behind this kernel (in the background)."""
-        try:
-            PoolKeeper.instance().want(kc, self._pool_modules(), load_settings().kernels.pool)
-        except Exception as exc:
-            self.log.warning("dockyard: could not schedule the kernel pool: %s", exc)
+        path, writable, private = connection_file.for_container(
+            km.connection_file, self._target.network, km.curve_publickey is not None
+        )
+        self._private_file = path if private else None
+        launch = Launch(
+            kernel_id=self.kernel_id or "unknown",
+            cmd=cmd,
+            cwd=cwd,
+            env=env,
+            kernelspec_env=self.kernel_spec.env or {},
+            key=km.session.key.decode("utf-8", "replace") if km.session.key else "",
+            ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),  # type: ignore[literal-required]
+        )
+        return cold_start.kernel_container(self._target, launch, path, writable)
 
     def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
-        """Start; an optional GPU kernel whose start fails on the GPU request starts again without it.
-
-        The verdict can be stale (driver unloaded, toolkit removed) or wrong in ways only a real start shows
-        (Docker Desktop's 'nvidia' runtime on a machine without an NVIDIA GPU): a notebook should still open.
-        """
+        """Start; an optional GPU kernel whose start fails on the GPU request starts again without it."""
         assert self._target is not None
         try:
             self._create_and_start(kc)
             return
         except docker.errors.APIError as exc:
-            reason = str(exc.explanation or exc)
-            if not (kc.device_requests and self._target.gpu_fallback and gpu.is_gpu_error(reason)):
+            reason = cold_start.gpu_refusal(exc, kc, self._target)
+            if reason is None:
                 raise
         if self.container_id is not None:  # created, then refused at start: remove before the retry
-            self._remove(self.container_id)
+            remove_quietly(self.docker_client, self.container_id)
             self.container_id = None
-        notice = (
-            f"{self._target.ref} started without its GPU: the engine refused the GPU request "
-            f"({gpu.probe.first_line(reason)}); 'dockyard doctor' explains the GPU setup"
-        )
-        self.log.warning("dockyard: %s", notice)
-        with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
-            gpu.forget(self.docker_client.info())  # the cached verdict was wrong: probe again next time
-        self._target = dataclasses.replace(
-            self._target, device_requests=[], gpu_fallback=False, notices=(*self._target.notices, notice)
-        )
+        self._target = cold_start.without_gpu(self.docker_client, self._target, reason, self.log)
         self._create_and_start(self._kernel_container(cmd, cwd, env))
+
+    def _create_and_start(self, kc: KernelContainer) -> None:
+        created = cold_start.create(self.docker_client, kc, self.log)
+        self.container_id = str(created.id)  # at once, so a failed start still removes it
+        cold_start.start(created, kc)
+
+    async def _wait_until_ready(self) -> None:
+        assert self.parent is not None
+        assert self.container_id is not None
+        km = self.parent
+        hb = Heartbeat(
+            url=f"tcp://{self.connection_info['ip']}:{self.connection_info['hb_port']}",
+            curve=(km.curve_secretkey, km.curve_publickey) if km.curve_publickey is not None else None,
+            timeout=float(self.startup_timeout),
+        )
+        t = self._target
+        what = f"{t.ref}, image {t.image}" if t else "dockyard kernel"
+        await cold_start.wait_until_ready(
+            self.docker_client, self.container_id, str(self.container_name), what, hb, self.log
+        )
 
     async def _abandon_start(self) -> None:
         await self._remove_container()
@@ -305,192 +239,62 @@ class DockerProvisioner(LocalProvisioner):
         For a local kernel that window is milliseconds; for a container it is the container's start time.
         On a restart this changes the ports too, as restart_kernel(newports=True) would: clients connect anew.
         """
-        km = self.parent
-        assert km is not None
-        session = json.loads(Path(km.connection_file).read_text()).get("jupyter_session", "")
+        assert self.parent is not None
+        session = connection_file.session_of(self.parent.connection_file)
         await super().cleanup(restart=False)  # hands the old ports back to LocalPortCache (when cached)
-        km.cleanup_connection_file()
-        cache = LocalPortCache.instance() if self.ports_cached else None
-        for name in PORT_NAMES:
-            setattr(km, name, cache.find_available_port(km.ip) if cache else 0)  # 0: the file writer picks
-        km.write_connection_file(jupyter_session=session)
-        self.connection_info = km.get_connection_info()
+        self.connection_info = connection_file.rewrite_with_new_ports(self.parent, session, cached=self.ports_cached)
 
-    def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
-        assert self._target is not None
+    # --- the warm pool (kernel/pool/) ---------------------------------------------------------
+
+    def _claim_pooled(self, kc: KernelContainer) -> bool:
+        """Take a ready pooled container for this kernel, if one fits exactly; False: start cold."""
         assert self.parent is not None
-        target = self._target
-        key = self.parent.session.key.decode("utf-8", "replace") if self.parent.session.key else ""
-        user = _user_name()
-        connection_file, writable = self._connection_file(target.network)
-        return KernelContainer(
-            image=target.image,
-            env_name=target.env_name,
-            variant=target.variant,
-            kernel_id=self.kernel_id or "unknown",
-            owner=owner_id(),
-            argv=[*cmd, *kernel_banner_args(cmd, target.notices)],
-            environment={
-                **kernel_environment(
-                    env, kernelspec_env=self.kernel_spec.env or {}, image_env=target.image_env, secret=key, user=user
-                ),
-                **({"DOCKYARD_GPU_NOTICE": " | ".join(target.notices)} if target.notices else {}),
-            },
-            workspace=workspace_mount(cwd, target.workspace_root),
-            cwd=cwd,
-            connection_file=connection_file,
-            ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),  # type: ignore[literal-required]
-            network=target.network,
-            uid=os.getuid(),
-            gid=os.getgid(),
-            shm_size=target.shm_size,
-            memory=target.memory,
-            cpus=target.cpus,
-            device_requests=target.device_requests,
-            connection_file_writable=writable,
-        )
-
-    def _connection_file(self, network: str) -> tuple[Path, bool]:
-        """The host file to mount at CONNECTION_FILE, and whether the kernel may write it.
-
-        Normally the KernelManager's own file, read-only. A private copy (mode 600, next to it) when
-        the kernel needs different content or write access: in bridge mode it must bind 0.0.0.0 *inside*
-        its network namespace (the host side stays 127.0.0.1); with CurveZMQ keys ipykernel (7.4)
-        rewrites its connection file at start (it compares str keys from the file with bytes), which
-        fails on a read-only mount.
-        """
-        assert self.parent is not None
-        original = Path(os.path.realpath(self.parent.connection_file))
-        curve = self.parent.curve_publickey is not None
-        if network != "bridge" and not curve:
-            return original, False
-        info = json.loads(original.read_text())
-        if network == "bridge":
-            info["ip"] = "0.0.0.0"
-        path = original.with_name(f"{original.stem}-dockyard.json")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
-        self._private_file = path
-        return path, curve
-
-    def _create_and_start(self, kc: KernelContainer) -> None:
-        caps = capabilities.detect(self.docker_client)
-        if dropped := caps.unapplied_limits(kc.memory, kc.cpus):
-            # The engine would accept and ignore them: say so rather than let the user believe they hold.
-            self.log.warning(
-                "dockyard: kernel %s runs without its %s: %s",
-                self.kernel_id,
-                " and ".join(dropped),
-                caps.limits_reason(),
-            )
-        kwargs = create_kwargs(kc, caps)
+        if self.parent.curve_publickey is not None or self.settings.kernels.pool.size <= 0:
+            return False  # CurveZMQ keys are the KernelManager's own: a pooled kernel cannot have them
         try:
-            created = engine.create_container(self.docker_client, **kwargs)
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise
-            # A container of the same name: a leftover of this very kernel (e.g. an interrupted restart).
-            old = self.docker_client.containers.get(kc.name)
-            if old.labels.get(LABEL_KERNEL_ID) != kc.kernel_id:
-                raise
-            old.remove(force=True)
-            created = engine.create_container(self.docker_client, **kwargs)
-        self.container_id = str(created.id)  # at once, so a failed start still removes it
+            claimed = pool.claim(self.docker_client, kc, new_name=kc.name)
+        except Exception as exc:  # the pool must never stop a kernel from starting
+            self.log.warning("dockyard: could not use the kernel pool: %s", exc)
+            claimed = None
+        if claimed is None:
+            return False
+        self._drop_private_file()  # the pooled container has its own connection file
+        self.container_id, self.container_name, self._pool_dir = claimed.id, claimed.name, claimed.run_dir
+        # The pool chose the ports and key: hand back those pre_launch reserved; the KernelManager takes the
+        # pool's (jupyter_client reconciles its connection file with what launch_kernel returns).
+        connection_file.return_ports(self.connection_info)
+        info = dict(claimed.connection_info)
+        info["key"] = str(info["key"]).encode()
+        self.connection_info = info  # type: ignore[assignment]
+        self.cwd = str(kc.cwd)
+        self.log.info("dockyard: kernel %s runs in pooled container %s (%s)", self.kernel_id, kc.name, kc.image)
+        self._keep_pool(kc)
+        return True
+
+    def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
+        """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
+        imports: what `dockyard kernels pool fill` fills for (kernel/pool/fill.py)."""
+        kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
+        self._drop_private_file()
+        return kc, self._pool_modules()
+
+    def _pool_modules(self) -> tuple[str, ...]:
+        framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
+        return pool.FRAMEWORK_MODULES.get(framework, ())
+
+    def _keep_pool(self, kc: KernelContainer) -> None:
+        """Refill the pool behind this kernel (in the background)."""
         try:
-            created.start()
-        except docker.errors.APIError as exc:
-            text = str(exc.explanation or exc)
-            if _PORT_IN_USE.lower() in text.lower() or "port is already allocated" in text:  # bridge: publishing
-                raise PortTakenError(
-                    f"Another process took one of the kernel's ports before container {kc.name} could publish it",
-                    fix=f"start the kernel again (the engine said: {text})",
-                ) from None
-            raise
-
-    def _port_taken(self, log_tail: str) -> PortTakenError:
-        return PortTakenError(
-            f"Another process took one of the kernel's ports before the kernel in container {self.container_name} "
-            "could bind it",
-            fix=f"start the kernel again{log_tail}",
-        )
-
-    async def _wait_until_ready(self) -> None:
-        """Wait for the kernel's heartbeat; if the container dies or hangs, fail with its log."""
-        assert self.parent is not None
-        ctx = zmq.asyncio.Context()
-        sock = ctx.socket(zmq.REQ)
-        sock.linger = 0
-        if self.parent.curve_publickey is not None:  # same keys the KernelManager's own sockets use
-            sock.curve_secretkey = self.parent.curve_secretkey
-            sock.curve_publickey = self.parent.curve_publickey
-            sock.curve_serverkey = self.parent.curve_publickey
-        sock.connect(f"tcp://{self.connection_info['ip']}:{self.connection_info['hb_port']}")
-        deadline = time.monotonic() + float(self.startup_timeout)
-        try:
-            await sock.send(b"dockyard-ready?")
-            while not await sock.poll(200):
-                state, code = await asyncio.to_thread(self._state)
-                if state != "running":
-                    what = "was removed" if state == "missing" else f"exited with code {code}"
-                    tail = self._log_tail()
-                    if _PORT_IN_USE in tail:
-                        raise self._port_taken(tail)
-                    raise DockyardError(
-                        f"The kernel container {self.container_name} ({self._describe()}) {what} before the kernel "
-                        "was ready",
-                        fix="fix the cause shown in the container's log below (e.g. a package that fails to import), "
-                        f"rebuild with 'dockyard build', then start the kernel again{tail}",
-                    )
-                if time.monotonic() > deadline:
-                    tail = self._log_tail()
-                    if _PORT_IN_USE in tail:  # ipykernel can log the failed bind and hang instead of exiting
-                        raise self._port_taken(tail)
-                    raise DockyardError(
-                        f"The kernel in container {self.container_name} ({self._describe()}) did not answer within "
-                        f"{self.startup_timeout:.0f} s",
-                        fix="check the container's log below; if the image is just slow to start, raise "
-                        "'startup_timeout' "
-                        f"in the kernelspec's provisioner config{tail}",
-                    )
-            await sock.recv()
-        finally:
-            sock.close()
-            ctx.term()
-
-    def _describe(self) -> str:
-        t = self._target
-        return f"{t.ref}, image {t.image}" if t else "dockyard kernel"
-
-    def _log_tail(self) -> str:
-        if self.container_id is None:
-            return ""
-        try:
-            text = self.docker_client.api.logs(self.container_id, tail=_LOG_TAIL).decode("utf-8", "replace").rstrip()
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return ""
-        return f"\n--- last lines of the container's log ---\n{text or '(empty)'}\n---"
+            PoolKeeper.instance().want(kc, self._pool_modules(), self.settings.kernels.pool)
+        except Exception as exc:
+            self.log.warning("dockyard: could not schedule the kernel pool: %s", exc)
 
     # --- lifecycle -------------------------------------------------------------------------
-
-    def _state(self) -> tuple[str, int | None]:
-        """('running'|'exited'|'missing'|'unknown', exit code)."""
-        try:
-            attrs = self.docker_client.api.inspect_container(self.container_id)
-        except docker.errors.NotFound:
-            return "missing", -1
-        except (docker.errors.DockerException, requests.exceptions.RequestException, EngineError) as exc:
-            self.log.warning("dockyard: cannot inspect kernel container %s: %s", self.container_name, exc)
-            return "unknown", None
-        st = attrs.get("State") or {}
-        if st.get("Status") in ("created", "running", "paused", "restarting"):
-            return "running", None
-        return "exited", int(st.get("ExitCode", -1))
 
     async def poll(self) -> int | None:
         if self.container_id is None:
             return 0
-        state, code = await asyncio.to_thread(self._state)
+        state, code = await asyncio.to_thread(cold_start.state, self.docker_client, self.container_id, self.log)
         if state in ("running", "unknown"):
             return None  # an engine hiccup is not a dead kernel: the restarter would start a storm
         return code
@@ -506,32 +310,7 @@ class DockerProvisioner(LocalProvisioner):
     async def send_signal(self, signum: int) -> None:
         if self.container_id is None:
             return
-        await asyncio.to_thread(self._kill, int(signum))
-
-    def _kill(self, signum: int) -> None:
-        # docker kill → docker-init (PID 1) → the kernel's process group (TINI_KILL_PROCESS_GROUP, see
-        # container.create_kwargs), so a cell's child processes get it too; SIGKILL ends the whole container.
-        group_by_exec = signum == signal.SIGINT and not capabilities.detect(self.docker_client).init_signals_group
-        if group_by_exec and self._signal_group(signum):
-            return
-        try:
-            self.docker_client.api.kill(self.container_id, signal=signum)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if not capabilities.not_running(exc):  # Docker: 409, Podman: 500 "container state improper"
-                raise
-
-    def _signal_group(self, signum: int) -> bool:
-        """Signal the kernel's process group from inside the container (Podman's catatonit forwards a signal to
-        the kernel alone, so an os.system('sleep 20') cell would run on); False if that could not be done."""
-        try:
-            exec_id = self.docker_client.api.exec_create(self.container_id, [*GROUP_SIGNAL_ARGV, str(signum)])
-            self.docker_client.api.exec_start(exec_id)
-            return int(self.docker_client.api.exec_inspect(exec_id).get("ExitCode") or 0) == 0
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            self.log.warning("dockyard: kernel %s: signalling its process group failed (%s)", self.kernel_id, exc)
-            return False
+        await asyncio.to_thread(signals.deliver, self.docker_client, self.container_id, int(signum), self.log)
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
@@ -547,19 +326,15 @@ class DockerProvisioner(LocalProvisioner):
         cid, self.container_id = self.container_id, None
         self._drop_private_file()
         if cid is not None:
-            await asyncio.to_thread(self._remove, cid)
+            await asyncio.to_thread(remove_quietly, self.docker_client, cid)
         if self._pool_dir is not None:
             remove_run_dir(self._pool_dir)
             self._pool_dir = None
 
-    def _remove(self, cid: str) -> None:
-        try:
-            self.docker_client.api.remove_container(cid, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: removal already in progress
-                raise
+    def _drop_private_file(self) -> None:
+        if self._private_file is not None:
+            self._private_file.unlink(missing_ok=True)
+            self._private_file = None
 
     # --- persistence and timing ------------------------------------------------------------
 
@@ -578,35 +353,6 @@ class DockerProvisioner(LocalProvisioner):
 
     def get_stable_start_time(self, recommended: float = 10.0) -> float:
         return max(recommended, 20.0)  # container start + kernel start, slower with several at once
-
-
-def _user_name() -> str:
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return os.environ.get("USER") or "dockyard-user"
-
-
-def _engine_call(fn: Callable[..., T], *args: Any) -> T:
-    """Run fn; engine failures become one clear DockyardError for start_kernel to raise."""
-    try:
-        return fn(*args)
-    except DockyardError:
-        raise
-    except docker.errors.APIError as exc:
-        raise DockyardError(
-            f"The Docker engine refused to start the kernel container: {exc.explanation or exc}",
-            fix=(
-                "check the message above (a bad mount, an unknown runtime, a resource limit); 'dockyard doctor' "
-                "checks the engine"
-            ),
-        ) from None
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise EngineError(
-            f"Lost the connection to the Docker engine at {engine.describe_host()} while starting a kernel "
-            f"({type(exc).__name__})",
-            fix="check that dockerd is running ('dockyard doctor'), then start the kernel again",
-        ) from None
 
 
 __all__ = ["CONNECTION_FILE", "DockerProvisioner"]

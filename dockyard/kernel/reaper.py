@@ -78,7 +78,7 @@ def owner_gone(owner: str) -> bool:
 def container_owner(labels: dict[str, str]) -> str | None:
     """The process a kernel container belongs to; None when this user cannot tell.
 
-    A pooled container (kernel/pool.py) belongs to the process that filled it until a kernel claims it;
+    A pooled container (kernel/pool/pooled.py) belongs to the process that filled it until a kernel claims it;
     the claim writes the claimer's owner id into the run directory's 'taken' file (the label cannot change).
     """
     run_dir = labels.get(LABEL_POOL_DIR)

@@ -6,6 +6,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.models.images import Image
@@ -28,7 +29,7 @@ class NotBuiltError(DockyardError):
 
 
 @dataclass(frozen=True)
-class Target:
+class KernelTarget:
     image: str
     env_name: str
     variant: str
@@ -62,7 +63,39 @@ class Request:
     cpus: float | None = None
 
 
-def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Target:
+def for_start(
+    client: docker.DockerClient,
+    settings: Settings,
+    req: Request,
+    previous: KernelTarget | None,
+    log: logging.Logger | Any,
+    kernel_id: str,
+) -> KernelTarget:
+    """The target of a start, or of a restart (previous: the target the kernel had).
+
+    A restart runs what a fresh start would: the image of the spec's current content tag under the current
+    settings. But a spec edited and not built yet keeps the kernel's previous image: failing would leave a
+    dead kernel that Jupyter Server reports only as "Exception restarting kernel" (its restart handler drops
+    our message), and a kernel that died (the auto-restarter's case) would stay dead; the log says so.
+    """
+    try:
+        target = resolve_target(client, settings, req)
+    except NotBuiltError as exc:
+        if previous is None or find_image(client, previous.image) is None:
+            raise
+        log.warning(
+            "dockyard: kernel %s restarts with its previous image %s, not the spec's current one: %s",
+            kernel_id,
+            previous.image,
+            exc,
+        )
+        return previous
+    if previous is not None and previous.image != target.image:
+        log.info("dockyard: kernel %s restarts with image %s (was %s)", kernel_id, target.image, previous.image)
+    return target
+
+
+def resolve_target(client: docker.DockerClient, settings: Settings, req: Request) -> KernelTarget:
     """Find (or, with auto_build, build) the image and work out the container's resources."""
     s = specs.load(req.env) if req.env else None
     settings_gpu = req.gpu or settings.kernels.gpu
@@ -103,7 +136,7 @@ def resolve(client: docker.DockerClient, settings: Settings, req: Request) -> Ta
         network = "bridge"  # Docker Desktop's host network is the VM's, not the Mac's/PC's loopback
     resources = s.resources if s else {}
     root = req.workspace_root or settings.kernels.workspace_root
-    return Target(
+    return KernelTarget(
         image=tag,
         env_name=env_name,
         variant=variant_name,

@@ -77,12 +77,15 @@ class BuildJob:
     def _offer_kernel(self, spec: specs.Spec, variant: specs.Variant) -> None:
         """As `dockyard build` does: the built variant's kernelspec joins the kernel dirs that hold dockyard
         kernels (this server's own settings name the image, so it is the one just built)."""
-        from ...cli.kernels_cmd import add_built  # jupyter_client's KernelSpecManager, as the CLI uses it
+        from ...kernel.install import add_built  # jupyter_client's KernelSpecManager, as the CLI uses it
 
         try:
-            add_built([(spec, variant)])
+            added = add_built([(spec, variant)])
         except DockyardError as exc:  # the image is built all the same; say why Switch may not offer it
             self.output(f"kernelspec not installed: {exc.text}")
+            return
+        for a in added or []:
+            self.output(f"kernel {a.name}: {a.outcome} in {a.path.parent}")
 
     def summary(self) -> dict[str, Any]:
         with self._lock:

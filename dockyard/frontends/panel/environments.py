@@ -13,9 +13,9 @@ from ... import engine, gpu, specs
 from ...config import Settings, load_settings
 from ...errors import DockyardError
 from ...images.inventory import image_state
-from ...kernel import pool
 from ...kernel.kernelspec import display_name, kernel_name
-from ...kernel.pool_keeper import PoolKeeper
+from ...kernel.pool import pooled as pool
+from ...kernel.pool.keeper import PoolKeeper
 
 
 def snapshot(
@@ -55,7 +55,7 @@ def snapshot(
 def _pool(
     client: docker.DockerClient | None, settings: Settings | None
 ) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
-    """The warm pool (kernel/pool.py): its settings, this server's keeper, and per environment how many of
+    """The warm pool (kernel/pool/pooled.py): its settings, this server's keeper, and per environment how many of
     this user's pooled containers are ready, starting, or claimed (running kernels)."""
     keeper = PoolKeeper.instance()
     opts = settings.kernels.pool if settings is not None else None

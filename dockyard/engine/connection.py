@@ -1,8 +1,7 @@
-"""The Docker engine connection, with one clear error when it is not there."""
+"""The Docker engine connection, with one clear error (its cause, its fix) when it is not there."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import docker
@@ -11,14 +10,7 @@ from docker.models.containers import Container, _create_container_args
 from docker.models.images import Image
 
 from .capabilities import short_name
-from .errors import EngineError
-
-_FIX = (
-    "start the Docker daemon (e.g. 'sudo systemctl start docker', or 'sudo dockerd &'), make sure your user "
-    "may use its socket (member of the 'docker' group), or point DOCKER_HOST at a running engine (rootless "
-    "Podman: 'systemctl --user start podman.socket' or 'podman system service --time=0 &', see docs/podman.md); "
-    "'dockyard doctor' checks all of this"
-)
+from .unreachable import diagnose
 
 
 def find_image(client: docker.DockerClient, ref: str) -> Image | None:
@@ -42,24 +34,14 @@ def create_container(client: docker.DockerClient, **kwargs: Any) -> Container:
     return client.containers.get(client.api.create_container(**args)["Id"])
 
 
-def describe_host() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
 def client(timeout: int = 120) -> docker.DockerClient:
-    """A connected client; raises EngineError (not a traceback) when no daemon answers."""
+    """A connected client; raises EngineError naming the cause and its fix (not a traceback) when no engine
+    answers."""
     try:
         c = docker.from_env(timeout=timeout)
         c.ping()
-    except docker.errors.DockerException as exc:
-        reason = str(exc).split("(")[0].strip() or type(exc).__name__
-        if "Permission denied" in str(exc):
-            reason = "permission denied on the Docker socket"
-        raise EngineError(f"Cannot reach the Docker engine at {describe_host()} ({reason})", fix=_FIX) from None
-    except Exception as exc:  # requests/urllib3 errors surface here when the socket is gone
-        raise EngineError(
-            f"Cannot reach the Docker engine at {describe_host()} ({type(exc).__name__})", fix=_FIX
-        ) from None
+    except Exception as exc:  # DockerException, and requests/urllib3/paramiko errors when the socket is gone
+        raise diagnose(exc) from None
     return c
 
 

@@ -38,10 +38,12 @@ import docker.errors
 import requests
 from jupyter_core.paths import jupyter_runtime_dir
 
-from .. import capabilities, engine
-from ..labels import LABEL_ENV, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
-from .container import PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
-from .reaper import remove_run_dir
+from ... import engine
+from ...engine import capabilities
+from ...engine.containers import remove_quietly
+from ...labels import LABEL_ENV, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
+from ..container import PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
+from ..reaper import remove_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -387,13 +389,7 @@ def _hand_over(
 
 
 def _remove(client: docker.DockerClient, cid: str, run_dir: Path) -> None:
-    try:
-        client.api.remove_container(cid, force=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # removal already in progress
-            raise
+    remove_quietly(client, cid)
     remove_run_dir(run_dir)
 
 

@@ -6,7 +6,7 @@ Imports the environment's heavy modules, starts ipykernel on the pool's connecti
 then waits on the claim FIFO. A claim carries the notebook's working directory and the environment the
 cold container would have had; they are applied before the claimer hands the connection to any client,
 so the kernel then looks like one started cold in that directory (see docs/pool.md for what differs).
-The pool module (kernel/pool.py) copies this file into the pooled container's run directory.
+The pool module (kernel/pool/pooled.py) copies this file into the pooled container's run directory.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from ..engine.containers import remove_quietly
 from ..labels import LABEL_BUILD_LOCK, LABEL_BUILD_LOCK_OWNER
 
 LOCK_PREFIX = "dockyard-build-lock-"
@@ -67,7 +68,7 @@ def tag_lock(client: docker.DockerClient, tag: str, image: str, say: Callable[[s
         status = (attrs.get("State") or {}).get("Status")
         first_seen = created_since.setdefault(attrs["Id"], time.monotonic()) if status == "created" else None
         if status in ("exited", "dead") or (first_seen is not None and time.monotonic() - first_seen > START_GRACE):
-            _remove(client, attrs["Id"])  # by id: never a lock that a new holder took meanwhile
+            remove_quietly(client, attrs["Id"])  # by id: never a lock that a new holder took meanwhile
             continue
         if not waited:
             holder = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_BUILD_LOCK_OWNER, "another process")
@@ -78,7 +79,7 @@ def tag_lock(client: docker.DockerClient, tag: str, image: str, say: Callable[[s
     try:
         yield
     finally:
-        _remove(client, cid)
+        remove_quietly(client, cid)
         _close(link)
 
 
@@ -110,19 +111,9 @@ def _try_acquire(client: docker.DockerClient, name: str, tag: str, image: str) -
         link = client.api.attach_socket(cid, params={"stdin": 1, "stream": 1})
         client.api.start(cid)
     except BaseException:
-        _remove(client, cid)
+        remove_quietly(client, cid)
         raise
     return cid, link
-
-
-def _remove(client: docker.DockerClient, cid: str) -> None:
-    try:
-        client.api.remove_container(cid, force=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # 409: auto-remove is already at it
-            raise
 
 
 def _close(link: Any) -> None:

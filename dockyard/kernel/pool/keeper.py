@@ -10,36 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import docker
 import requests
-from jupyter_core.utils import run_sync
+from docker.utils import parse_bytes
 
-from .. import engine
-from ..config import PoolOptions
-from ..errors import DockyardError
-from . import exit_sweep, pool
-from .container import KernelContainer
-from .reaper import owner_id
+from ... import engine
+from ...config import PoolOptions
+from .. import exit_sweep
+from ..container import KernelContainer
+from ..reaper import owner_id
+from . import pooled as pool
 
 log = logging.getLogger(__name__)
 _SETTLE = 1.0  # seconds after a kernel start before filling: the new kernel gets the CPU first
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """'6g' → bytes (the config schema admits only this form)."""
-    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([kmg]?)", text.strip().lower())
-    if m is None:
-        raise ValueError(f"not a size: {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 @dataclass
@@ -158,7 +147,7 @@ class PoolKeeper:
 
     def _room_for(self, key: str, options: PoolOptions) -> bool:
         """Whether one more container for key fits the caps, making room from the least recent pools."""
-        limit = parse_size(options.max_memory)
+        limit = parse_bytes(options.max_memory)  # the config schema admits only what it reads
         while True:
             mine = self.mine()
             used = sum(self._memory.get(p.key, 0) for p in mine)
@@ -190,42 +179,8 @@ class PoolKeeper:
         return []
 
 
-def fill_for(kernel_name: str, cwd: Path, count: int, options: PoolOptions) -> list[pool.Pooled]:
-    """Fill `count` pooled containers for kernels of kernelspec kernel_name started in cwd, owned by this
-    process's keeper, and wait until they are ready. The container is described by the provisioner itself
-    (pre_launch without a launch), so it is exactly what a kernel start would create."""
-    from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import KernelManager
-
-    from .provisioner import DockerProvisioner
-
-    km = KernelManager(kernel_name=kernel_name)
-    try:
-        cmd, kw = km.pre_start_kernel(cwd=str(cwd))
-    except NoSuchKernel:
-        raise DockyardError(
-            f"No kernel named {kernel_name} is installed where Jupyter looks",
-            fix="install it with 'dockyard kernels install' (see 'dockyard kernels list')",
-        ) from None
-    try:
-        prov = km.provisioner
-        if not isinstance(prov, DockerProvisioner):
-            raise DockyardError(
-                f"Kernel {kernel_name} is not a dockyard container kernel",
-                fix="name a kernel 'dockyard kernels list' shows",
-            )
-        cold, modules = prov.pool_request(cmd, Path(cwd), kw.get("env") or {})
-    finally:
-        km.cleanup_resources()
-        if km.provisioner is not None:
-            run_sync(km.provisioner.cleanup)(restart=False)
-    keeper = PoolKeeper.instance()
-    keeper.want(cold, modules, replace(options, size=count, max_containers=max(options.max_containers, count)))
-    return keeper.top_up()
-
-
 def _by_id(cid: str) -> Callable[[pool.Pooled], bool]:
     return lambda p: p.id == cid
 
 
-__all__ = ["PoolKeeper", "parse_size"]
+__all__ = ["PoolKeeper"]
