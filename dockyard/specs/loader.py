@@ -139,7 +139,7 @@ def schema_error(
     doc: YamlDocument,
     err: jsonschema.ValidationError,
     error: type[DockyardError] = SpecError,
-    fmt: str = "the spec format in README",
+    fmt: str = "the spec format in docs/spec.md",
     hints: dict[str, str] | None = None,
 ) -> DockyardError:
     """One schema violation as one paragraph: file, line, field, value and the fix. Also used for other YAML
