@@ -345,8 +345,11 @@ def start_jupyter(app: str, jupyter_path: Path, scratch: Path, *args: str, **env
     root.mkdir(parents=True, exist_ok=True)
     log = scratch / f"{app}.log"
     env = jupyter_env(jupyter_path, scratch / "jupyter", JUPYTER_CONFIG_PATH=str(PANEL_CONFIG), **env_extra)
+    # The app's own module, not `-m jupyter APP`: that execs the first `jupyter-APP` on PATH, which may be another
+    # Python's (and another checkout's dockyard) when this one runs from a venv without its own scripts.
+    module = {"server": "jupyter_server", "lab": "jupyterlab"}[app]
     cmd = [
-        sys.executable, "-m", "jupyter", app, "--no-browser", "--allow-root",
+        sys.executable, "-m", module, "--no-browser", "--allow-root",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args,
     ]  # fmt: skip
