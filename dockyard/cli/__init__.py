@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from rich.console import Console
-from rich.markup import escape
 
 from .. import __version__
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
 from . import build_cmd, compose_cmd, devcontainer_cmd, doctor_cmd, env_cmd, k8s_cmd, kernels_cmd, lock_cmd
 

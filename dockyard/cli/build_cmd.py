@@ -7,11 +7,11 @@ import argparse
 import docker
 import docker.errors
 import requests
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, gpu, specs
 from ..config import BuildOptions, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
 from ..frontends import devcontainer
 from ..images import prune

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TypeAlias
 
 from rich.console import Console
-from rich.markup import escape
 
 from ..config import BuildOptions, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..generated import Tree
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # each command group registers on it

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import docker
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, specs
 from ..config import BuildOptions
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import ComposeError
 from ..frontends import compose
 from ..frontends.compose_run import (

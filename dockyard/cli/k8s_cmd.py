@@ -12,9 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from .. import engine, specs
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError, shown
 from ..frontends import k8s
 from ..frontends.k8s.common import GPU_RESOURCE, K8sOptions

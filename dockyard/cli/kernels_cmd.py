@@ -13,11 +13,11 @@ from typing import Any
 
 import docker
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, gpu, specs
 from ..config import Settings, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
 from ..images.inventory import image_state
 from ..kernel import kernelspec

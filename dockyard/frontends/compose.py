@@ -19,9 +19,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..config import PROXY_VARIABLES, BuildOptions
+from ..emit import compose as co
+from ..emit import dockerfile as df
+from ..emit import yamldoc
 from ..generated import Tree
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
@@ -57,13 +58,8 @@ def variable(*parts: str) -> str:
     return "DOCKYARD_" + "_".join(re.sub(r"[^A-Za-z0-9]", "_", p).upper() for p in parts)
 
 
-def _var(name: str, default: str) -> str:
-    return f"${{{name}:-{default}}}"
-
-
-def _literal(value: str) -> str:
-    """A value from a stack file, with '$' escaped so Compose interpolates nothing in it."""
-    return value.replace("$", "$$")
+_var = co.variable
+_literal = co.literal  # a value from a spec or stack file: '$' escaped so Compose interpolates nothing in it
 
 
 def lab_folder(spec: Spec, variant: Variant) -> str:
@@ -110,8 +106,8 @@ def lab_dockerfile(spec: Spec, variant: Variant) -> str:
         "# host kernelspec's name, so a notebook saved here opens with the container kernel on the host too.\n"
         f"RUN pip install --no-cache-dir {JUPYTERLAB} \\\n"
         "    && pip check \\\n"
-        f"    && python -m ipykernel install --sys-prefix --name {name} \\\n"
-        f'        --display-name "{lab_display_name(spec, variant)}" \\\n'
+        f"    && python -m ipykernel install --sys-prefix --name {df.shell_words([name])} \\\n"
+        f"        --display-name {df.shell_words([lab_display_name(spec, variant)])} \\\n"
         f"    && rm -rf {VENV}/share/jupyter/kernels/python3 \\\n"
         f"    && chmod -R a+rwX {VENV}\n"
     )
@@ -143,7 +139,7 @@ def lab_compose(spec: Spec, variant: Variant) -> dict[str, Any]:
         "user": "${DOCKYARD_UID:-1000}:${DOCKYARD_GID:-1000}",
         "working_dir": LAB_WORKSPACE,
         "environment": {
-            **dict(sorted(spec.kernel["env"].items())),
+            **{k: _literal(v) for k, v in sorted(spec.kernel["env"].items())},
             "HOME": "/tmp/home",
             # Empty (run by hand without dockyard): JupyterLab makes a random token and logs it.
             "JUPYTER_TOKEN": "${DOCKYARD_LAB_TOKEN:-}",
@@ -186,7 +182,7 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
     else:
         assert service.build_context is not None
         out["image"] = _var(variable("IMAGE", service.name), f"{build_repository(stack, service)}:latest")
-        build: dict[str, Any] = {"context": _relative(service.build_context, out_folder)}
+        build: dict[str, Any] = {"context": _literal(_relative(service.build_context, out_folder))}
         build["args"] = dict(PROXY_ARGS)
         if service.build_base:
             build["args"] = {"BASE": _var(variable("BASE", service.name), service.build_base), **PROXY_ARGS}
@@ -202,7 +198,7 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
         out["environment"] = dict(sorted(environment.items()))
     volumes = [f"{v}:{path}" for v, path in service.volumes.items()]
     if service.files:
-        volumes.append(f"{_relative(service.files, out_folder)}:{STACK_FILES}:ro")
+        volumes.append(f"{_literal(_relative(service.files, out_folder))}:{STACK_FILES}:ro")
         out["working_dir"] = STACK_FILES
     if volumes:
         out["volumes"] = volumes
@@ -243,16 +239,8 @@ def stack_build_tag(stack: Stack, service: StackService, options: BuildOptions) 
 # ---------------------------------------------------------------------------------------------------- files
 
 
-class _Dumper(yaml.SafeDumper):
-    """Plain YAML for people: a value used twice is written twice, never as an &anchor/*alias."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def _dump(header: str, data: dict[str, Any]) -> bytes:
-    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, allow_unicode=True)
-    return (header + body).encode()
+    return yamldoc.documents(header, data)
 
 
 def render_lab(spec: Spec, variant: Variant) -> dict[str, bytes]:
@@ -270,7 +258,7 @@ def render_lab(spec: Spec, variant: Variant) -> dict[str, bytes]:
 def render_stack(stack: Stack, out_dir: Path) -> dict[str, bytes]:
     rel = _relative(stack.path, out_dir / stack.name)
     header = (
-        f"{MARKER} from {rel}. Edit the stack, then run 'dockyard compose generate'.\n"
+        f"{MARKER} from {df.comment(rel)}. Edit the stack, then run 'dockyard compose generate'.\n"
         f"# Start: 'dockyard compose up {stack.name}' (builds the images, sets the variables); "
         f"check: 'dockyard compose verify {stack.name}'.\n"
     )

@@ -12,6 +12,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..emit import devcontainer as dc
 from ..generated import Tree
 from ..gpu import Verdict
 from ..images.naming import image_alias
@@ -134,7 +135,8 @@ def render(spec: Spec, variant: Variant, workspace: Path) -> bytes:
         f"{MARKER} from envs/{spec.name}.yaml, variant {variant.name}. Edit the spec, then run\n"
         "// 'dockyard devcontainer generate'. The image is built on the host by initializeCommand.\n"
     )
-    return (header + json.dumps(config(spec, variant, workspace), indent=2, ensure_ascii=False) + "\n").encode()
+    body = json.dumps(dc.checked(config(spec, variant, workspace)), indent=2, ensure_ascii=False)
+    return (header + body + "\n").encode()
 
 
 def render_all(specs: list[Spec], workspace: Path) -> dict[str, bytes]:

@@ -96,7 +96,9 @@ def _server_pod(namespace: str) -> dict[str, str] | None:
         found = client.CoreV1Api().read_namespaced_pod(name=name, namespace=namespace)
     except Exception:  # no right to read pods, or not a pod: kernel pods are then left to `dockyard k8s gc`
         return None
-    return {"name": name, "uid": found.metadata.uid}
+    uid = found.metadata.uid if found.metadata else None
+    # An owner reference needs the pod's uid; without one the kernel pods are left to `dockyard k8s gc`.
+    return {"name": name, "uid": uid} if uid else None
 
 
 def _upstream() -> ModuleType:

@@ -1,0 +1,48 @@
+"""YAML documents through PyYAML's safe dumper: every string is a scalar the dumper quotes as it must, so no
+value can add a key, an item, a tag or a document. No anchors/aliases (a value used twice is written twice)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from .dockerfile import comment
+
+
+class Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+class BlockDumper(Dumper):
+    """Multi-line strings (a ConfigMap's files, scripts) as literal blocks, readable in review; PyYAML falls back
+    to a quoted style where a block cannot hold the value exactly."""
+
+
+def _block_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+BlockDumper.add_representer(str, _block_str)
+
+
+def dump(data: Any, *, blocks: bool = False) -> str:
+    return yaml.dump(
+        data,
+        Dumper=BlockDumper if blocks else Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
+        allow_unicode=True,
+    )
+
+
+def documents(header: str, *docs: Any, blocks: bool = False) -> bytes:
+    """`header` (comment lines) then the documents, '---' between them."""
+    return (header + "---\n".join(dump(d, blocks=blocks) for d in docs)).encode()
+
+
+def header_line(text: str) -> str:
+    """One `# ...` comment line for free text (control characters escaped)."""
+    return f"# {comment(text)}\n"
