@@ -85,8 +85,20 @@ class K8sOptions:
         return out
 
 
-def launcher_path(kernel: str, options: K8sOptions) -> str:
-    return f"{options.kernels_dir}/{kernel}/scripts/launch_kubernetes.py"
+LAUNCHER_DIRNAME = "dockyard-k8s"  # beside the kernels folder: /usr/local/share/jupyter/dockyard-k8s
+
+
+def launcher_dir(options: K8sOptions) -> str:
+    """Where the one launcher and pod template live on the server (k8s/launcher/ installed there)."""
+    return f"{options.kernels_dir.rstrip('/').rpartition('/')[0]}/{LAUNCHER_DIRNAME}"
+
+
+def launcher_path(options: K8sOptions) -> str:
+    return f"{launcher_dir(options)}/launch_kubernetes.py"
+
+
+def kernelspec_path(kernel: str, options: K8sOptions) -> str:
+    return f"{options.kernels_dir}/{kernel}"
 
 
 def kernel_image(variant: Variant, options: K8sOptions) -> str:
