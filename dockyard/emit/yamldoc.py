@@ -15,12 +15,26 @@ class Dumper(yaml.SafeDumper):
         return True
 
 
+# YAML readers treat NEL and the Unicode line/paragraph separators as line breaks, yet PyYAML's emitter writes them
+# raw with allow_unicode (a value would come back with a space instead); the double-quoted style escapes them.
+_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"' if _BREAKS & set(data) else None)
+
+
+Dumper.add_representer(str, _str)
+
+
 class BlockDumper(Dumper):
     """Multi-line strings (a ConfigMap's files, scripts) as literal blocks, readable in review; PyYAML falls back
     to a quoted style where a block cannot hold the value exactly."""
 
 
 def _block_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    if _BREAKS & set(data):
+        return _str(dumper, data)
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
 
 

@@ -46,6 +46,22 @@ def keywords(environ: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in environ.items() if name.startswith("KERNEL_")}
 
 
+# json.dumps writes a character beyond U+FFFF as a UTF-16 surrogate pair (\\ud83d\\ude00), which YAML reads as two
+# invalid characters; YAML's own escape for it is \\U0001f600. Only escapes preceded by an even run of backslashes
+# are escapes (an odd one is an escaped backslash followed by text).
+_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _yaml_json(obj: Any, **kwargs: Any) -> str:
+    """tojson's dumps: JSON that is also YAML meaning the same (a double-quoted scalar, flow collections)."""
+
+    def astral(m: re.Match[str]) -> str:
+        code = 0x10000 + ((int(m.group(2), 16) - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
+        return f"{m.group(1)}\\U{code:08x}"
+
+    return _PAIR.sub(astral, json.dumps(obj, **kwargs))
+
+
 def render(values: Mapping[str, Any], template_dir: Path = HERE) -> str:
     """The pod YAML for these template variables (StrictUndefined: a template bug fails, never renders blank)."""
     env = ImmutableSandboxedEnvironment(
@@ -55,6 +71,7 @@ def render(values: Mapping[str, Any], template_dir: Path = HERE) -> str:
         autoescape=False,  # the template escapes each value for YAML itself (tojson); HTML escaping would garble
         undefined=jinja2.StrictUndefined,
     )
+    env.policies["json.dumps_function"] = _yaml_json
     return env.get_template(TEMPLATE).render(**values)
 
 

@@ -1,0 +1,288 @@
+"""Data never becomes code: arbitrary strings in every user-settable field, through every generator.
+
+For each generated file the test parses the output back the way its consumer does (the Dockerfile parser's line
+and quoting rules, JSON + jupyter_client's env substitution, devcontainer.json + the Dev Containers tooling's
+`${...}` substitution, YAML + Compose interpolation, the Kubernetes launcher's sandboxed Jinja render) and checks
+that the value comes back unchanged and adds no instruction, key, line or expansion. A value a consumer cannot
+carry may instead be refused with one DockyardError paragraph; nothing else is allowed (no traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import re
+import shlex
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import json5
+import kubernetes_validate
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dockyard import specs
+from dockyard.config import BuildOptions
+from dockyard.emit import Unrepresentable
+from dockyard.emit.terminal import safe
+from dockyard.frontends import compose, devcontainer
+from dockyard.frontends.k8s import kernelspecs
+from dockyard.frontends.k8s.common import K8sOptions
+from dockyard.images import render
+from dockyard.kernel import kernelspec
+from dockyard.specs import Spec, Variant
+from dockyard.specs.stacks import load_all_stacks
+
+REPO = Path(__file__).resolve().parent.parent
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Everything, with the characters each consumer treats specially drawn often.
+SPECIAL = st.sampled_from(
+    [*list("$\\\"'`{}#%:\n\r\t\x00\x1b "), "${", "{{", "{#", "{%", "$(", "$$", "\u202e", "\u2028"]
+)
+VALUES = st.lists(st.one_of(SPECIAL, st.text(max_size=4)), max_size=12).map("".join)
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(lambda n: not n.startswith("DOCKYARD_"))
+ENVS = st.dictionaries(NAMES, VALUES, max_size=3)
+
+
+def minimal(display_name: str = "Minimal", env: dict[str, str] | None = None) -> tuple[Spec, Variant]:
+    spec = specs.load("minimal")
+    variant = replace(spec.variants["cpu"], env_vars={**spec.variants["cpu"].env_vars, **(env or {})})
+    spec = replace(
+        spec, display_name=display_name, kernel={**spec.kernel, "env": dict(env or {})}, variants={"cpu": variant}
+    )
+    return spec, variant
+
+
+# ------------------------------------------------------------------------------------------ Dockerfile
+
+
+def instructions(text: str) -> list[str]:
+    """The Dockerfile parser's view: comments and blank lines dropped, `\\`-continued lines joined."""
+    out: list[str] = []
+    pending = ""
+    for line in text.split("\n"):
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + "\n"
+            continue
+        out.append(pending + line)
+        pending = ""
+    assert not pending
+    return out
+
+
+def env_assignments(instruction: str) -> dict[str, str]:
+    """ENV k="v" ... as the builder's lexer reads double quotes: `\\` escapes only `"`, `$` and `\\`."""
+    out: dict[str, str] = {}
+    for m in re.finditer(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\$]|\\["$\\]|\\.)*)"', instruction):
+        assert "$" not in re.sub(r"\\.", "", m.group(2)), "an unescaped $ would be expanded by the builder"
+        out[m.group(1)] = re.sub(r'\\(["$\\])', r"\1", m.group(2))
+    return out
+
+
+@SETTINGS
+@given(env=ENVS, index=VALUES)
+def test_dockerfile_keeps_values_as_values(env: dict[str, str], index: str) -> None:
+    spec, variant = minimal(env=env)
+    options = BuildOptions(pip_extra_index_urls=(index,))
+    baseline = instructions(render.dockerfile(*minimal(), BuildOptions(pip_extra_index_urls=("https://x",)),
+                                              has_ca=False, has_pip_conf=False))  # fmt: skip
+    try:
+        text = render.dockerfile(spec, variant, options, has_ca=False, has_pip_conf=False)
+    except Unrepresentable:
+        assert any(re.search(r"[\x00-\x08\x0a-\x1f\x7f]", v) for v in [*env.values(), index])
+        return
+    got = instructions(text)
+    assert [i.split()[0] for i in got] == [i.split()[0] for i in baseline]  # no instruction added or lost
+    runtime = env_assignments(got[-2])
+    assert {k: runtime[k] for k in env} == env
+    (install,) = [i for i in got if "pip install" in i]
+    words = shlex.split(install.replace("\\\n", " ").removeprefix("RUN "))
+    assert words[words.index("--extra-index-url") + 1] == index
+
+
+@SETTINGS
+@given(name=VALUES)
+def test_lab_dockerfile_display_name_is_one_word(name: str) -> None:
+    spec, variant = minimal(display_name=name)
+    spec = replace(spec, framework="custom")
+    try:
+        text = compose.lab_dockerfile(spec, variant)
+    except Unrepresentable:
+        assert re.search(r"[\x00-\x08\x0a-\x1f\x7f]", name)
+        return
+    got = instructions(text)
+    assert [i.split()[0] for i in got] == ["ARG", "FROM", "USER", "RUN"]
+    words = shlex.split(got[-1].replace("\\\n", " ").removeprefix("RUN "))
+    assert words[words.index("--display-name") + 1] == compose.lab_display_name(spec, variant)
+    assert words.count("&&") == 4  # no command added
+
+
+# ------------------------------------------------------------------------------------------ kernel.json
+
+
+def jupyter_client_env(kernel_env: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
+    """What jupyter_client's KernelProvisionerBase.pre_launch makes of a kernelspec's env."""
+    from jupyter_client.kernelspec import KernelSpec
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+
+    provisioner = LocalProvisioner(kernel_id="k", kernel_spec=KernelSpec(env=kernel_env), parent=None)
+    out: dict[str, str] = provisioner._KernelProvisionerBase__apply_env_substitutions(environ)  # type: ignore[attr-defined]
+    return out
+
+
+@SETTINGS
+@given(env=ENVS, name=VALUES)
+def test_kernel_json_env_survives_jupyter_clients_substitution(env: dict[str, str], name: str) -> None:
+    spec, variant = minimal(display_name=name, env=env)
+    spec = replace(spec, framework="custom")
+    data = json.loads(kernelspec.files(spec, variant)[kernelspec.KERNEL_JSON])
+    server = {"JUPYTER_TOKEN": "server-secret", "HOME": "/root", **dict.fromkeys(env, "LEAKED")}
+    assert jupyter_client_env(data["env"], server) == env
+    assert data["display_name"] == kernelspec.display_name(spec, variant)
+
+
+# ------------------------------------------------------------------------------------------ devcontainer.json
+
+DEVCONTAINER_VARIABLE = re.compile(r"\$\{(.*?)\}")  # @devcontainers/cli variableSubstitution.ts
+
+
+def strings(data: Any) -> list[str]:
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for k, v in data.items() for s in (k, *strings(v))]
+    if isinstance(data, list):
+        return [s for v in data for s in strings(v)]
+    return []
+
+
+@SETTINGS
+@given(env=ENVS, name=VALUES)
+def test_devcontainer_json_holds_no_expansion(env: dict[str, str], name: str) -> None:
+    spec, variant = minimal(display_name=name, env=env)
+    try:
+        text = devcontainer.render(spec, variant, REPO).decode()
+    except Unrepresentable:
+        assert any("${" in v for v in [*env.values(), *env, name])
+        return
+    data = json5.loads(text)
+    assert not [s for s in strings(data) if DEVCONTAINER_VARIABLE.search(s)]
+    assert data["containerEnv"] == env
+    assert data["name"] == f"{name} [cpu]"
+
+
+# ------------------------------------------------------------------------------------------ Compose
+
+COMPOSE_VARIABLE = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-zA-Z][_a-zA-Z0-9]*)|\{(?P<braced>[^}]*)\}|())")
+
+
+def interpolate(value: str, ours: frozenset[str] = frozenset()) -> str:
+    """Compose's interpolation (docker-compose 1.29 / v2): `$$` is a literal `$`; any other `$` expands. Only
+    variables dockyard itself writes (`ours`) may expand; a value's own `$` must never."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group("escaped"):
+            return "$"
+        name = (m.group("named") or m.group("braced") or "").split(":")[0]
+        assert name in ours, f"Compose would expand {m.group()!r}"
+        return m.group()
+
+    return COMPOSE_VARIABLE.sub(one, value)
+
+
+@SETTINGS
+@given(env=ENVS)
+def test_lab_compose_env_is_not_interpolated(env: dict[str, str]) -> None:
+    spec, variant = minimal(env=env)
+    data = yaml.safe_load(compose.render_lab(spec, variant)[f"{compose.lab_folder(spec, variant)}/compose.yaml"])
+    service = data["services"]["lab"]
+    got = {k: interpolate(v, frozenset({"DOCKYARD_LAB_TOKEN"})) for k, v in service["environment"].items()}
+    assert {k: got[k] for k in env} == env
+    assert set(data) == {"services"}
+    assert set(data["services"]) == {"lab"}
+
+
+@SETTINGS
+@given(value=VALUES, command=st.lists(VALUES, min_size=1, max_size=3))
+def test_stack_compose_values_are_not_interpolated(value: str, command: list[str]) -> None:
+    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    name, service = next(iter(stack.services.items()))
+    service = replace(service, environment={"CRAFTED": value}, command=tuple(command))
+    stack = replace(stack, services={**stack.services, name: service})
+    data = yaml.safe_load(compose.render_stack(stack, REPO / "compose")[f"{stack.name}/compose.yaml"])
+    got = data["services"][name]
+    assert interpolate(got["environment"]["CRAFTED"]) == value
+    assert [interpolate(c) for c in got["command"]] == command
+    assert set(data["services"]) == set(stack.services)
+
+
+# ------------------------------------------------------------------------------------------ Kubernetes
+
+
+@functools.lru_cache(maxsize=1)
+def launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "dockyard_launch_kubernetes", REPO / "k8s/launcher/launch_kubernetes.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@SETTINGS
+@given(env=ENVS, client=VALUES, name=VALUES)
+def test_k8s_values_stay_data_in_the_pod(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], client: str,
+                                         name: str) -> None:  # fmt: skip
+    spec, variant = minimal(display_name=name, env=env)
+    folder = tmp_path_factory.mktemp("k")
+    for rel, data in kernelspecs.files(spec, variant, K8sOptions()).items():
+        (folder / Path(rel).name).write_bytes(data)
+    kernel_json = json.loads((folder / "kernel.json").read_text())
+    assert jupyter_client_env(kernel_json["env"], dict.fromkeys(env, "LEAKED")) == env
+    mod = launcher()
+    client_env = {"KERNEL_ID": "k1", "KERNEL_POD_NAME": client, "KERNEL_NAMESPACE": "dockyard"}
+    client_env |= {"KERNEL_IMAGE": client, "KERNEL_UID": client}
+    values = {**mod.keywords(client_env), "pod": mod.pod_values(folder)}
+    pod = yaml.safe_load(mod.render(values, REPO / "k8s" / "launcher"))
+    container = pod["spec"]["containers"][0]
+    assert {e["name"]: e["value"] for e in container["env"][2:]} == env
+    assert pod["metadata"]["name"] == client
+    assert container["image"] == client
+    assert pod["spec"]["securityContext"]["runAsUser"] >= 1
+    assert set(pod) == {"apiVersion", "kind", "metadata", "spec"}
+    if client.isalnum() and client.islower() and client.isascii():  # a valid name and image: the pod is valid too
+        kubernetes_validate.validate(pod, "1.34.0", strict=True)
+
+
+def test_the_pod_template_is_rendered_in_a_sandbox(tmp_path: Path) -> None:
+    """Even template text (not only data) cannot reach Python: the launcher's Jinja environment is sandboxed."""
+    from jinja2.exceptions import SecurityError
+
+    (tmp_path / "kernel-pod.yaml.j2").write_text("{{ cycler.__init__.__globals__.os.getpid() }}")
+    with pytest.raises(SecurityError):
+        launcher().render({}, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ the terminal
+
+
+@SETTINGS
+@given(value=VALUES)
+def test_terminal_text_is_inert(value: str) -> None:
+    from rich.console import Console
+
+    console = Console(record=True, width=200, color_system=None, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(safe(value), markup=True)
+    shown = console.export_text()
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200b-\u200f]", shown)
+    if value.isprintable() and "\\" not in value:
+        assert value in shown.replace("\n", "") or len(value) > 150
