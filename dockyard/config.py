@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import hostfiles, paths
 from .errors import ConfigError, shown
 from .specs.validation import first_error
 from .specs.yamlsource import load_yaml, where
@@ -165,7 +165,7 @@ def _ca_path(path: Path, origin: str) -> Path:
             f"{origin}: CA certificate path {shown(str(path))} does not exist",
             fix="give a PEM file or a directory of PEM files",
         )
-    return resolved
+    return hostfiles.ca_source(resolved, origin)  # a regular file of bounded size (not /dev/zero), or a folder
 
 
 def _wheelhouse_path(value: str, origin: str) -> Path:
@@ -304,18 +304,24 @@ def load_settings() -> Settings:
             f"DOCKYARD_KERNEL_NETWORK={shown(network)} is not a network mode", fix=f"use {', '.join(NETWORK_MODES)}"
         )
     root = env.get("DOCKYARD_WORKSPACE_ROOT") or kernels_cfg.get("workspace_root")
+    root_origin = (
+        "DOCKYARD_WORKSPACE_ROOT" if env.get("DOCKYARD_WORKSPACE_ROOT") else f"{origin}: kernels.workspace_root"
+    )
     auto_build = _env_flag("DOCKYARD_AUTO_BUILD")
     pool_cfg = kernels_cfg.get("pool", {})
     pool_size = env.get("DOCKYARD_POOL_SIZE") or pool_cfg.get("size", PoolOptions.size)
     if not re.fullmatch(r"[0-9]{1,2}", str(pool_size)) or int(pool_size) > 16:
+        where_set = "DOCKYARD_POOL_SIZE" if env.get("DOCKYARD_POOL_SIZE") else f"{origin}: kernels.pool.size"
         raise ConfigError(
-            f"DOCKYARD_POOL_SIZE={shown(str(pool_size))} is not a pool size",
+            f"{where_set}={shown(str(pool_size))} is not a pool size",
             fix="use a whole number from 0 (no warm pool) to 16",
         )
     kernels = KernelOptions(
         gpu=gpu,
         network=network,
-        workspace_root=_host_path(root, "DOCKYARD_WORKSPACE_ROOT / kernels.workspace_root", "workspace root")
+        workspace_root=hostfiles.mount_source(
+            _host_path(root, root_origin, "workspace root"), root_origin, "workspace root"
+        )
         if root
         else None,
         auto_build=kernels_cfg.get("auto_build", False) if auto_build is None else auto_build,
