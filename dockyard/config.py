@@ -250,7 +250,25 @@ def _index_url(value: str, origin: str) -> str:
             f"{origin}: {shown(value)} is not a package index URL",
             fix="give an http(s):// or file:// URL without spaces, e.g. https://pypi.example/simple",
         )
+    if hidden := without_credentials(value):
+        # The URL reaches the build's RUN line and /etc/pip.conf, so it would ship in every layer and in
+        # `docker history`. The classic builder (Docker's default through the SDK) has no build secrets.
+        raise ConfigError(
+            f"{origin}: the package index URL {shown(hidden, 120)} carries credentials (user:token@), which "
+            "would be written into the image's layers and history",
+            fix="give the URL without credentials: download the wheels you need into a wheelhouse (build.wheelhouse "
+            "/ --wheelhouse), or point at a mirror that needs no login on your network",
+        )
     return value
+
+
+def without_credentials(url: str) -> str | None:
+    """url with its user info masked (for messages), when it carries any (user:token@host); else None."""
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0]
+    if not sep or "@" not in authority:
+        return None
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{rest[len(authority) :]}"
 
 
 def load_settings() -> Settings:
@@ -266,7 +284,9 @@ def load_settings() -> Settings:
     overrides = dict(data.get("base_overrides", {}))
     proxy = {k: v for k, v in build_cfg.get("proxy", {}).items() if v}
     index_url = build_cfg.get("pip_index_url")
-    extra = list(build_cfg.get("pip_extra_index_urls", []))
+    if index_url:
+        index_url = _index_url(index_url, f"{origin}: build.pip_index_url")
+    extra = [_index_url(u, f"{origin}: build.pip_extra_index_urls") for u in build_cfg.get("pip_extra_index_urls", [])]
     ignore = build_cfg.get("ignore_spec_indexes", False)
 
     env = os.environ

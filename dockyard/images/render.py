@@ -6,8 +6,9 @@ from the lock, hash-checked, in a separate stage so the wheelhouse never lands i
 
 from __future__ import annotations
 
-from ..config import BuildOptions
+from ..config import BuildOptions, without_credentials
 from ..emit import dockerfile as df
+from ..errors import ConfigError, shown
 from ..specs import Spec, Variant
 from .context import CA_DIR, KIT_DIR, KIT_PTH, WHEEL_DIR
 
@@ -36,6 +37,12 @@ def index_args(variant: Variant, options: BuildOptions) -> list[str]:
         extras += [u for u in variant.pip_extra_index_urls if u not in extras]
     for url in extras:
         args += ["--extra-index-url", url]
+    for url in args[1::2]:  # settings and specs refuse these already; a secret must never reach a layer regardless
+        if hidden := without_credentials(url):
+            raise ConfigError(
+                f"The package index URL {shown(hidden, 120)} carries credentials, which would ship in the image",
+                fix="give the index without user:token@ (see 'Corporate proxies' in README)",
+            )
     return args
 
 

@@ -36,6 +36,8 @@ _PATTERN_HINTS = {
     # Human-facing text is printed to terminals and shown in launchers: it must look like what it says.
     "display_name": "printable text, without control, bidi-override or zero-width characters",
     "description": "printable text, without control, bidi-override or zero-width characters",
+    "pip_extra_index_urls": "an http(s):// or file:// URL without spaces and without user:token@ (credentials would "
+    "ship in the image's layers; put the site's index in the dockyard config, or use a wheelhouse)",
     "env": "a value without line breaks or control characters (at most 4096 characters)",
 }
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,38}")  # the schema's name pattern
