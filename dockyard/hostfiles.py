@@ -34,6 +34,9 @@ ENGINE_SOCKETS = (
 )
 
 
+_KERNEL_FILES = ("/proc/", "/sys/", "/dev/")
+
+
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a directory"),
@@ -53,6 +56,9 @@ def regular_file(path: Path, origin: str, what: str, limit: int, fix: str) -> Pa
         st = path.stat()
     except OSError as exc:
         raise ConfigError(f"{origin}: {what} {shown(str(path))} cannot be read ({exc.strerror})", fix=fix) from None
+    real = os.path.realpath(path)
+    if real.startswith(_KERNEL_FILES):  # their sizes say 0 while a read may never end (or fail)
+        raise ConfigError(f"{origin}: {what} {shown(str(path))} is a kernel interface, not a file", fix=fix)
     if not stat.S_ISREG(st.st_mode):
         raise ConfigError(f"{origin}: {what} {shown(str(path))} is {_kind(st.st_mode)}, not a regular file", fix=fix)
     if st.st_size > limit:
@@ -66,8 +72,11 @@ def regular_file(path: Path, origin: str, what: str, limit: int, fix: str) -> Pa
 def read_bounded(path: Path, origin: str, what: str, limit: int, fix: str) -> bytes:
     """The file's bytes, never more than limit (it may have grown or been swapped since it was checked)."""
     regular_file(path, origin, what, limit, fix)
-    with path.open("rb") as f:
-        data = f.read(limit + 1)
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{origin}: {what} {shown(str(path))} cannot be read ({exc.strerror})", fix=fix) from None
     if len(data) > limit:
         raise ConfigError(f"{origin}: {what} {shown(str(path))} is larger than {limit} bytes", fix=fix)
     return data

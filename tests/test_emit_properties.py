@@ -9,15 +9,11 @@ carry may instead be refused with one DockyardError paragraph; nothing else is a
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import re
 import shlex
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import json5
 import kubernetes_validate
@@ -37,6 +33,16 @@ from dockyard.images import render
 from dockyard.kernel import kernelspec
 from dockyard.specs import Spec, Variant
 from dockyard.specs.stacks import load_all_stacks
+
+from .consumers import (
+    DEVCONTAINER_VARIABLE,
+    env_assignments,
+    instructions,
+    interpolate,
+    jupyter_client_env,
+    launcher,
+    strings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -59,31 +65,6 @@ def minimal(display_name: str = "Minimal", env: dict[str, str] | None = None) ->
 
 
 # ------------------------------------------------------------------------------------------ Dockerfile
-
-
-def instructions(text: str) -> list[str]:
-    """The Dockerfile parser's view: comments and blank lines dropped, `\\`-continued lines joined."""
-    out: list[str] = []
-    pending = ""
-    for line in text.split("\n"):
-        if not pending and (not line.strip() or line.lstrip().startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + "\n"
-            continue
-        out.append(pending + line)
-        pending = ""
-    assert not pending
-    return out
-
-
-def env_assignments(instruction: str) -> dict[str, str]:
-    """ENV k="v" ... as the builder's lexer reads double quotes: `\\` escapes only `"`, `$` and `\\`."""
-    out: dict[str, str] = {}
-    for m in re.finditer(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\$]|\\["$\\]|\\.)*)"', instruction):
-        assert "$" not in re.sub(r"\\.", "", m.group(2)), "an unescaped $ would be expanded by the builder"
-        out[m.group(1)] = re.sub(r'\\(["$\\])', r"\1", m.group(2))
-    return out
 
 
 @SETTINGS
@@ -127,16 +108,6 @@ def test_lab_dockerfile_display_name_is_one_word(name: str) -> None:
 # ------------------------------------------------------------------------------------------ kernel.json
 
 
-def jupyter_client_env(kernel_env: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
-    """What jupyter_client's KernelProvisionerBase.pre_launch makes of a kernelspec's env."""
-    from jupyter_client.kernelspec import KernelSpec
-    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
-
-    provisioner = LocalProvisioner(kernel_id="k", kernel_spec=KernelSpec(env=kernel_env), parent=None)
-    out: dict[str, str] = provisioner._KernelProvisionerBase__apply_env_substitutions(environ)  # type: ignore[attr-defined]
-    return out
-
-
 @SETTINGS
 @given(env=ENVS, name=VALUES)
 def test_kernel_json_env_survives_jupyter_clients_substitution(env: dict[str, str], name: str) -> None:
@@ -149,18 +120,6 @@ def test_kernel_json_env_survives_jupyter_clients_substitution(env: dict[str, st
 
 
 # ------------------------------------------------------------------------------------------ devcontainer.json
-
-DEVCONTAINER_VARIABLE = re.compile(r"\$\{(.*?)\}")  # @devcontainers/cli variableSubstitution.ts
-
-
-def strings(data: Any) -> list[str]:
-    if isinstance(data, str):
-        return [data]
-    if isinstance(data, dict):
-        return [s for k, v in data.items() for s in (k, *strings(v))]
-    if isinstance(data, list):
-        return [s for v in data for s in strings(v)]
-    return []
 
 
 @SETTINGS
@@ -179,22 +138,6 @@ def test_devcontainer_json_holds_no_expansion(env: dict[str, str], name: str) ->
 
 
 # ------------------------------------------------------------------------------------------ Compose
-
-COMPOSE_VARIABLE = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-zA-Z][_a-zA-Z0-9]*)|\{(?P<braced>[^}]*)\}|())")
-
-
-def interpolate(value: str, ours: frozenset[str] = frozenset()) -> str:
-    """Compose's interpolation (docker-compose 1.29 / v2): `$$` is a literal `$`; any other `$` expands. Only
-    variables dockyard itself writes (`ours`) may expand; a value's own `$` must never."""
-
-    def one(m: re.Match[str]) -> str:
-        if m.group("escaped"):
-            return "$"
-        name = (m.group("named") or m.group("braced") or "").split(":")[0]
-        assert name in ours, f"Compose would expand {m.group()!r}"
-        return m.group()
-
-    return COMPOSE_VARIABLE.sub(one, value)
 
 
 @SETTINGS
@@ -224,18 +167,6 @@ def test_stack_compose_values_are_not_interpolated(value: str, command: list[str
 
 
 # ------------------------------------------------------------------------------------------ Kubernetes
-
-
-@functools.lru_cache(maxsize=1)
-def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "dockyard_launch_kubernetes", REPO / "k8s/launcher/launch_kubernetes.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @SETTINGS

@@ -9,6 +9,7 @@ pods, so an open port means a ready store). Secrets come from one Secret, `<stac
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -42,14 +43,19 @@ def _claim(stack: Stack, volume: str) -> str:
     return f"{stack.name}-{volume}"
 
 
-def _ids(service: StackService, user: str) -> tuple[int, int]:
-    if user not in NUMERIC_USERS:
-        raise DockyardError(
-            f"Stack service '{service.name}' runs as user {shown(user)}, whose numeric ID dockyard does not know",
-            fix="Kubernetes needs numeric IDs to enforce non-root: add the user to NUMERIC_USERS in "
-            "dockyard/frontends/k8s/pipeline.py",
-        )
-    return NUMERIC_USERS[user]
+def _ids(stack: Stack, service: StackService, user: str) -> tuple[int, int]:
+    """(uid, gid) of a service's user: a name the images define, or numeric UID[:GID] (never 0: non-root)."""
+    if user in NUMERIC_USERS:
+        return NUMERIC_USERS[user]
+    m = re.fullmatch(r"([0-9]{1,9})(?::([0-9]{1,9}))?", user)
+    if m and int(m.group(1)) > 0 and int(m.group(2) or m.group(1)) > 0:
+        return int(m.group(1)), int(m.group(2) or m.group(1))
+    raise DockyardError(
+        f"{stack.path}: services.{service.name}.user is {shown(user)}, which Kubernetes cannot run as non-root "
+        f"(it checks numeric IDs only, and 0 is root)",
+        fix="write the user as a numeric UID[:GID] above 0 (e.g. '999:999'), or use one of: "
+        + ", ".join(NUMERIC_USERS),
+    )
 
 
 def _wait_for(stack: Stack, service: StackService) -> list[dict[str, Any]]:
@@ -92,7 +98,7 @@ def _container(stack: Stack, service: StackService, options: K8sOptions) -> tupl
         image = options.image(f"{build_repository(stack, service)}:latest")
         user = service.user or REMOTE_USER
         read_only = False  # a stack's own image may write anywhere it owns (PostgreSQL: its socket folder)
-    uid, gid = _ids(service, user)
+    uid, gid = _ids(stack, service, user)
     volumes.append({"name": "tmp", "emptyDir": {}})
     mounts.append({"name": "tmp", "mountPath": "/tmp"})
     for volume, path in service.volumes.items():
