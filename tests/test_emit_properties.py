@@ -217,3 +217,32 @@ def test_terminal_text_is_inert(value: str) -> None:
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200b-\u200f]", shown)
     if value.isprintable() and "\\" not in value:
         assert value in shown.replace("\n", "") or len(value) > 150
+
+
+# ------------------------------------------------------------------------------------------ Kubernetes YAML and shell
+
+
+@SETTINGS
+@given(name=VALUES, description=VALUES)
+def test_jupyterhub_profiles_keep_display_text(name: str, description: str) -> None:
+    from dockyard.frontends.k8s import jupyterhub
+    from dockyard.frontends.k8s.common import dump, header
+
+    spec, variant = minimal(display_name=name)
+    spec = replace(spec, framework="custom", description=description)
+    (profile,) = yaml.safe_load(dump(header("x"), jupyterhub.values([spec], K8sOptions())))["singleuser"]["profileList"]
+    assert profile["display_name"] == compose.lab_display_name(spec, variant)
+    assert profile["description"].startswith(description)
+
+
+@SETTINGS
+@given(check_name=VALUES, command=st.lists(VALUES, min_size=1, max_size=4))
+def test_verify_script_passes_check_words_as_words(check_name: str, command: list[str]) -> None:
+    from dockyard.frontends.k8s import pipeline
+    from dockyard.specs.stacks import Check
+
+    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    stack = replace(stack, checks=(Check(check_name, tuple(command), 1.0, None, None),))
+    script = pipeline.verify_script(stack, K8sOptions(), "stacks/pipeline/stack.yaml")
+    words = shlex.split(script.split("\n}\n", 1)[1])  # after the check() function: the calls, then exit
+    assert words == ["check", check_name, pipeline._condition(stack.checks[0]), *command, "exit", "$failed"]

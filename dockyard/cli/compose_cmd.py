@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from .. import engine, specs
 from ..config import BuildOptions
+from ..emit import shell
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import ComposeError
 from ..frontends import compose
@@ -266,5 +266,5 @@ def cmd_env(args: argparse.Namespace) -> int:
     target = find_target(args.target)
     project = _project(args)
     values = client_environment(engine.client(), target, project, load_state(project))
-    sys.stdout.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
+    sys.stdout.write("".join(f"export {k}={shell.word(v)}\n" for k, v in values.items()))
     return 0

@@ -10,9 +10,9 @@ pods, so an open port means a ready store). Secrets come from one Secret, `<stac
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Any
 
+from ...emit import shell
 from ...errors import DockyardError, shown
 from ...images.naming import image_alias
 from ...images.render import REMOTE_USER
@@ -261,7 +261,6 @@ def verify_script(stack: Stack, options: K8sOptions, source: str) -> str:
         "}",
     ]
     for check in stack.checks:
-        cmd = " ".join(shlex.quote(c) for c in check.command)
-        lines.append(f"check {shlex.quote(check.name)} {shlex.quote(_condition(check))} {cmd}")
+        lines.append(f"check {shell.words([check.name, _condition(check), *check.command])}")
     lines.append('exit "$failed"')
     return "\n".join(lines) + "\n"
