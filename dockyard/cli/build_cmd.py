@@ -104,7 +104,9 @@ def _devcontainer_gpu_advice(client: docker.DockerClient) -> None:
         info = client.info()
         advice = devcontainer.gpu_advice(gpu.assess(client, info), info)
     except (DockyardError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        console.print(f"[yellow]dockyard: could not check the dev container's GPU setup ({exc})[/]", soft_wrap=True)
+        console.print(
+            f"[yellow]dockyard: could not check the dev container's GPU setup ({escape(str(exc))})[/]", soft_wrap=True
+        )
         return
     if advice is not None:
         problem, fix = advice

@@ -244,9 +244,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             r["image"], "red" if r["image"].startswith("outdated") else "dim"
         )
         table.add_row(
-            r["name"],
+            escape(r["name"]),
             escape(r["display_name"]),
-            r["env"],
+            escape(r["env"]),
             f"[{colour}]{escape(r['image'])}[/]",
             escape(r["resource_dir"]),
         )

@@ -14,7 +14,8 @@ one paragraph, never altered.
     devcontainer devcontainer.json strings (no escape exists for `${...}`: refused)
     compose     Compose values (`$` → `$$`) and documents
     yamldoc     YAML documents through a safe dumper (no anchors, no tags)
-    jinja       a sandboxed Jinja environment; values are passed as data, never written into a template
+    (Jinja: the Kubernetes pod template is fixed text; its values travel as data in kernel.json, see
+    frontends/k8s/podtemplate.py, and the launcher renders it in a sandbox)
 """
 
 from __future__ import annotations

@@ -4,8 +4,6 @@ variable(); every value from a spec or stack goes through literal()."""
 
 from __future__ import annotations
 
-from typing import Any
-
 
 def literal(value: str) -> str:
     return value.replace("$", "$$")
@@ -14,13 +12,3 @@ def literal(value: str) -> str:
 def variable(name: str, default: str) -> str:
     """${NAME:-default}: a variable `dockyard compose up` sets; the default is dockyard's own (an image alias)."""
     return f"${{{name}:-{default}}}"
-
-
-def literals(data: Any) -> Any:
-    if isinstance(data, str):
-        return literal(data)
-    if isinstance(data, dict):
-        return {k: literals(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [literals(v) for v in data]
-    return data

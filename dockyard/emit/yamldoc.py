@@ -7,8 +7,6 @@ from typing import Any
 
 import yaml
 
-from .dockerfile import comment
-
 
 class Dumper(yaml.SafeDumper):
     def ignore_aliases(self, data: Any) -> bool:
@@ -55,8 +53,3 @@ def dump(data: Any, *, blocks: bool = False) -> str:
 def documents(header: str, *docs: Any, blocks: bool = False) -> bytes:
     """`header` (comment lines) then the documents, '---' between them."""
     return (header + "---\n".join(dump(d, blocks=blocks) for d in docs)).encode()
-
-
-def header_line(text: str) -> str:
-    """One `# ...` comment line for free text (control characters escaped)."""
-    return f"# {comment(text)}\n"

@@ -135,5 +135,5 @@ def dockerfile(
     }
     runtime_env |= dict(sorted(variant.env_vars.items()))
     out.append(df.env_line(runtime_env))
-    out.append('CMD ["python", "-m", "ipykernel_launcher", "--help"]')
+    out.append(f"CMD {df.exec_form(['python', '-m', 'ipykernel_launcher', '--help'])}")
     return "\n".join(out) + "\n"
