@@ -96,10 +96,10 @@ def timed(call: Callable[[], Any]) -> Any:
     return result
 
 
-def refused_or(result: Any) -> bool:
-    """True (and checked) when result is a refusal: one paragraph, nothing live for a terminal."""
+def refused_or(result: Any, path: Path | None = None) -> bool:
+    """True (and checked) when result is a refusal: one paragraph, naming path when given."""
     if isinstance(result, DockyardError):
-        assert_one_paragraph(result.text)
+        assert_one_paragraph(result.text, *([str(path)] if path else []))
         return True
     return False
 
@@ -114,7 +114,7 @@ def generated_is_inert(spec: specs.Spec, tmp_path: Path) -> None:
                                                                      has_pip_conf=False))]  # fmt: skip
     for variant in spec.variants.values():
         result = timed(lambda v=variant: render.dockerfile(spec, v, BuildOptions(), has_ca=False, has_pip_conf=False))
-        if not refused_or(result):
+        if not refused_or(result, spec.path):
             got = instructions(result)
             assert [i.split()[0] for i in got] == baseline
             runtime = env_assignments(got[-2])
@@ -122,12 +122,12 @@ def generated_is_inert(spec: specs.Spec, tmp_path: Path) -> None:
         data = yaml.safe_load(kernelspec.files(spec, variant)[kernelspec.KERNEL_JSON])
         assert jupyter_client_env(data["env"], {"JUPYTER_TOKEN": "LEAKED", "HOME": "LEAKED"}) == kernel_env
         result = timed(lambda v=variant: devcontainer.render(spec, v, REPO))
-        if not refused_or(result):
+        if not refused_or(result, spec.path):
             dc = json5.loads(result.decode())
             assert not [s for s in strings(dc) if DEVCONTAINER_VARIABLE.search(s)]
             assert dc["containerEnv"] == kernel_env
         lab = timed(lambda v=variant: compose.render_lab(spec, v))
-        if not refused_or(lab):
+        if not refused_or(lab, spec.path):
             folder = compose.lab_folder(spec, variant)
             service = yaml.safe_load(lab[f"{folder}/compose.yaml"])["services"]["lab"]
             env = {k: interpolate(v, frozenset({"DOCKYARD_LAB_TOKEN"})) for k, v in service["environment"].items()}

@@ -20,6 +20,10 @@ one paragraph, never altered.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 from ..errors import DockyardError, shown
 
 
@@ -29,3 +33,12 @@ class Unrepresentable(DockyardError):
 
 def refuse(value: str, consumer: str, why: str, fix: str) -> Unrepresentable:
     return Unrepresentable(f"The value {shown(value)} cannot be written into {consumer}: {why}", fix=fix)
+
+
+@contextlib.contextmanager
+def source(path: Path, what: str) -> Iterator[None]:
+    """Refusals inside the block name the file the value came from and the file being written."""
+    try:
+        yield
+    except Unrepresentable as exc:
+        raise Unrepresentable(f"{path}: {exc.problem} (writing {what})", fix=exc.fix) from None

@@ -13,11 +13,11 @@ from typing import Any
 from . import refuse
 
 
-def value(text: str) -> str:
+def value(text: str, where: str = "") -> str:
     if "${" in text:
         raise refuse(
             text,
-            "devcontainer.json",
+            f"devcontainer.json{' (' + where + ')' if where else ''}",
             "the Dev Containers tooling expands every '${...}' in it (for example ${localEnv:HOME} is the host "
             "user's variable) and offers no escape",
             "write the value without '${' (for a variable the kernel should expand at run time, write $NAME)",
@@ -25,12 +25,12 @@ def value(text: str) -> str:
     return text
 
 
-def checked(data: Any) -> Any:
+def checked(data: Any, where: str = "") -> Any:
     """data with every string (keys too) checked: the config is walked as the tooling walks it."""
     if isinstance(data, str):
-        return value(data)
+        return value(data, where)
     if isinstance(data, dict):
-        return {value(k): checked(v) for k, v in data.items()}
+        return {value(k, where): checked(v, f"{where}.{k}".lstrip(".")) for k, v in data.items()}
     if isinstance(data, list):
-        return [checked(v) for v in data]
+        return [checked(v, where) for v in data]
     return data

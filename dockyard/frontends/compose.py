@@ -22,7 +22,7 @@ from typing import Any
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..emit import compose as co
 from ..emit import dockerfile as df
-from ..emit import yamldoc
+from ..emit import source, yamldoc
 from ..generated import Tree
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
@@ -245,13 +245,15 @@ def _dump(header: str, data: dict[str, Any]) -> bytes:
 
 def render_lab(spec: Spec, variant: Variant) -> dict[str, bytes]:
     folder = lab_folder(spec, variant)
+    with source(spec.path, f"{DIRNAME}/{folder}/{LAB_DOCKERFILE}"):
+        dockerfile = lab_dockerfile(spec, variant)
     header = (
         f"{MARKER} from envs/{spec.name}.yaml, variant {variant.name}. Edit the spec, then run\n"
         f"# 'dockyard compose generate'. Start: 'dockyard compose up {folder}' (builds the images, sets the token).\n"
     )
     return {
         f"{folder}/{COMPOSE_FILE}": _dump(header, lab_compose(spec, variant)),
-        f"{folder}/{LAB_DOCKERFILE}": lab_dockerfile(spec, variant).encode(),
+        f"{folder}/{LAB_DOCKERFILE}": dockerfile.encode(),
     }
 
 

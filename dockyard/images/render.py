@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..config import BuildOptions, without_credentials
 from ..emit import dockerfile as df
+from ..emit import source
 from ..errors import ConfigError, shown
 from ..specs import Spec, Variant
 from .context import CA_DIR, KIT_DIR, KIT_PTH, WHEEL_DIR
@@ -70,6 +71,13 @@ def _install(variant: Variant, options: BuildOptions, installer: str) -> list[st
 
 def dockerfile(
     spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: bool, has_pip_conf: bool, installer: str = "pip"
+) -> str:
+    with source(spec.path, f"the Dockerfile of {variant.ref}"):
+        return _dockerfile(spec, variant, options, has_ca=has_ca, has_pip_conf=has_pip_conf, installer=installer)
+
+
+def _dockerfile(
+    spec: Spec, variant: Variant, options: BuildOptions, *, has_ca: bool, has_pip_conf: bool, installer: str
 ) -> str:
     base = options.base_for(variant.base)
     major, minor = spec.python.split(".")
