@@ -3,6 +3,7 @@ anything, and no dockyard image on the engine (history, config or any layer) hol
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,37 @@ def test_a_credentialed_index_is_refused_and_no_image_holds_it(built, docker_cli
         assert not _holds(candidate, TOKEN.encode()), candidate.tags
     # The check itself finds what is there: the image's own environment name is in its config and layers.
     assert _holds(image, b"DOCKYARD_ENV")
+
+
+def test_kernel_env_reaches_the_container_literally(built, tmp_path, monkeypatch) -> None:
+    """kernel.json as `kernels generate` writes it: jupyter_client's ${VAR} substitution fills in nothing from the
+    server's environment (its token stays out of the container), and `$` in a value arrives as written."""
+    from dataclasses import replace
+
+    from jupyter_client.manager import KernelManager
+
+    from dockyard import specs
+    from dockyard.kernel import kernelspec
+
+    built("minimal:cpu")
+    spec = specs.load("minimal")
+    values = {"TOKEN_COPY": "${JUPYTER_TOKEN}", "PRICE": "$5 and $$ and $HOME", "TEMPLATE": "{{ 7*7 }} {#"}
+    spec = replace(spec, kernel={**spec.kernel, "env": values})
+    kernelspec.write_dir(spec, spec.variants["cpu"], tmp_path / "jupyter" / "kernels")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("JUPYTER_TOKEN", TOKEN)
+    km = KernelManager(kernel_name=kernelspec.kernel_name(spec, spec.variants["cpu"]))
+    km.start_kernel(cwd=str(tmp_path))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=90)
+        out: list[str] = []
+        code = f"import os, json; print(json.dumps({{k: os.environ.get(k) for k in {sorted(values)!r}}}))"
+        reply = kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")))
+        assert reply["content"]["status"] == "ok"
+        assert json.loads("".join(out)) == values
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
