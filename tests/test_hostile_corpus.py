@@ -336,3 +336,36 @@ def test_stack_payload_is_refused_or_inert(case: str, tmp_path: Path, monkeypatc
     for objects in manifests.values():
         for obj in objects:
             assert obj == yaml.safe_load(yaml.safe_dump(obj))
+
+
+# ------------------------------------------------------------------------------------------ the lab's workspace
+
+WORKSPACES: dict[str, Callable[[Path], Path]] = {
+    "/": lambda t: Path("/"),
+    "/etc": lambda t: Path("/etc"),
+    "/var/run": lambda t: Path("/var/run"),
+    "/home": lambda t: Path("/home"),
+    "colon": lambda t: t / "a:b",
+    "newline": lambda t: t / "a\nb",
+    "project": lambda t: t / "project",
+}
+
+
+@pytest.mark.parametrize("case", WORKSPACES)
+def test_lab_workspace_is_refused_or_mounted_as_given(case: str, tmp_path: Path) -> None:
+    from dockyard.frontends.compose_run import Target, variables
+
+    folder = WORKSPACES[case](tmp_path)
+    if str(folder).startswith(str(tmp_path)):
+        folder.mkdir()
+    spec, variant = _plain()
+    target = Target(compose.lab_folder(spec, variant), spec=spec, variant=variant)
+    state = {"secrets": {"lab_token": "t"}}
+    result = timed(
+        lambda: variables(target, BuildOptions(), {"lab": "dockyard/minimal:cpu-x"}, state, workspace=folder)
+    )
+    if refused_or(result):
+        assert case != "project"
+        return
+    assert case == "project"
+    assert result["DOCKYARD_WORKSPACE"] == str(folder)
