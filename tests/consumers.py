@@ -91,3 +91,23 @@ def launcher() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def kubelet(value: str, env: dict[str, str]) -> str:
+    """The kubelet's expansion of a container's env value, command or args (Kubernetes' forked Go expansion):
+    `$$` is `$`, `$(NAME)` is NAME's value when defined (else kept), any other `$` stays."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value[i] == "$" and i + 1 < len(value):
+            if value[i + 1] == "$":
+                out.append("$")
+                i += 2
+                continue
+            if value[i + 1] == "(" and (end := value.find(")", i + 2)) != -1:
+                out.append(env.get(value[i + 2 : end], value[i : end + 1]))
+                i = end + 1
+                continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)

@@ -40,6 +40,7 @@ from .consumers import (
     instructions,
     interpolate,
     jupyter_client_env,
+    kubelet,
     launcher,
     strings,
 )
@@ -185,7 +186,8 @@ def test_k8s_values_stay_data_in_the_pod(tmp_path_factory: pytest.TempPathFactor
     values = {**mod.keywords(client_env), "pod": mod.pod_values(folder)}
     pod = yaml.safe_load(mod.render(values, REPO / "k8s" / "launcher"))
     container = pod["spec"]["containers"][0]
-    assert {e["name"]: e["value"] for e in container["env"][2:]} == env
+    kubelet_env = {"KERNEL_ID": "LEAKED", "HOME": "LEAKED", **dict.fromkeys(env, "LEAKED")}
+    assert {e["name"]: kubelet(e["value"], kubelet_env) for e in container["env"][2:]} == env
     assert pod["metadata"]["name"] == client
     assert container["image"] == client
     assert pod["spec"]["securityContext"]["runAsUser"] >= 1
@@ -246,3 +248,21 @@ def test_verify_script_passes_check_words_as_words(check_name: str, command: lis
     script = pipeline.verify_script(stack, K8sOptions(), "stacks/pipeline/stack.yaml")
     words = shlex.split(script.split("\n}\n", 1)[1])  # after the check() function: the calls, then exit
     assert words == ["check", check_name, pipeline._condition(stack.checks[0]), *command, "exit", "$failed"]
+
+
+@SETTINGS
+@given(value=VALUES, command=st.lists(VALUES, min_size=1, max_size=3))
+def test_stack_manifests_keep_values(value: str, command: list[str]) -> None:
+    from dockyard.frontends.k8s import pipeline
+    from dockyard.frontends.k8s.common import dump, header
+
+    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    service = replace(stack.services["trainer"], environment={"CRAFTED": value}, command=tuple(command))
+    stack = replace(stack, services={**stack.services, "trainer": service})
+    docs = list(yaml.safe_load_all(dump(header("x"), *pipeline.manifests(stack, K8sOptions())["trainer.yaml"])))
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    defined = {e["name"]: "LEAKED" for e in container["env"]}
+    env = {e["name"]: kubelet(e["value"], defined) for e in container["env"] if "value" in e}
+    assert env["CRAFTED"] == value
+    assert [kubelet(c, defined) for c in container["command"]] == command

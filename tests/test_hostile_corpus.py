@@ -38,6 +38,7 @@ from .consumers import (
     instructions,
     interpolate,
     jupyter_client_env,
+    kubelet,
     launcher,
     strings,
 )
@@ -143,7 +144,8 @@ def generated_is_inert(spec: specs.Spec, tmp_path: Path) -> None:
                                   "KERNEL_IMAGE": "i"}), "pod": mod.pod_values(folder)}  # fmt: skip
         pod = yaml.safe_load(mod.render(values, REPO / "k8s" / "launcher"))
         container = pod["spec"]["containers"][0]
-        assert {e["name"]: e["value"] for e in container["env"][2:]} == kernel_env
+        defined = {"KERNEL_ID": "LEAKED", "HOME": "LEAKED"}
+        assert {e["name"]: kubelet(e["value"], defined) for e in container["env"][2:]} == kernel_env
         kubernetes_validate.validate(pod, "1.34.0", strict=True)
 
 

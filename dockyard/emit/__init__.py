@@ -14,6 +14,7 @@ one paragraph, never altered.
     devcontainer devcontainer.json strings (no escape exists for `${...}`: refused)
     compose     Compose values (`$` → `$$`) and documents
     yamldoc     YAML documents through a safe dumper (no anchors, no tags)
+    kubernetes  container env values, command and args (the kubelet's `$(NAME)`: `$` → `$$`)
     (Jinja: the Kubernetes pod template is fixed text; its values travel as data in kernel.json, see
     frontends/k8s/podtemplate.py, and the launcher renders it in a sandbox)
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ...emit import shell
+from ...emit import kubernetes, shell
 from ...errors import DockyardError, shown
 from ...images.naming import image_alias
 from ...images.render import REMOTE_USER
@@ -109,14 +109,14 @@ def _container(stack: Stack, service: StackService, options: K8sOptions) -> tupl
     if service.files:
         volumes.append({"name": "stack-files", "configMap": {"name": _files_configmap(stack, service)}})
         mounts.append({"name": "stack-files", "mountPath": STACK_FILES, "readOnly": True})
-    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    env_list: list[dict[str, Any]] = [{"name": k, "value": kubernetes.literal(v)} for k, v in sorted(env.items())]
     env_list += [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(stack), "key": s}}}
         for k, s in sorted(service.secrets.items())
     ]
     container: dict[str, Any] = {"name": service.name, "image": image, "imagePullPolicy": "IfNotPresent"}
     if service.command:
-        container["command"] = list(service.command)
+        container["command"] = [kubernetes.literal(c) for c in service.command]
     if service.files:
         container["workingDir"] = STACK_FILES
     if env_list:

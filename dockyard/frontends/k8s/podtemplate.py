@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...emit import kubernetes
 from ...specs import Spec, Variant
 from .common import (
     GPU_RESOURCE,
@@ -55,7 +56,9 @@ def pod_values(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, A
         "runtime_class": scheduling.get("runtimeClassName", ""),
         "tolerations": scheduling.get("tolerations", []),
         # The spec's kernel variables belong to the pod itself: the launcher passes only KERNEL_* from the server.
-        "kernel_env": [{"name": k, "value": v} for k, v in sorted(spec.kernel["env"].items())],
+        # `$` doubled: the kubelet would expand $(NAME) in the value (kernel.json, where jupyter_client reads the
+        # same variables, escapes `$` for its own rules).
+        "kernel_env": [{"name": k, "value": kubernetes.literal(v)} for k, v in sorted(spec.kernel["env"].items())],
         "shm_size": quantity(spec.resources["shm_size"]),
     }
 
