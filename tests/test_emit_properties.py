@@ -10,6 +10,7 @@ carry may instead be refused with one DockyardError paragraph; nothing else is a
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from dataclasses import replace
@@ -46,7 +47,11 @@ from .consumers import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(60 * float(os.environ.get("DOCKYARD_FUZZ_SCALE", "1"))),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 # Everything, with the characters each consumer treats specially drawn often.
 SPECIAL = st.sampled_from(
     [*list("$\\\"'`{}#%:\n\r\t\x00\x1b "), "${", "{{", "{#", "{%", "$(", "$$", "\u202e", "\u2028"]
