@@ -371,3 +371,18 @@ def test_lab_workspace_is_refused_or_mounted_as_given(case: str, tmp_path: Path)
         return
     assert case == "project"
     assert result["DOCKYARD_WORKSPACE"] == str(folder)
+
+
+@pytest.mark.parametrize("where", ["env", "kernel.env", "variants.cpu.env"])
+@pytest.mark.parametrize("name", ["DOCKYARD_ENV", "DOCKYARD_VARIANT", "DOCKYARD_ANYTHING"])
+def test_spec_cannot_set_dockyards_own_variables(where: str, name: str, tmp_path: Path) -> None:
+    """The image's DOCKYARD_* variables say which environment it is (the panel and kernels read them)."""
+    data = yaml.safe_load(yaml.safe_dump(MINIMAL))
+    target = data
+    for key in where.split("."):
+        target = target.setdefault(key, {})
+    target[name] = "pytorch"
+    path = write_spec(tmp_path, data)
+    result = timed(lambda: specs.load_file(path))
+    assert refused_or(result, path)
+    assert "DOCKYARD_" in result.text
