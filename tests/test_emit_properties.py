@@ -271,3 +271,24 @@ def test_stack_manifests_keep_values(value: str, command: list[str]) -> None:
     env = {e["name"]: kubelet(e["value"], defined) for e in container["env"] if "value" in e}
     assert env["CRAFTED"] == value
     assert [kubelet(c, defined) for c in container["command"]] == command
+
+
+@SETTINGS
+@given(folder=VALUES)
+def test_stack_files_volume_is_one_mount_or_refused(folder: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The stack's files folder as Compose sees it (its path comes from where the checkout lives)."""
+    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    out = tmp_path_factory.mktemp("o")
+    if not folder or "/" in folder or "\x00" in folder or folder in (".", ".."):
+        return
+    files = out / folder
+    files.mkdir(exist_ok=True)
+    stack = replace(stack, services={**stack.services, "trainer": replace(stack.services["trainer"], files=files)})
+    if re.search(r"[:\x00-\x1f\x7f]", folder):
+        with pytest.raises(Unrepresentable, match=re.escape(str(stack.path))):
+            compose.render_stack(stack, out / "compose")
+        return
+    data = yaml.safe_load(compose.render_stack(stack, out / "compose")["pipeline/compose.yaml"])
+    (mount,) = [v for v in data["services"]["trainer"]["volumes"] if v.endswith(":/stack:ro")]
+    source = interpolate(mount.removesuffix(":/stack:ro"))
+    assert (out / "compose" / "pipeline" / source).resolve() == files.resolve()

@@ -196,9 +196,9 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
     environment |= {k: f"${{{variable('SECRET', s)}:-}}" for k, s in service.secrets.items()}
     if environment:
         out["environment"] = dict(sorted(environment.items()))
-    volumes = [f"{v}:{path}" for v, path in service.volumes.items()]
+    volumes = [co.volume(v, path) for v, path in service.volumes.items()]
     if service.files:
-        volumes.append(f"{_literal(_relative(service.files, out_folder))}:{STACK_FILES}:ro")
+        volumes.append(co.volume(_relative(service.files, out_folder), STACK_FILES, "ro"))
         out["working_dir"] = STACK_FILES
     if volumes:
         out["volumes"] = volumes
@@ -264,7 +264,9 @@ def render_stack(stack: Stack, out_dir: Path) -> dict[str, bytes]:
         f"# Start: 'dockyard compose up {stack.name}' (builds the images, sets the variables); "
         f"check: 'dockyard compose verify {stack.name}'.\n"
     )
-    return {f"{stack.name}/{COMPOSE_FILE}": _dump(header, stack_compose(stack, out_dir / stack.name))}
+    with source(stack.path, f"{DIRNAME}/{stack.name}/{COMPOSE_FILE}"):
+        data = stack_compose(stack, out_dir / stack.name)
+    return {f"{stack.name}/{COMPOSE_FILE}": _dump(header, data)}
 
 
 def render_all(specs: list[Spec], stacks: list[Stack], out_dir: Path) -> dict[str, bytes]:
