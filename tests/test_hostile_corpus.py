@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ from .consumers import (
 from .helpers import REPO, assert_one_paragraph, bounded_memory
 
 CASE_SECONDS = 5.0
+# A case that hangs (a FIFO opened, /dev/zero hashed forever) fails here instead of stalling the run.
+pytestmark = pytest.mark.timeout(60)
 MINIMAL = yaml.safe_load((REPO / "envs" / "minimal.yaml").read_text())
 # What a terminal, a bidi renderer or Rich would act on, if printed raw.
 TERMINAL_LIVE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -386,3 +389,31 @@ def test_spec_cannot_set_dockyards_own_variables(where: str, name: str, tmp_path
     result = timed(lambda: specs.load_file(path))
     assert refused_or(result, path)
     assert "DOCKYARD_" in result.text
+
+
+BUILD_FOLDER_CASES: dict[str, Callable[[Path], None]] = {
+    "link to /dev/zero": lambda d: (d / "zero.bin").symlink_to("/dev/zero"),
+    "link to /proc/self/mem": lambda d: (d / "mem").symlink_to("/proc/self/mem"),
+    "fifo": lambda d: os.mkfifo(d / "pipe"),
+    "broken link (kept, as Docker keeps it)": lambda d: (d / "gone").symlink_to(d / "nowhere"),
+}
+
+
+@pytest.mark.parametrize("case", BUILD_FOLDER_CASES)
+def test_stack_build_folder_is_hashed_or_refused(case: str, tmp_path: Path) -> None:
+    """The content tag of a stack's own image reads its build folder: never a device, a FIFO or /proc."""
+    folder = tmp_path / "stacks" / "pipeline"
+    shutil.copytree(REPO / "stacks" / "pipeline", folder)
+    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    store = stack.services["store"]
+    assert store.build_context is not None
+    context_dir = folder / store.build_context.name
+    before = compose.stack_build_tag(stack, replace(store, build_context=context_dir), BuildOptions())
+    BUILD_FOLDER_CASES[case](context_dir)
+    service = replace(store, build_context=context_dir)
+    result = timed(lambda: compose.stack_build_tag(stack, service, BuildOptions()))
+    if refused_or(result, stack.path):
+        assert "broken" not in case
+    else:
+        assert "broken" in case
+        assert result == before

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import hostfiles
 from ..config import PROXY_VARIABLES, BuildOptions
 from ..emit import compose as co
 from ..emit import dockerfile as df
@@ -231,8 +232,16 @@ def stack_build_tag(stack: Stack, service: StackService, options: BuildOptions) 
     """Content tag of a stack's own image: its build folder's files and the base it is built on."""
     assert service.build_context is not None
     h = hashlib.sha256(options.base_for(service.build_base or "").encode() + b"\0")
-    for path in sorted(p for p in service.build_context.rglob("*") if p.is_file()):
-        h.update(path.relative_to(service.build_context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    # The folder comes with the stack, maybe from someone else: a link to /dev/zero or a FIFO in it must be refused,
+    # not read forever; files are hashed in chunks, never held whole.
+    fix = "keep only regular files (at most 8 GB each) in the stack's build folder"
+    for path in sorted(p for p in service.build_context.rglob("*") if p.exists() and not p.is_dir()):
+        hostfiles.regular_file(path, str(stack.path), "build file", hostfiles.WHEEL_MAX, fix)
+        h.update(path.relative_to(service.build_context).as_posix().encode() + b"\0")
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
     return f"{build_repository(stack, service)}:{h.hexdigest()[:12]}"
 
 
