@@ -28,7 +28,7 @@ from dockyard.config import BuildOptions
 from dockyard.errors import DockyardError
 from dockyard.frontends import compose, devcontainer
 from dockyard.frontends.k8s import kernelspecs, pipeline
-from dockyard.frontends.k8s.common import K8sOptions
+from dockyard.frontends.k8s.common import K8sOptions, dump, header
 from dockyard.images import context, render
 from dockyard.kernel import kernelspec
 from dockyard.specs.stacks import load_all_stacks
@@ -417,3 +417,34 @@ def test_stack_build_folder_is_hashed_or_refused(case: str, tmp_path: Path) -> N
     else:
         assert "broken" in case
         assert result == before
+
+
+FILES_FOLDER_CASES: dict[str, Callable[[Path], None]] = {
+    "link to /proc/self/mem": lambda d: (d / "mem.py").symlink_to("/proc/self/mem"),
+    "link to /dev/zero": lambda d: (d / "zero.py").symlink_to("/dev/zero"),
+    "fifo": lambda d: os.mkfifo(d / "pipe.py"),
+    "binary": lambda d: (d / "blob.bin").write_bytes(b"\xff\xfe\x00\x80"),
+    "2 MB": lambda d: (d / "big.txt").write_text("x" * 2_000_000),
+    "text with odd characters (kept)": lambda d: (d / "ok.txt").write_text("{{ 7*7 }} $(id) \u202e\n---\n"),
+}
+
+
+@pytest.mark.parametrize("case", FILES_FOLDER_CASES)
+def test_stack_files_folder_becomes_a_configmap_or_is_refused(case: str, tmp_path: Path) -> None:
+    """`k8s generate` puts a stack's files folder into a ConfigMap: text only, bounded, never a device or /proc."""
+    folder = tmp_path / "stacks" / "pipeline"
+    shutil.copytree(REPO / "stacks" / "pipeline", folder)
+    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    trainer = stack.services["trainer"]
+    assert trainer.files is not None
+    files = folder / trainer.files.name
+    FILES_FOLDER_CASES[case](files)
+    stack = replace(stack, services={**stack.services, "trainer": replace(trainer, files=files)})
+    result = timed(lambda: pipeline.manifests(stack, K8sOptions()))
+    if refused_or(result, stack.path):
+        assert "kept" not in case
+        return
+    assert "kept" in case
+    (configmap,) = [o for o in result["trainer.yaml"] if o["kind"] == "ConfigMap"]
+    assert configmap["data"]["ok.txt"] == "{{ 7*7 }} $(id) \u202e\n---\n"
+    assert configmap in yaml.safe_load_all(dump(header("x"), *result["trainer.yaml"]))

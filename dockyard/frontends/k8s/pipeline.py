@@ -10,8 +10,10 @@ pods, so an open port means a ready store). Secrets come from one Secret, `<stac
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from ... import hostfiles
 from ...emit import kubernetes, shell
 from ...errors import DockyardError, shown
 from ...images.naming import image_alias
@@ -177,7 +179,7 @@ def service_manifests(stack: Stack, service: StackService, options: K8sOptions) 
         )
     if service.files:
         assert service.files is not None
-        data = {p.name: p.read_text() for p in sorted(service.files.iterdir()) if p.is_file()}
+        data = _configmap_files(stack, service.files)
         out.append(
             {
                 "apiVersion": "v1",
@@ -229,6 +231,24 @@ def service_manifests(stack: Stack, service: StackService, options: K8sOptions) 
 def manifests(stack: Stack, options: K8sOptions) -> dict[str, list[dict[str, Any]]]:
     """{'<service>.yaml': [objects]}: apply the long-running services first, then the jobs."""
     return {f"{name}.yaml": service_manifests(stack, s, options) for name, s in stack.services.items()}
+
+
+CONFIGMAP_MAX = 1024 * 1024  # the API server's limit for one ConfigMap
+
+
+def _configmap_files(stack: Stack, folder: Path) -> dict[str, str]:
+    """The stack's files folder as ConfigMap data: regular UTF-8 text files, 1 MiB in all (the API's limit)."""
+    fix = "keep only text files (UTF-8, 1 MiB in all) in the stack's files folder"
+    data: dict[str, str] = {}
+    total = 0
+    for path in sorted(p for p in folder.iterdir() if p.exists() and not p.is_dir()):
+        raw = hostfiles.read_bounded(path, str(stack.path), "stack file", CONFIGMAP_MAX - total, fix)
+        total += len(raw)
+        try:
+            data[path.name] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DockyardError(f"{stack.path}: stack file {path} is not UTF-8 text", fix=fix) from None
+    return data
 
 
 def _condition(check: Check) -> str:
