@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import hostfiles
 from .errors import ConfigError, shown
 
 # The allowed values of the enumerated settings, here only (the schema, env variables and kernelspecs use them).
@@ -53,7 +54,7 @@ def ca_path(value: str | Path, origin: str) -> Path:
             f"{origin}: CA certificate path {shown(str(value))} does not exist",
             fix="give a PEM file or a directory of PEM files",
         )
-    return resolved
+    return hostfiles.ca_source(resolved, origin)  # a regular file of bounded size (not /dev/zero), or a folder
 
 
 def wheelhouse_path(value: str, origin: str) -> Path:
@@ -71,7 +72,30 @@ def index_url(value: str, origin: str) -> str:
             f"{origin}: {shown(value)} is not a package index URL",
             fix="give an http(s):// or file:// URL without spaces, e.g. https://pypi.example/simple",
         )
+    if hidden := without_credentials(value):
+        # The URL reaches the build's RUN line and /etc/pip.conf, so it would ship in every layer and in
+        # `docker history`. The classic builder (Docker's default through the SDK) has no build secrets.
+        raise ConfigError(
+            f"{origin}: the package index URL {shown(hidden, 120)} carries credentials (user:token@), which "
+            "would be written into the image's layers and history",
+            fix="give the URL without credentials: download the wheels you need into a wheelhouse (build.wheelhouse "
+            "/ --wheelhouse), or point at a mirror that needs no login on your network",
+        )
     return value
+
+
+def without_credentials(url: str) -> str | None:
+    """url with its user info masked (for messages), when it carries any (user:token@host); else None."""
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0]
+    if not sep or "@" not in authority:
+        return None
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{rest[len(authority) :]}"
+
+
+def workspace_path(value: str, origin: str) -> Path:
+    """A directory every kernel mounts: not /, a system directory or one holding the engine socket."""
+    return hostfiles.mount_source(host_path(value, origin, "workspace root"), origin, "workspace root")
 
 
 def check_override(upstream: object, local: object, origin: str) -> None:
@@ -113,14 +137,14 @@ class Kind:
 
     @staticmethod
     def url() -> Kind:
-        return Kind({"type": "string", "pattern": URL_PATTERN}, index_url)
+        return Kind({"type": "string", "pattern": URL_PATTERN}, index_url, index_url)
 
     @staticmethod
     def urls() -> Kind:
         return Kind(
             {"type": "array", "items": {"type": "string", "pattern": URL_PATTERN}},
             lambda text, name: tuple(index_url(u, name) for u in text.split()),
-            lambda value, _origin: tuple(value),
+            lambda value, origin: tuple(index_url(u, origin) for u in value),
             sep=" ",
         )
 
@@ -324,7 +348,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "kernels.workspace_root",
         ("DOCKYARD_WORKSPACE_ROOT",),
-        Kind.directory(lambda value, origin: host_path(value, origin, "workspace root")),
+        Kind.directory(workspace_path),
         None,
         "mount this directory (a whole project tree) instead of the notebook's own directory",
     ),

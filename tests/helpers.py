@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -471,3 +472,47 @@ def make_kernel_container(workspace: Path, **changes: Any) -> KernelContainer:
         "gid": 1000,
     }
     return KernelContainer(**{**fields, **changes})
+
+
+# ---------------------------------------------------------------------- hostile input: one paragraph, bounded memory
+
+
+def assert_one_paragraph(text: str, *fragments: str) -> None:
+    """A user-facing error: one line of text with a fix, no traceback, naming what it was given."""
+    text = text.strip()
+    assert text, "empty error message"
+    assert "\n" not in text, f"not one paragraph: {text!r}"
+    assert "Traceback" not in text, text
+    assert "Fix:" in text, f"no fix in: {text!r}"
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in: {text!r}"
+
+
+def _vm_size() -> int | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmSize:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) * 1024 if match else None
+
+
+@contextlib.contextmanager
+def bounded_memory(headroom_mb: int = 400) -> Iterator[None]:
+    """Lower this process's RLIMIT_AS to its current size plus headroom for the block, then restore it.
+
+    A case that tries to expand a bomb then raises MemoryError, which no `except DockyardError` catches.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    current = _vm_size()
+    if current is None:  # not Linux: the per-case time check still applies
+        yield
+        return
+    limit = current + headroom_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

@@ -12,7 +12,6 @@ memory fails with MemoryError (not a DockyardError) and one that stalls fails th
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -21,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,6 +31,8 @@ from hypothesis import strategies as st
 
 from dockyard import cli, config, specs
 from dockyard.errors import ConfigError, DockyardError, SpecError
+
+from .helpers import assert_one_paragraph, bounded_memory
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = {p.stem: p.read_bytes() for p in sorted((REPO / "envs").glob("*.yaml"))}
@@ -89,47 +90,6 @@ def nine_level_bomb() -> bytes:
 
 # ----------------------------------------------------------------------------------------------------------------
 # Helpers: one paragraph, bounded time and memory
-
-
-def assert_one_paragraph(text: str, *fragments: str) -> None:
-    """A user-facing error: one line of text with a fix, no traceback, naming what it was given."""
-    text = text.strip()
-    assert text, "empty error message"
-    assert "\n" not in text, f"not one paragraph: {text!r}"
-    assert "Traceback" not in text, text
-    assert "Fix:" in text, f"no fix in: {text!r}"
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in: {text!r}"
-
-
-def _vm_size() -> int | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"^VmSize:\s+(\d+) kB", status, re.M)
-    return int(match.group(1)) * 1024 if match else None
-
-
-@contextlib.contextmanager
-def bounded_memory(headroom_mb: int = HEADROOM_MB) -> Iterator[None]:
-    """Lower this process's RLIMIT_AS to its current size plus headroom for the block, then restore it.
-
-    A case that tries to expand a bomb then raises MemoryError, which no `except DockyardError` catches.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    current = _vm_size()
-    if current is None:  # not Linux: the per-case time check still applies
-        yield
-        return
-    limit = current + headroom_mb * 2**20
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def scaled(examples: int) -> int:

@@ -63,10 +63,12 @@ def documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
+LAUNCHER = CHECKED_IN / "launcher" / "launch_kubernetes.py"
+
+
 def launcher(kernel: str = CUDA_KERNEL) -> ModuleType:
-    """The checked-in launcher wrapper of one kernelspec, imported as gateway_provisioners would run it."""
-    path = CHECKED_IN / "kernels" / kernel / "scripts" / "launch_kubernetes.py"
-    spec = importlib.util.spec_from_file_location(f"launch_{kernel.replace('-', '_')}", path)
+    """The checked-in launcher wrapper (one for every kernelspec), imported as gateway_provisioners would run it."""
+    spec = importlib.util.spec_from_file_location(f"launch_{kernel.replace('-', '_')}", LAUNCHER)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -80,7 +82,12 @@ def render_ours(kernel: str, env: dict[str, str], *, upstream_values: bool = Fal
     values: dict[str, Any] = mod.keywords(env)
     if upstream_values:
         values = {k: _upstream_value(v) for k, v in values.items()}
-    pod: dict[str, Any] = yaml.safe_load(mod.render(values, CHECKED_IN / "kernels" / kernel / "scripts"))
+    return render_with(mod, values, CHECKED_IN / "kernels" / kernel)
+
+
+def render_with(mod: ModuleType, values: dict[str, Any], kernelspec: Path, tree: Path = CHECKED_IN) -> dict[str, Any]:
+    """The pod the launcher renders for a kernelspec folder (its kernel.json's values) and client values."""
+    pod: dict[str, Any] = yaml.safe_load(mod.render({**values, "pod": mod.pod_values(kernelspec)}, tree / "launcher"))
     return pod
 
 
@@ -168,7 +175,7 @@ def test_registry_and_gpu_options_reach_the_files(tmp_path: Path) -> None:
     assert config["config"]["image_name"] == "registry.example.com/team/dockyard/pytorch:cuda-gp"
     mod = launcher()
     values = mod.keywords(BASE_ENV | {"KERNEL_GPUS": "3", "KERNEL_NAMESPACE": "ml"})
-    obj = yaml.safe_load(mod.render(values, out / "kernels" / CUDA_KERNEL / "scripts"))
+    obj = render_with(mod, values, out / "kernels" / CUDA_KERNEL, out)
     validate(obj)
     assert obj["spec"]["runtimeClassName"] == "nvidia"
     assert obj["spec"]["tolerations"] == [{"effect": "NoExecute", "key": "gpu", "operator": "Equal", "value": "a100"}]
@@ -230,7 +237,12 @@ def test_every_kernel_pod_renders_valid_and_hardened(kernel: str) -> None:
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_kernelspecs_use_the_launcher_and_a_timeout_for_the_image(kernel: str) -> None:
     data = json.loads((CHECKED_IN / "kernels" / kernel / "kernel.json").read_text())
-    assert data["argv"][1] == f"/usr/local/share/jupyter/kernels/{kernel}/scripts/launch_kubernetes.py"
+    # One launcher for all (k8s/launcher/), told which kernelspec's values to read.
+    assert data["argv"][1:4] == [
+        "/usr/local/share/jupyter/dockyard-k8s/launch_kubernetes.py",
+        "--kernelspec",
+        f"/usr/local/share/jupyter/kernels/{kernel}",
+    ]
     provisioner = data["metadata"]["kernel_provisioner"]
     assert provisioner["provisioner_name"] == "kubernetes-provisioner"
     timeout = provisioner["config"]["launch_timeout"]
@@ -415,7 +427,7 @@ def test_in_cluster_pod_gets_its_server_label_and_owner() -> None:
 
 def test_launcher_accepts_both_engines_flags() -> None:
     """The wrapper's flags match gateway_provisioners' and Enterprise Gateway's kernelspecs (parsed, not run)."""
-    source = (CHECKED_IN / "kernels" / CPU_KERNEL / "scripts" / "launch_kubernetes.py").read_text()
+    source = LAUNCHER.read_text()
     for kernel_dir in ("kernels", "enterprise-gateway/kernels"):
         argv = json.loads((CHECKED_IN / kernel_dir / CPU_KERNEL / "kernel.json").read_text())["argv"]
         for flag in (a for a in argv[2:] if a.startswith("--")):
@@ -503,7 +515,7 @@ def test_launcher_runs_through_gateway_provisioners_own_code(tmp_path: Path) -> 
             }
         )
     )
-    script = CHECKED_IN / "kernels" / CUDA_KERNEL / "scripts" / "launch_kubernetes.py"
+    script = LAUNCHER
     env = {
         "PATH": os.environ["PATH"],
         "KUBECONFIG": str(kubeconfig),
@@ -514,7 +526,8 @@ def test_launcher_runs_through_gateway_provisioners_own_code(tmp_path: Path) -> 
     }
     for prefix in ("--", "--RemoteProcessProxy."):
         out = tmp_path / f"pod{len(prefix)}.yaml"
-        argv = [sys.executable, str(script), f"{prefix}kernel-id", "0b7c1e2a", f"{prefix}response-address"]
+        argv = [sys.executable, str(script), "--kernelspec", str(CHECKED_IN / "kernels" / CUDA_KERNEL)]
+        argv += [f"{prefix}kernel-id", "0b7c1e2a", f"{prefix}response-address"]
         argv += ["10.0.0.5:8877", f"{prefix}public-key", "abc", f"{prefix}port-range", "0..0"]
         argv += ["--pod-template", str(out)]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -595,14 +608,14 @@ def test_spec_kernel_variables_reach_the_pod(tmp_path: Path) -> None:
     """The launcher passes only KERNEL_* from the server: a spec's own kernel variables are in the template."""
     from dataclasses import replace
 
-    from dockyard.frontends.k8s.podtemplate import TEMPLATE_FILE, pod_template
+    from dockyard.frontends.k8s.podtemplate import pod_values
 
     spec = specs.load("minimal")
-    spec = replace(spec, kernel={**spec.kernel, "env": {"TF_CPP_MIN_LOG_LEVEL": "1", "ODD": 'a"\nb: c'}})
-    (tmp_path / TEMPLATE_FILE).write_text(pod_template(spec, spec.variants["cpu"], K8sOptions()))
+    spec = replace(spec, kernel={**spec.kernel, "env": {"TF_CPP_MIN_LOG_LEVEL": "1", "ODD": 'a"\nb: c {{ 7*7 }}'}})
     mod = launcher(CPU_KERNEL)
-    pod = yaml.safe_load(mod.render(mod.keywords(BASE_ENV), tmp_path))
+    values = {**mod.keywords(BASE_ENV), "pod": pod_values(spec, spec.variants["cpu"], K8sOptions())}
+    pod = yaml.safe_load(mod.render(values, CHECKED_IN / "launcher"))
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
     assert env["TF_CPP_MIN_LOG_LEVEL"] == "1"
-    assert env["ODD"] == 'a"\nb: c'
+    assert env["ODD"] == 'a"\nb: c {{ 7*7 }}'
     validate(pod)

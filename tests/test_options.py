@@ -36,7 +36,7 @@ SAMPLES: dict[str, tuple[Any, str, Any, Any]] = {
     "base_overrides": ({"a:1": "b:1"}, "c:1=d:1", None, {"a:1": "b:1", "c:1": "d:1"}),
     "kernels.gpu": ("off", "required", None, None),
     "kernels.network": ("bridge", "host", None, None),
-    "kernels.workspace_root": ("/etc", "/usr", Path("/etc"), Path("/usr")),
+    "kernels.workspace_root": ("/opt/team-a", "/opt/team-b", Path("/opt/team-a"), Path("/opt/team-b")),
     "kernels.auto_build": (False, "1", False, True),
     "kernels.pool.size": (3, "5", 3, 5),
     "kernels.pool.max_containers": (7, "", 7, None),

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DockyardError as exc:
-        from rich.markup import escape
+        from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 
         _err_console().print(f"[bold red]error:[/] {escape(exc.text)}", soft_wrap=True)
         return exc.exit_code

@@ -7,11 +7,11 @@ import argparse
 import docker
 import docker.errors
 import requests
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, gpu, specs
 from ..config import BuildOptions, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
 from ..frontends import devcontainer
 from ..images import prune
@@ -104,7 +104,9 @@ def _devcontainer_gpu_advice(client: docker.DockerClient) -> None:
         info = client.info()
         advice = devcontainer.gpu_advice(gpu.assess(client, info), info)
     except (DockyardError, docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        console.print(f"[yellow]dockyard: could not check the dev container's GPU setup ({exc})[/]", soft_wrap=True)
+        console.print(
+            f"[yellow]dockyard: could not check the dev container's GPU setup ({escape(str(exc))})[/]", soft_wrap=True
+        )
         return
     if advice is not None:
         problem, fix = advice

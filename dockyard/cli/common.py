@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TypeAlias
 
 from rich.console import Console
-from rich.markup import escape
 
 from .. import options
 from ..config import BuildOptions, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..generated import Tree
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # each command group registers on it

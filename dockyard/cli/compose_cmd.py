@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import docker
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, paths, specs
 from ..config import BuildOptions
+from ..emit import shell
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import ComposeError
 from ..frontends import compose
 from ..frontends.compose_run import (
@@ -268,5 +268,5 @@ def cmd_env(args: argparse.Namespace) -> int:
     target = find_target(args.target)
     project = _project(args)
     values = client_environment(engine.client(), target, project, load_state(project))
-    sys.stdout.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items()))
+    sys.stdout.write("".join(f"export {k}={shell.word(v)}\n" for k, v in values.items()))
     return 0

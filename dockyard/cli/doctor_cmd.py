@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
-from rich.markup import escape
 
 from .. import engine, gpu, specs
 from ..config import BuildOptions, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..engine import capabilities, find_image
 from ..errors import DockyardError
 from ..frontends import devcontainer

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.markup import escape
 from rich.table import Table
 
 from .. import specs
+from ..emit.terminal import safe as escape  # every value from a file is shown inert
 from ..images.plan import make_plan
 from .common import SubParsers, add_build_flags, build_options, console
 
@@ -37,7 +37,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for s in specs.load_all():
         variants = ", ".join(f"{v.name} (gpu {v.gpu})" for v in s.variants.values())
-        table.add_row(s.name, s.display_name, f"{s.framework} {s.framework_version}", s.python, variants, str(s.path))
+        table.add_row(
+            *map(escape, (s.name, s.display_name, f"{s.framework} {s.framework_version}", s.python, variants, s.path))
+        )
     console.print(table)
     return 0
 
@@ -45,18 +47,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     s = specs.load(args.name)
     console.print(f"[bold]{escape(s.display_name)}[/] ({s.name}) — {escape(s.description)}")
-    console.print(f"  spec: {s.path}\n  framework: {s.framework} {s.framework_version}\n  python: {s.python}")
-    console.print(f"  resources: {s.resources}\n  kernel: {escape(str(s.kernel))}")
+    console.print(f"  spec: {escape(s.path)}\n  framework: {s.framework} {s.framework_version}\n  python: {s.python}")
+    console.print(f"  resources: {escape(s.resources)}\n  kernel: {escape(str(s.kernel))}")
     for v in s.variants.values():
         console.print(
-            f"  [bold]{v.ref}[/]  base {v.base}, gpu {v.gpu}" + (f" — {escape(v.description)}" if v.description else "")
+            f"  [bold]{escape(v.ref)}[/]  base {escape(v.base)}, gpu {v.gpu}"
+            + (f" — {escape(v.description)}" if v.description else "")
         )
         if v.cuda is not None:
             console.print(f"      needs {escape(v.cuda.describe())}")
         for pkg in v.python_packages:
             console.print(f"      {escape(pkg)}")
         for pkg in v.system_packages:
-            console.print(f"      apt: {pkg}")
+            console.print(f"      apt: {escape(pkg)}")
         for k, val in v.env_vars.items():
             console.print(f"      env {k}={escape(val)}")
     return 0
@@ -65,7 +68,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     loaded = [specs.load_file(f) for f in args.files] if args.files else specs.load_all()
     for s in loaded:
-        console.print(f"[green]ok[/] {s.path} ({', '.join(s.variants)})")
+        console.print(f"[green]ok[/] {escape(s.path)} ({', '.join(s.variants)})")
     return 0
 
 

@@ -11,9 +11,8 @@ import shutil
 import subprocess
 from typing import Any
 
-from rich.markup import escape
-
 from .. import engine, paths, specs
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError, shown
 from ..frontends import k8s
 from ..frontends.k8s.common import GPU_RESOURCE, K8sOptions
@@ -122,8 +121,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     live = {p["metadata"]["name"] for p in _kubectl_items("get", "pods", "--namespace", ns)}
     found = orphans(kernels, live)
     for orphan in found:
-        console.print(f"{'would delete' if args.dry_run else 'deleting'} pod {orphan.name}: {orphan.reason}")
+        console.print(
+            f"{'would delete' if args.dry_run else 'deleting'} pod {escape(orphan.name)}: {escape(orphan.reason)}"
+        )
         if not args.dry_run:
             _kubectl("delete", "pod", orphan.name, "--namespace", orphan.namespace, "--wait=false")
-    console.print(f"{len(found)} orphaned kernel pod(s) of {len(kernels)} in namespace {ns}")
+    console.print(f"{len(found)} orphaned kernel pod(s) of {len(kernels)} in namespace {escape(ns)}")
     return 0

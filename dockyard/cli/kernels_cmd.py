@@ -12,11 +12,11 @@ from typing import Any
 
 import docker
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, paths, specs
 from ..config import Settings, load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
 from ..images.inventory import image_state
 from ..kernel import install, kernelspec
@@ -183,9 +183,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             r["image"], "red" if r["image"].startswith("outdated") else "dim"
         )
         table.add_row(
-            r["name"],
+            escape(r["name"]),
             escape(r["display_name"]),
-            r["env"],
+            escape(r["env"]),
             f"[{colour}]{escape(r['image'])}[/]",
             escape(r["resource_dir"]),
         )

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rich.markup import escape
-
 from .. import specs
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..images.lock_compiler import compile_lock, write_lock
 from ..images.lockfile import LockError, load_lock, lock_path, parse
 from .common import SubParsers, add_build_flags, build_options, console

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, specs
 from ..config import load_settings
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
 from .common import SubParsers, console
 

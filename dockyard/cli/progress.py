@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 
 _NOISE = re.compile(r"^\s*(---> |Removing intermediate container|Successfully built)")
 

@@ -19,9 +19,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import hostfiles
 from ..config import PROXY_VARIABLES, BuildOptions
+from ..emit import compose as co
+from ..emit import dockerfile as df
+from ..emit import source, yamldoc
 from ..generated import Tree
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
@@ -57,13 +59,8 @@ def variable(*parts: str) -> str:
     return "DOCKYARD_" + "_".join(re.sub(r"[^A-Za-z0-9]", "_", p).upper() for p in parts)
 
 
-def _var(name: str, default: str) -> str:
-    return f"${{{name}:-{default}}}"
-
-
-def _literal(value: str) -> str:
-    """A value from a stack file, with '$' escaped so Compose interpolates nothing in it."""
-    return value.replace("$", "$$")
+_var = co.variable
+_literal = co.literal  # a value from a spec or stack file: '$' escaped so Compose interpolates nothing in it
 
 
 def lab_folder(spec: Spec, variant: Variant) -> str:
@@ -110,8 +107,8 @@ def lab_dockerfile(spec: Spec, variant: Variant) -> str:
         "# host kernelspec's name, so a notebook saved here opens with the container kernel on the host too.\n"
         f"RUN pip install --no-cache-dir {JUPYTERLAB} \\\n"
         "    && pip check \\\n"
-        f"    && python -m ipykernel install --sys-prefix --name {name} \\\n"
-        f'        --display-name "{lab_display_name(spec, variant)}" \\\n'
+        f"    && python -m ipykernel install --sys-prefix --name {df.shell_words([name])} \\\n"
+        f"        --display-name {df.shell_words([lab_display_name(spec, variant)])} \\\n"
         f"    && rm -rf {VENV}/share/jupyter/kernels/python3 \\\n"
         f"    && chmod -R a+rwX {VENV}\n"
     )
@@ -143,7 +140,7 @@ def lab_compose(spec: Spec, variant: Variant) -> dict[str, Any]:
         "user": "${DOCKYARD_UID:-1000}:${DOCKYARD_GID:-1000}",
         "working_dir": LAB_WORKSPACE,
         "environment": {
-            **dict(sorted(spec.kernel["env"].items())),
+            **{k: _literal(v) for k, v in sorted(spec.kernel["env"].items())},
             "HOME": "/tmp/home",
             # Empty (run by hand without dockyard): JupyterLab makes a random token and logs it.
             "JUPYTER_TOKEN": "${DOCKYARD_LAB_TOKEN:-}",
@@ -186,7 +183,7 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
     else:
         assert service.build_context is not None
         out["image"] = _var(variable("IMAGE", service.name), f"{build_repository(stack, service)}:latest")
-        build: dict[str, Any] = {"context": _relative(service.build_context, out_folder)}
+        build: dict[str, Any] = {"context": _literal(_relative(service.build_context, out_folder))}
         build["args"] = dict(PROXY_ARGS)
         if service.build_base:
             build["args"] = {"BASE": _var(variable("BASE", service.name), service.build_base), **PROXY_ARGS}
@@ -200,9 +197,9 @@ def _stack_service(stack: Stack, service: StackService, out_folder: Path) -> dic
     environment |= {k: f"${{{variable('SECRET', s)}:-}}" for k, s in service.secrets.items()}
     if environment:
         out["environment"] = dict(sorted(environment.items()))
-    volumes = [f"{v}:{path}" for v, path in service.volumes.items()]
+    volumes = [co.volume(v, path) for v, path in service.volumes.items()]
     if service.files:
-        volumes.append(f"{_relative(service.files, out_folder)}:{STACK_FILES}:ro")
+        volumes.append(co.volume(_relative(service.files, out_folder), STACK_FILES, "ro"))
         out["working_dir"] = STACK_FILES
     if volumes:
         out["volumes"] = volumes
@@ -235,46 +232,50 @@ def stack_build_tag(stack: Stack, service: StackService, options: BuildOptions) 
     """Content tag of a stack's own image: its build folder's files and the base it is built on."""
     assert service.build_context is not None
     h = hashlib.sha256(options.base_for(service.build_base or "").encode() + b"\0")
-    for path in sorted(p for p in service.build_context.rglob("*") if p.is_file()):
-        h.update(path.relative_to(service.build_context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    # The folder comes with the stack, maybe from someone else: a link to /dev/zero or a FIFO in it must be refused,
+    # not read forever; files are hashed in chunks, never held whole.
+    fix = "keep only regular files (at most 8 GB each) in the stack's build folder"
+    for path in sorted(p for p in service.build_context.rglob("*") if p.exists() and not p.is_dir()):
+        hostfiles.regular_file(path, str(stack.path), "build file", hostfiles.WHEEL_MAX, fix)
+        h.update(path.relative_to(service.build_context).as_posix().encode() + b"\0")
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
     return f"{build_repository(stack, service)}:{h.hexdigest()[:12]}"
 
 
 # ---------------------------------------------------------------------------------------------------- files
 
 
-class _Dumper(yaml.SafeDumper):
-    """Plain YAML for people: a value used twice is written twice, never as an &anchor/*alias."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def _dump(header: str, data: dict[str, Any]) -> bytes:
-    body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000, allow_unicode=True)
-    return (header + body).encode()
+    return yamldoc.documents(header, data)
 
 
 def render_lab(spec: Spec, variant: Variant) -> dict[str, bytes]:
     folder = lab_folder(spec, variant)
+    with source(spec.path, f"{DIRNAME}/{folder}/{LAB_DOCKERFILE}"):
+        dockerfile = lab_dockerfile(spec, variant)
     header = (
         f"{MARKER} from envs/{spec.name}.yaml, variant {variant.name}. Edit the spec, then run\n"
         f"# 'dockyard compose generate'. Start: 'dockyard compose up {folder}' (builds the images, sets the token).\n"
     )
     return {
         f"{folder}/{COMPOSE_FILE}": _dump(header, lab_compose(spec, variant)),
-        f"{folder}/{LAB_DOCKERFILE}": lab_dockerfile(spec, variant).encode(),
+        f"{folder}/{LAB_DOCKERFILE}": dockerfile.encode(),
     }
 
 
 def render_stack(stack: Stack, out_dir: Path) -> dict[str, bytes]:
     rel = _relative(stack.path, out_dir / stack.name)
     header = (
-        f"{MARKER} from {rel}. Edit the stack, then run 'dockyard compose generate'.\n"
+        f"{MARKER} from {df.comment(rel)}. Edit the stack, then run 'dockyard compose generate'.\n"
         f"# Start: 'dockyard compose up {stack.name}' (builds the images, sets the variables); "
         f"check: 'dockyard compose verify {stack.name}'.\n"
     )
-    return {f"{stack.name}/{COMPOSE_FILE}": _dump(header, stack_compose(stack, out_dir / stack.name))}
+    with source(stack.path, f"{DIRNAME}/{stack.name}/{COMPOSE_FILE}"):
+        data = stack_compose(stack, out_dir / stack.name)
+    return {f"{stack.name}/{COMPOSE_FILE}": _dump(header, data)}
 
 
 def render_all(specs: list[Spec], stacks: list[Stack], out_dir: Path) -> dict[str, bytes]:

@@ -21,9 +21,9 @@ from typing import Any
 import docker
 from docker.models.containers import Container
 
-from .. import paths, specs
+from .. import hostfiles, paths, specs
 from ..config import PROXY_VARIABLES, BuildOptions
-from ..errors import ComposeError
+from ..errors import ComposeError, shown
 from ..specs import Spec, Variant
 from ..specs.stacks import Stack, load_stack
 from . import compose
@@ -165,7 +165,13 @@ def variables(
     out["DOCKYARD_LAB_IMAGE"] = compose.lab_tag(env_tags["lab"], *target.lab)
     out["DOCKYARD_LAB_TOKEN"] = state["secrets"]["lab_token"]
     out["DOCKYARD_LAB_PORT"] = str(port)
-    folder = (workspace or Path.cwd()).resolve()
+    folder = hostfiles.mount_source((workspace or Path.cwd()).resolve(), "--workspace", "lab workspace")
+    if re.search(r"[:\x00-\x1f\x7f]", str(folder)):  # Compose's volume syntax splits at ':'
+        raise ComposeError(
+            f"The lab workspace {shown(str(folder))} has ':' or a control character in its path, which a Compose "
+            "volume cannot carry",
+            fix="open a folder whose path has no ':' (or link to it from one)",
+        )
     out["DOCKYARD_WORKSPACE"] = str(folder)
     # JupyterLab runs as the workspace's owner, so what it writes there belongs to that user (also when
     # root starts it for someone, e.g. from a service manager).

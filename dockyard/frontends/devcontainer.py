@@ -12,6 +12,8 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..emit import devcontainer as dc
+from ..emit import source
 from ..generated import Tree
 from ..gpu import Verdict
 from ..images.naming import image_alias
@@ -134,7 +136,9 @@ def render(spec: Spec, variant: Variant, workspace: Path) -> bytes:
         f"{MARKER} from envs/{spec.name}.yaml, variant {variant.name}. Edit the spec, then run\n"
         "// 'dockyard devcontainer generate'. The image is built on the host by initializeCommand.\n"
     )
-    return (header + json.dumps(config(spec, variant, workspace), indent=2, ensure_ascii=False) + "\n").encode()
+    with source(spec.path, f"{DIRNAME}/{folder_name(spec, variant)}/{CONFIG_NAME}"):
+        body = json.dumps(dc.checked(config(spec, variant, workspace)), indent=2, ensure_ascii=False)
+    return (header + body + "\n").encode()
 
 
 def render_all(specs: list[Spec], workspace: Path) -> dict[str, bytes]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from .. import paths
+from .. import hostfiles, paths
 from ..config import BuildOptions
 from ..errors import ConfigError
 from ..specs import Spec, Variant
@@ -25,8 +25,17 @@ UV_LOCK = Path(__file__).with_name("uv-installer.txt")  # uv itself, hash-pinned
 
 def _pem_files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".crt", ".pem", ".cer"))
+        names = sorted(p for p in path.iterdir() if p.suffix in (".crt", ".pem", ".cer"))
+        if len(names) > hostfiles.CA_DIR_MAX_FILES:
+            raise ConfigError(
+                f"CA certificate directory {path} holds {len(names)} certificate files",
+                fix=f"give a directory of at most {hostfiles.CA_DIR_MAX_FILES} PEM files, or one bundle file",
+            )
+        return [p for p in names if p.is_file()]
     return [path]
+
+
+_CA_FIX = "give PEM files of at most 4 MB (a CA bundle is a few hundred KB)"
 
 
 def ca_certificates(options: BuildOptions) -> dict[str, bytes]:
@@ -35,7 +44,8 @@ def ca_certificates(options: BuildOptions) -> dict[str, bytes]:
     for source in options.ca_certs:
         found = 0
         for file in _pem_files(source):
-            for block in _PEM.findall(file.read_bytes()):
+            pem = hostfiles.read_bounded(file, str(source), "CA certificate file", hostfiles.CA_FILE_MAX, _CA_FIX)
+            for block in _PEM.findall(pem):
                 cert = block.replace(b"\r\n", b"\n") + b"\n"
                 out[f"{CA_DIR}/{hashlib.sha256(cert).hexdigest()[:24]}.crt"] = cert
                 found += 1
@@ -59,6 +69,8 @@ def wheels(lock: Lock | None, options: BuildOptions) -> dict[str, Path]:
         except InvalidWheelFilename:
             continue
         if (canonicalize_name(name), version) in wanted:
+            fix = "put only wheel files (at most 8 GB each) in the wheelhouse"
+            hostfiles.regular_file(path, str(options.wheelhouse), "wheel", hostfiles.WHEEL_MAX, fix)
             out[f"{WHEEL_DIR}/{path.name}"] = path
     return out
 

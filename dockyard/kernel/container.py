@@ -18,6 +18,7 @@ from docker.types import DeviceRequest, Mount
 
 from ..engine.capabilities import DOCKER, EngineCaps
 from ..errors import DockyardError
+from ..hostfiles import mount_refusal
 from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
 
 RUN_DIR = "/run/dockyard"
@@ -83,25 +84,6 @@ _HOST_ONLY_PREFIXES = (
     "SSH_",
     "MAMBA",
 )
-# System directories that must never be the workspace mount (it would shadow the image or expose the host).
-_SYSTEM_TREES = (
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/proc",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var/run",
-    "/var/lib",
-)
-_TOP_LEVEL_ONLY = ("/", "/home", "/opt", "/var")
-_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock")
 # Read by the NVIDIA runtime/hook. Where 'nvidia' is dockerd's default runtime, NVIDIA_VISIBLE_DEVICES in
 # a container's environment (from the host, or an nvidia/cuda base image) attaches GPUs without any
 # request; so a container without a device request gets 'void' (no GPUs, no driver files), and one with
@@ -236,25 +218,13 @@ def workspace_mount(cwd: Path, root: Path | None) -> Path:
                 ),
             )
         mount = root
-    if _system_dir(mount):
+    reason = mount_refusal(mount)
+    if reason:
         raise DockyardError(
-            f"Refusing to mount the system directory {mount} into a kernel container (it would shadow the image or "
-            "expose the host)",
+            f"Refusing to mount {mount} into a kernel container: {reason}",
             fix="start Jupyter (or set the workspace root) in a project directory, e.g. under your home directory",
         )
-    for sock in _SOCKETS:
-        real = Path(os.path.realpath(sock))
-        if os.path.exists(real) and (real == mount or mount in real.parents):
-            raise DockyardError(
-                f"Refusing to mount {mount} into a kernel container: it contains the container engine's socket {real}",
-                fix="start Jupyter (or set the workspace root) in a project directory",
-            )
     return mount
-
-
-def _system_dir(path: Path) -> bool:
-    text = path.as_posix()
-    return text in _TOP_LEVEL_ONLY or any(text == d or text.startswith(f"{d}/") for d in _SYSTEM_TREES)
 
 
 def gpu_environment(environment: Mapping[str, str], device_requests: Sequence[DeviceRequest]) -> dict[str, str]:

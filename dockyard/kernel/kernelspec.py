@@ -13,6 +13,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from ..emit import jupyter
 from ..generated import Tree
 from ..images.naming import image_alias
 from ..specs import Spec, Variant
@@ -58,7 +59,7 @@ def kernel_json(spec: Spec, variant: Variant) -> dict[str, Any]:
         "display_name": display_name(spec, variant),
         "language": spec.kernel["language"],
         "interrupt_mode": spec.kernel["interrupt_mode"],
-        "env": dict(spec.kernel["env"]),
+        "env": jupyter.env(spec.kernel["env"]),  # `$` escaped: jupyter_client expands ${VAR} in env values
         "metadata": {
             "kernel_provisioner": {
                 "provisioner_name": PROVISIONER_NAME,

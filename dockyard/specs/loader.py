@@ -33,6 +33,12 @@ _PATTERN_HINTS = {
     "package": "a Python distribution name such as 'torch'",
     "min_driver": "a driver version such as '580.65.06' (quoted)",
     "min_compute_capability": "a compute capability such as '7.5' (quoted)",
+    # Human-facing text is printed to terminals and shown in launchers: it must look like what it says.
+    "display_name": "printable text, without control, bidi-override or zero-width characters",
+    "description": "printable text, without control, bidi-override or zero-width characters",
+    "pip_extra_index_urls": "an http(s):// or file:// URL without spaces and without user:token@ (credentials would "
+    "ship in the image's layers; put the site's index in the dockyard config, or use a wheelhouse)",
+    "env": "a value without line breaks or control characters (at most 4096 characters)",
 }
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,38}")  # the schema's name pattern
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -156,7 +162,7 @@ def schema_error(
             fix=pattern_hints.get(
                 "propertyNames",
                 "variant names are 'cpu' or 'cuda', optionally with a suffix such as 'cuda-12'; env names are shell "
-                "identifiers",
+                "identifiers, and DOCKYARD_* names are dockyard's own (the image sets them)",
             ),
         )
     if err.validator == "additionalProperties":

@@ -23,13 +23,15 @@ from .yamlsource import KeyPath, YamlDocument, load_yaml, where
 
 STACK_FILE = "stack.yaml"
 # Placeholders in a stack's client variables: a published port's host side, a generated secret.
-PLACEHOLDER = re.compile(r"\{(port:([a-z][a-z0-9-]*):(\d+)|secret:([a-z][a-z0-9_]*))\}")
+PLACEHOLDER = re.compile(r"\{(port:([a-z][a-z0-9-]*):(\d{1,5})|secret:([a-z][a-z0-9_]*))\}")
 FORMAT_DOC = "docs/compose.md, 'The stack file'"
 _HINTS = {
     "name": "lower-case letters, digits and dashes, starting with a letter (e.g. 'pipeline')",
     "env": "an environment reference such as 'pytorch' or 'pytorch:cpu'",
     "base": "an image reference such as 'python:3.11-slim-bookworm'",
-    "volumes": "an absolute path in the container such as '/var/lib/postgresql/data'",
+    "volumes": "an absolute path in the container such as '/var/lib/postgresql/data' (no ':', spaces or line "
+    "breaks: a named volume is mounted there, never a host path)",
+    "description": "printable text, without control, bidi-override or zero-width characters",
     "secrets": "lower-case letters, digits and underscores (e.g. 'db_password')",
     "propertyNames": (
         "service names are lower-case letters, digits and dashes; environment variable names are letters, digits "

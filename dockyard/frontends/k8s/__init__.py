@@ -1,7 +1,8 @@
 """Kubernetes: the same environment images as kernels on a cluster (gateway_provisioners' KubernetesProvisioner or
 Enterprise Gateway), as JupyterHub profiles, and the stacks as manifests; generated into k8s/.
 
-    k8s/kernels/<kernel>-k8s/     kernelspecs for gateway_provisioners (kernel.json, pod template, launcher)
+    k8s/launcher/                 the one launcher wrapper and pod template every kernelspec names
+    k8s/kernels/<kernel>-k8s/     kernelspecs for gateway_provisioners (kernel.json: argv, the pod's values)
     k8s/cluster/                  namespace, service accounts + namespace-scoped Role, image pre-pull DaemonSets
     k8s/enterprise-gateway/       Helm values, the gateway image's Dockerfile, its kernelspecs
     k8s/jupyterhub/               singleuser.profileList values, the single-user image's Dockerfile
@@ -14,9 +15,9 @@ jupyterhub · pipeline · orphans (what `dockyard k8s gc` removes). No I/O but r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ...emit import jupyter
 from ...generated import Tree
 from ...specs import Spec
 from ...specs.stacks import Stack
@@ -34,9 +35,9 @@ def render_all(specs: list[Spec], stacks: list[Stack], options: K8sOptions) -> d
             out[f"kernels/{rel}"] = data
         folder = kernelspecs.k8s_kernel_name(spec, variant)
         eg_json = gateway.kernel_json(spec, variant, options)
-        out[f"enterprise-gateway/kernels/{folder}/kernel.json"] = (json.dumps(eg_json, indent=2) + "\n").encode()
-        for script in (kernelspecs.LAUNCHER_FILE, "kernel-pod.yaml.j2"):
-            out[f"enterprise-gateway/kernels/{folder}/scripts/{script}"] = out[f"kernels/{folder}/scripts/{script}"]
+        out[f"enterprise-gateway/kernels/{folder}/kernel.json"] = jupyter.dumps(eg_json).encode()
+    for name, data in kernelspecs.launcher_files().items():
+        out[f"launcher/{name}"] = data
     src = "envs/*.yaml"
     out["cluster/namespace.yaml"] = dump(header(src), cluster.namespace(options))
     out["cluster/rbac.yaml"] = dump(header(src), *cluster.rbac(options))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...emit import jupyter
 from ...specs import Spec, Variant
 from .cluster import GATEWAY_SERVICE_ACCOUNT
-from .common import MARKER, K8sOptions, kernel_image, launch_timeout, launcher_path
+from .common import MARKER, K8sOptions, kernel_image, kernelspec_path, launch_timeout, launcher_dir, launcher_path
 from .kernelspecs import display_name, k8s_kernel_name
+from .podtemplate import pod_values
 
 # 3.3.0 or later: before it, the gateway itself rendered KERNEL_POD_NAME as a Jinja template (GHSA-f49j-v924-fx9w,
 # code execution in the gateway) and compared UIDs as strings (GHSA-chq7-94j8-cj28); no kernelspec can fix those.
@@ -29,7 +31,9 @@ def kernel_json(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, 
     return {
         "argv": [
             "python",
-            launcher_path(k8s_kernel_name(spec, variant), options),
+            launcher_path(options),
+            "--kernelspec",
+            kernelspec_path(k8s_kernel_name(spec, variant), options),
             "--RemoteProcessProxy.kernel-id",
             "{kernel_id}",
             "--RemoteProcessProxy.port-range",
@@ -44,10 +48,10 @@ def kernel_json(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, 
         "display_name": display_name(spec, variant),
         "language": spec.kernel["language"],
         "interrupt_mode": "signal",
-        "env": dict(sorted(spec.kernel["env"].items())),
+        "env": jupyter.env(spec.kernel["env"]),  # `$` escaped: jupyter_client expands ${VAR} in env values
         "metadata": {
             "generated_by": MARKER,
-            "dockyard": {"env": spec.name, "variant": variant.name},
+            "dockyard": {"env": spec.name, "variant": variant.name, "pod": pod_values(spec, variant, options)},
             "process_proxy": {
                 "class_name": PROCESS_PROXY,
                 "config": {"image_name": kernel_image(variant, options)},
@@ -63,13 +67,15 @@ def gateway_image(options: K8sOptions) -> str:
 def dockerfile(options: K8sOptions) -> str:
     return (
         f"# {MARKER}: Enterprise Gateway with dockyard's kernelspecs and the launcher code they reuse.\n"
-        f"# Build from k8s/enterprise-gateway/: docker build -t {gateway_image(options)} .\n"
+        f"# Build from k8s/: docker build -f enterprise-gateway/Dockerfile -t {gateway_image(options)} .\n"
         f"FROM {EG_IMAGE}\n"
         "USER root\n"
         "# Files only: the launcher needs gateway_provisioners' launch_kubernetes.py, kubernetes and jinja2 (the\n"
         "# image has both); its dependencies would replace the jupyter_client that Enterprise Gateway pins.\n"
         "RUN pip install --no-cache-dir --no-deps gateway_provisioners==0.5.0\n"
-        f"COPY kernels/ {options.kernels_dir}/\n"
+        f"COPY enterprise-gateway/kernels/ {options.kernels_dir}/\n"
+        "# The one launcher and pod template every kernelspec names.\n"
+        f"COPY launcher/ {launcher_dir(options)}/\n"
         "USER jovyan\n"
     )
 

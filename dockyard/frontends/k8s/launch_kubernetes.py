@@ -3,9 +3,10 @@
 """Launch a kernel pod: gateway_provisioners 0.5.0's own launcher (its Kubernetes API calls, its protocol), with
 three parts replaced, because upstream's are unsafe:
 
-- the pod YAML comes from kernel-pod.yaml.j2 beside this file, rendered with autoescape off but every client value
-  passed through `tojson` by the template itself, from the raw KERNEL_* strings (upstream parses each value as
-  YAML first, so a value can become a mapping);
+- the pod YAML comes from kernel-pod.yaml.j2 beside this file: fixed text that reads the kernel's own values as
+  data (metadata.dockyard.pod of the kernel.json in --kernelspec) and the raw KERNEL_* strings (upstream parses
+  each value as YAML first, so a value can become a mapping), passing every one through `tojson`; it is rendered
+  in Jinja's sandbox, so not even a template could reach Python internals;
 - the pod's environment holds the launcher protocol's variables and KERNEL_* only (upstream copies the whole
   server environment, tokens and credentials included, into every kernel pod);
 - the pod is owned by the Jupyter server's pod when that runs in the same namespace, so Kubernetes deletes kernel
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -28,6 +30,7 @@ from types import ModuleType
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = "kernel-pod.yaml.j2"
@@ -43,16 +46,47 @@ def keywords(environ: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in environ.items() if name.startswith("KERNEL_")}
 
 
+# json.dumps writes a character beyond U+FFFF as a UTF-16 surrogate pair (\\ud83d\\ude00), which YAML reads as two
+# invalid characters; YAML's own escape for it is \\U0001f600. Only escapes preceded by an even run of backslashes
+# are escapes (an odd one is an escaped backslash followed by text).
+_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _yaml_json(obj: Any, **kwargs: Any) -> str:
+    """tojson's dumps: JSON that is also YAML meaning the same (a double-quoted scalar, flow collections)."""
+
+    def astral(m: re.Match[str]) -> str:
+        code = 0x10000 + ((int(m.group(2), 16) - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
+        return f"{m.group(1)}\\U{code:08x}"
+
+    return _PAIR.sub(astral, json.dumps(obj, **kwargs))
+
+
 def render(values: Mapping[str, Any], template_dir: Path = HERE) -> str:
     """The pod YAML for these template variables (StrictUndefined: a template bug fails, never renders blank)."""
-    env = jinja2.Environment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(template_dir),
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,  # the template escapes each value for YAML itself (tojson); HTML escaping would garble
         undefined=jinja2.StrictUndefined,
     )
+    env.policies["json.dumps_function"] = _yaml_json
     return env.get_template(TEMPLATE).render(**values)
+
+
+def pod_values(kernelspec: Path) -> dict[str, Any]:
+    """The kernel's own values (env, variant, GPU, kernel variables ...): metadata.dockyard.pod of its kernel.json."""
+    try:
+        data = json.loads((kernelspec / "kernel.json").read_text(encoding="utf-8"))
+        pod = data["metadata"]["dockyard"]["pod"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(
+            f"{kernelspec}/kernel.json has no metadata.dockyard.pod ({exc}): run 'dockyard k8s generate'"
+        ) from None
+    if not isinstance(pod, dict):
+        raise SystemExit(f"{kernelspec}/kernel.json: metadata.dockyard.pod is not a mapping")
+    return pod
 
 
 def pod_environment(environ: Mapping[str, str]) -> list[dict[str, str]]:
@@ -123,6 +157,7 @@ def main() -> None:
     flags = ("kernel-id", "port-range", "response-address", "public-key", "kernel-class-name", "transport-encryption")
     for flag in flags:
         parser.add_argument(f"--{flag}", f"--RemoteProcessProxy.{flag}", nargs="?", dest=flag.replace("-", "_"))
+    parser.add_argument("--kernelspec", required=True, type=Path, help="the kernelspec folder (its kernel.json)")
     parser.add_argument(
         "--spark-context-initialization-mode",
         "--RemoteProcessProxy.spark-context-initialization-mode",
@@ -133,10 +168,11 @@ def main() -> None:
     # Upstream's dry run: write the finished pod to FILE instead of creating it (for checking a kernelspec offline).
     parser.add_argument("--pod-template", metavar="FILE", help="write the pod YAML to FILE; launch nothing")
     args = parser.parse_args()
+    pod = pod_values(args.kernelspec)
     upstream = _upstream()
 
     def generate(_parsed: dict[str, Any]) -> str:  # upstream passes YAML-parsed values: use the raw strings
-        return render(keywords(os.environ))
+        return render({**keywords(os.environ), "pod": pod})
 
     def extend(pod: dict[str, Any]) -> dict[str, Any]:
         return finish_pod(pod, os.environ, _server_pod(pod["metadata"]["namespace"]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ...emit.dockerfile import exec_form
 from ...images.render import VENV
 from .common import KERNEL_GID, KERNEL_UID, LAUNCHER_SUFFIX, MARKER
 
@@ -42,7 +43,7 @@ def dockerfile() -> str:
         "# The engines' image contract: KERNEL_LANGUAGE, the bootstrap as command, a non-root user, HOME writable.\n"
         f"ENV KERNEL_LANGUAGE=python HOME={HOME}\n"
         f"USER {KERNEL_UID}:{KERNEL_GID}\n"
-        f'CMD ["{BOOTSTRAP}"]\n'
+        f"CMD {exec_form([BOOTSTRAP])}\n"
     )
 
 

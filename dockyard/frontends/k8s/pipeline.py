@@ -9,9 +9,12 @@ pods, so an open port means a ready store). Secrets come from one Secret, `<stac
 
 from __future__ import annotations
 
-import shlex
+import re
+from pathlib import Path
 from typing import Any
 
+from ... import hostfiles
+from ...emit import kubernetes, shell
 from ...errors import DockyardError, shown
 from ...images.naming import image_alias
 from ...images.render import REMOTE_USER
@@ -42,14 +45,19 @@ def _claim(stack: Stack, volume: str) -> str:
     return f"{stack.name}-{volume}"
 
 
-def _ids(service: StackService, user: str) -> tuple[int, int]:
-    if user not in NUMERIC_USERS:
-        raise DockyardError(
-            f"Stack service '{service.name}' runs as user {shown(user)}, whose numeric ID dockyard does not know",
-            fix="Kubernetes needs numeric IDs to enforce non-root: add the user to NUMERIC_USERS in "
-            "dockyard/frontends/k8s/pipeline.py",
-        )
-    return NUMERIC_USERS[user]
+def _ids(stack: Stack, service: StackService, user: str) -> tuple[int, int]:
+    """(uid, gid) of a service's user: a name the images define, or numeric UID[:GID] (never 0: non-root)."""
+    if user in NUMERIC_USERS:
+        return NUMERIC_USERS[user]
+    m = re.fullmatch(r"([0-9]{1,9})(?::([0-9]{1,9}))?", user)
+    if m and int(m.group(1)) > 0 and int(m.group(2) or m.group(1)) > 0:
+        return int(m.group(1)), int(m.group(2) or m.group(1))
+    raise DockyardError(
+        f"{stack.path}: services.{service.name}.user is {shown(user)}, which Kubernetes cannot run as non-root "
+        f"(it checks numeric IDs only, and 0 is root)",
+        fix="write the user as a numeric UID[:GID] above 0 (e.g. '999:999'), or use one of: "
+        + ", ".join(NUMERIC_USERS),
+    )
 
 
 def _wait_for(stack: Stack, service: StackService) -> list[dict[str, Any]]:
@@ -92,7 +100,7 @@ def _container(stack: Stack, service: StackService, options: K8sOptions) -> tupl
         image = options.image(f"{build_repository(stack, service)}:latest")
         user = service.user or REMOTE_USER
         read_only = False  # a stack's own image may write anywhere it owns (PostgreSQL: its socket folder)
-    uid, gid = _ids(service, user)
+    uid, gid = _ids(stack, service, user)
     volumes.append({"name": "tmp", "emptyDir": {}})
     mounts.append({"name": "tmp", "mountPath": "/tmp"})
     for volume, path in service.volumes.items():
@@ -103,14 +111,14 @@ def _container(stack: Stack, service: StackService, options: K8sOptions) -> tupl
     if service.files:
         volumes.append({"name": "stack-files", "configMap": {"name": _files_configmap(stack, service)}})
         mounts.append({"name": "stack-files", "mountPath": STACK_FILES, "readOnly": True})
-    env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    env_list: list[dict[str, Any]] = [{"name": k, "value": kubernetes.literal(v)} for k, v in sorted(env.items())]
     env_list += [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(stack), "key": s}}}
         for k, s in sorted(service.secrets.items())
     ]
     container: dict[str, Any] = {"name": service.name, "image": image, "imagePullPolicy": "IfNotPresent"}
     if service.command:
-        container["command"] = list(service.command)
+        container["command"] = [kubernetes.literal(c) for c in service.command]
     if service.files:
         container["workingDir"] = STACK_FILES
     if env_list:
@@ -171,7 +179,7 @@ def service_manifests(stack: Stack, service: StackService, options: K8sOptions) 
         )
     if service.files:
         assert service.files is not None
-        data = {p.name: p.read_text() for p in sorted(service.files.iterdir()) if p.is_file()}
+        data = _configmap_files(stack, service.files)
         out.append(
             {
                 "apiVersion": "v1",
@@ -225,6 +233,24 @@ def manifests(stack: Stack, options: K8sOptions) -> dict[str, list[dict[str, Any
     return {f"{name}.yaml": service_manifests(stack, s, options) for name, s in stack.services.items()}
 
 
+CONFIGMAP_MAX = 1024 * 1024  # the API server's limit for one ConfigMap
+
+
+def _configmap_files(stack: Stack, folder: Path) -> dict[str, str]:
+    """The stack's files folder as ConfigMap data: regular UTF-8 text files, 1 MiB in all (the API's limit)."""
+    fix = "keep only text files (UTF-8, 1 MiB in all) in the stack's files folder"
+    data: dict[str, str] = {}
+    total = 0
+    for path in sorted(p for p in folder.iterdir() if p.exists() and not p.is_dir()):
+        raw = hostfiles.read_bounded(path, str(stack.path), "stack file", CONFIGMAP_MAX - total, fix)
+        total += len(raw)
+        try:
+            data[path.name] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DockyardError(f"{stack.path}: stack file {path} is not UTF-8 text", fix=fix) from None
+    return data
+
+
 def _condition(check: Check) -> str:
     parts = ["v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/"]  # a number, not an error message
     if check.equals is not None:
@@ -255,7 +281,6 @@ def verify_script(stack: Stack, options: K8sOptions, source: str) -> str:
         "}",
     ]
     for check in stack.checks:
-        cmd = " ".join(shlex.quote(c) for c in check.command)
-        lines.append(f"check {shlex.quote(check.name)} {shlex.quote(_condition(check))} {cmd}")
+        lines.append(f"check {shell.words([check.name, _condition(check), *check.command])}")
     lines.append('exit "$failed"')
     return "\n".join(lines) + "\n"

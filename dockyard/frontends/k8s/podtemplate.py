@@ -13,13 +13,16 @@ GHSA-cfw7-6c5v-2wjq). Here:
 - GPU variants get the GPU as both request and limit (the API server refuses a GPU request without an equal
   limit), tolerations and a runtime class from the options.
 
-Generation-time values are written as JSON literals (json.dumps), so even odd option values stay data.
+The template is fixed text, the same for every kernel: no spec or option value is ever written into it. The spec's
+side arrives as data (`pod`, from kernel.json's metadata.dockyard.pod, see pod_values), the client's as KERNEL_*
+strings, and the launcher renders it in a sandboxed Jinja environment (jinja2.sandbox).
 """
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
+from ...emit import kubernetes
 from ...specs import Spec, Variant
 from .common import (
     GPU_RESOURCE,
@@ -41,11 +44,26 @@ KERNEL_SERVICE_ACCOUNT = "dockyard-kernel"  # a service account with no role: ke
 HOME = "/tmp"  # writable for any UID (an emptyDir), the root file system is read-only
 
 
-def _j(value: object) -> str:
-    return json.dumps(value, sort_keys=True)
+def pod_values(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, Any]:
+    """What the template reads about this kernel (kernel.json's metadata.dockyard.pod): plain JSON data."""
+    scheduling = gpu_scheduling(variant, options)
+    return {
+        "env": spec.name,
+        "variant": variant.name,
+        "cuda_needs": variant.cuda.describe() if variant.cuda is not None else "",
+        "gpu": wants_gpu(variant),
+        "max_gpus": options.max_gpus,
+        "runtime_class": scheduling.get("runtimeClassName", ""),
+        "tolerations": scheduling.get("tolerations", []),
+        # The spec's kernel variables belong to the pod itself: the launcher passes only KERNEL_* from the server.
+        # `$` doubled: the kubelet would expand $(NAME) in the value (kernel.json, where jupyter_client reads the
+        # same variables, escapes `$` for its own rules).
+        "kernel_env": [{"name": k, "value": kubernetes.literal(v)} for k, v in sorted(spec.kernel["env"].items())],
+        "shm_size": quantity(spec.resources["shm_size"]),
+    }
 
 
-def _int_from_client(var: str, name: str, default: int, low: int, high: int | None) -> list[str]:
+def _int_from_client(var: str, name: str, default: int, low: int, high: str | None) -> list[str]:
     """Jinja lines setting `name` from a KERNEL_* string: digits only, else default; then clamped to [low, high]."""
     lines = [
         f"{{% set {name} = {var} | string if {var} is defined else '' %}}",
@@ -57,17 +75,17 @@ def _int_from_client(var: str, name: str, default: int, low: int, high: int | No
     return lines
 
 
-def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
-    gpu = wants_gpu(variant)
+def pod_template() -> str:
+    """The one pod template (k8s/launcher/kernel-pod.yaml.j2): dockyard's constants only, values as data."""
     lines = [
-        f"{{# {MARKER} from envs/{spec.name}.yaml, variant {variant.name}. Edit the spec, then run",
-        "   'dockyard k8s generate'. Every KERNEL_* value is a string here and goes through tojson or int. #}",
+        f"{{# {MARKER}: the pod template of every dockyard Kubernetes kernelspec; 'dockyard k8s generate' rewrites it.",
+        "   Fixed text: the spec's values come as data (pod: kernel.json's metadata.dockyard.pod), the client's as",
+        "   KERNEL_* strings, and every one goes through tojson or int. #}",
         *_int_from_client("kernel_uid", "uid", KERNEL_UID, 1, None),
         *_int_from_client("kernel_gid", "gid", KERNEL_GID, 1, None),
-    ]
-    if gpu:
-        lines += _int_from_client("kernel_gpus", "gpus", 1, 1, options.max_gpus)
-    lines += [
+        "{% if pod.gpu %}",
+        *_int_from_client("kernel_gpus", "gpus", 1, 1, "pod.max_gpus | int"),
+        "{% endif %}",
         "apiVersion: v1",
         "kind: Pod",
         "metadata:",
@@ -79,17 +97,16 @@ def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
         "    component: kernel",
         f"    {MANAGED_BY}: dockyard",
         f"    {LABEL_ROLE}: kernel",
-        f"    {LABEL_ENV}: {_j(spec.name)}",
-        f"    {LABEL_VARIANT}: {_j(variant.name)}",
+        f"    {LABEL_ENV}: {{{{ pod.env | string | tojson }}}}",
+        f"    {LABEL_VARIANT}: {{{{ pod.variant | string | tojson }}}}",
         "  annotations:",
         '    cluster-autoscaler.kubernetes.io/safe-to-evict: "false"',
-    ]
-    if variant.cuda is not None:  # what the node's driver and card must bring (gpu/requirements.py), for people
-        lines.append(f"    dockyard.io/cuda-needs: {_j(variant.cuda.describe())}")
-    lines += [
+        "{% if pod.cuda_needs %}",  # what the node's driver and card must bring (gpu/requirements.py), for people
+        "    dockyard.io/cuda-needs: {{ pod.cuda_needs | string | tojson }}",
+        "{% endif %}",
         "spec:",
         "  restartPolicy: Never",
-        f"  serviceAccountName: {_j(KERNEL_SERVICE_ACCOUNT)}",
+        f'  serviceAccountName: "{KERNEL_SERVICE_ACCOUNT}"',
         "  automountServiceAccountToken: false",
         "  enableServiceLinks: false",
         "  securityContext:",
@@ -99,30 +116,30 @@ def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
         "    fsGroup: {{ gid }}",
         "    seccompProfile:",
         "      type: RuntimeDefault",
-    ]
-    for key, value in gpu_scheduling(variant, options).items():
-        lines.append(f"  {key}: {_j(value)}")
-    lines += [
+        "{% if pod.gpu and pod.runtime_class %}",
+        "  runtimeClassName: {{ pod.runtime_class | string | tojson }}",
+        "{% endif %}",
+        "{% if pod.gpu and pod.tolerations %}",
+        "  tolerations: {{ pod.tolerations | list | tojson }}",
+        "{% endif %}",
         "  containers:",
         "  - name: kernel",
         "    image: {{ kernel_image | string | tojson }}",
         "    imagePullPolicy: IfNotPresent",
-        f"    workingDir: {_j(HOME)}",
+        f'    workingDir: "{HOME}"',
         "    env:",
-        f"    - {{name: HOME, value: {_j(HOME)}}}",
+        f'    - {{name: HOME, value: "{HOME}"}}',
         "    - {name: KERNEL_LANGUAGE, value: python}",
-    ]
-    # The spec's kernel variables belong to the pod itself: the launcher passes only KERNEL_* from the server's side.
-    lines += [f"    - {{name: {_j(k)}, value: {_j(v)}}}" for k, v in sorted(spec.kernel["env"].items())]
-    if gpu:
-        lines += [
-            "    resources:",
-            "      requests:",
-            f"        {GPU_RESOURCE}: {{{{ gpus }}}}",
-            "      limits:",
-            f"        {GPU_RESOURCE}: {{{{ gpus }}}}",
-        ]
-    lines += [
+        "{% for e in pod.kernel_env %}",
+        "    - {name: {{ e.name | string | tojson }}, value: {{ e.value | string | tojson }}}",
+        "{% endfor %}",
+        "{% if pod.gpu %}",
+        "    resources:",
+        "      requests:",
+        f"        {GPU_RESOURCE}: {{{{ gpus }}}}",
+        "      limits:",
+        f"        {GPU_RESOURCE}: {{{{ gpus }}}}",
+        "{% endif %}",
         "    securityContext:",
         "      runAsNonRoot: true",
         "      allowPrivilegeEscalation: false",
@@ -131,7 +148,7 @@ def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
         "      capabilities:",
         "        drop: [ALL]",
         "    volumeMounts:",
-        f"    - {{name: tmp, mountPath: {_j(HOME)}}}",
+        f'    - {{name: tmp, mountPath: "{HOME}"}}',
         "    - {name: shm, mountPath: /dev/shm}",
         "  volumes:",
         "  - name: tmp",
@@ -139,6 +156,6 @@ def pod_template(spec: Spec, variant: Variant, options: K8sOptions) -> str:
         "  - name: shm",
         "    emptyDir:",
         "      medium: Memory",
-        f"      sizeLimit: {_j(quantity(spec.resources['shm_size']))}",
+        "      sizeLimit: {{ pod.shm_size | string | tojson }}",
     ]
     return "\n".join(lines) + "\n"
