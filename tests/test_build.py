@@ -88,9 +88,14 @@ def _bodies(bundle: str) -> list[str]:
     return ["".join(b.split("-----")[0].split()) for b in bundle.split("-----BEGIN CERTIFICATE-----")[1:]]
 
 
-def test_build_output_is_text_and_each_certificate_is_installed_once(docker_client, settings, containers) -> None:
+def test_build_output_is_text_and_each_certificate_is_installed_once(
+    tmp_envs: Path, docker_client, settings, containers
+) -> None:
     """The streamed output has no terminal escapes (stderr came as ESC[91m...ESC[0m) and no rehash warnings
     about duplicates: of the host bundle, only what the base lacks is installed, once."""
+    # A tag of its own: rebuilding minimal:cpu's would replace the image other tests hold (and remove the old one).
+    path = copy_spec("minimal", tmp_envs)
+    path.write_text(path.read_text() + f'env:\n  TEST_RUN_NONCE: "{time.time_ns()}"\n')
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), settings.build)
     recorder = _Recorder()
@@ -170,7 +175,7 @@ def test_concurrent_builds_of_one_tag_build_once(tmp_envs: Path, built, docker_c
     """Two `dockyard build` at once (say a kernel auto-build and a dev container opening): one builds, one waits."""
     original = built("minimal:cpu")  # its layers are cached: only the changed ENV layer and the kit are new
     path = copy_spec("minimal", tmp_envs)
-    path.write_text(path.read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
+    path.write_text(path.read_text() + f'env:\n  TEST_RUN_NONCE: "{time.time_ns()}"\n')
     s = specs.load("minimal")
     plan = make_plan(s, s.variant("cpu"), load_settings().build)
     cmd = [sys.executable, "-m", "dockyard", "build", "--no-kernels", "minimal:cpu"]  # leave the host's Jupyter alone
@@ -201,7 +206,7 @@ def _edited_minimal(envs_dir: Path) -> Path:
     """minimal with one more ENV line: a tag never built before whose layers are all cached but the last."""
     path = envs_dir / "minimal.yaml"
     copy_locks("minimal", envs_dir)
-    path.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
+    path.write_text((REPO / "envs" / "minimal.yaml").read_text() + f'env:\n  TEST_RUN_NONCE: "{time.time_ns()}"\n')
     return path
 
 

@@ -6,6 +6,7 @@ the numeric IDs the pipeline's manifests use are the store image's own."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -92,7 +93,10 @@ def test_launcher_image_runs_as_a_gateway_provisioners_docker_kernel(
     assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "docker-provisioner"
 
     # The kernel calls back to the provisioner's response address on the host side of Docker's bridge.
-    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    ipam = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # dockerd leaves "Gateway" out of IPAM when docker0 already existed at its start; the bridge then takes the
+    # subnet's first address, as it does by default.
+    gateway = ipam.get("Gateway") or str(next(ipaddress.ip_network(ipam["Subnet"]).hosts()))
     child_env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),

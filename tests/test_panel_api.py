@@ -204,7 +204,7 @@ def _fresh_minimal(tmp_envs: Path, **replace: str) -> Path:
     """A copy of minimal under DOCKYARD_ENVS_PATH whose image does not exist yet: a spec-wide variable
     changes only the image's last layers, so the build is real but quick (its other layers are cached)."""
     path = copy_spec("minimal", tmp_envs)
-    text = path.read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n'
+    text = path.read_text() + f'env:\n  TEST_RUN_NONCE: "{time.time_ns()}"\n'
     for old, new in replace.items():
         text = text.replace(old, new)
     path.write_text(text)

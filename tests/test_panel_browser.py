@@ -263,7 +263,7 @@ def test_switch_moves_only_the_notebook_holding_the_panel(lab_factory, page, bui
 def test_build_from_the_panel_shows_its_steps(tmp_envs, lab_factory, page, built, docker_client) -> None:
     original = built("minimal:cpu")
     path = copy_spec("minimal", tmp_envs)  # a variable changes only the image's last layers: a quick real build
-    path.write_text(path.read_text() + f'env:\n  DOCKYARD_TEST_RUN: "{time.time_ns()}"\n')
+    path.write_text(path.read_text() + f'env:\n  TEST_RUN_NONCE: "{time.time_ns()}"\n')
     spec, variant = specs.resolve("minimal:cpu")
     plan = make_plan(spec, variant, load_settings().build)
     lab = lab_factory()

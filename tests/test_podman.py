@@ -137,9 +137,9 @@ def test_build_shows_steps_then_a_second_build_is_a_noop(minimal: UserRunner, po
     envs.mkdir()
     spec = (REPO / "envs" / "minimal.yaml").read_text().replace("name: minimal", "name: podtest")
     spec = spec.replace(
-        'python: "3.11"\n', f'python: "3.11"\nenv: {{DOCKYARD_TEST_RUN: "{uuid.uuid4().hex}"}}\n'
+        'python: "3.11"\n', f'python: "3.11"\nenv: {{TEST_RUN_NONCE: "{uuid.uuid4().hex}"}}\n'
     )  # a fresh tag: a real build
-    assert "DOCKYARD_TEST_RUN" in spec
+    assert "TEST_RUN_NONCE" in spec
     (envs / "podtest.yaml").write_text(spec)
     copy_locks("minimal", envs, as_name="podtest")
     os.chown(envs, TEST_UID, TEST_UID)

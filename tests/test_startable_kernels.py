@@ -41,11 +41,13 @@ def test_install_offers_only_built_kernels_and_names_the_build_command(built, gh
     built("minimal:cpu")
     prefix = jupyter_kernels.parent.parent.parent
     # An earlier install of everything (what the tester had: unbuilt kernels in the launcher).
-    assert main(["kernels", "install", "--include-unbuilt", "ghost", "--prefix", str(prefix)]) == 0
+    assert main(["kernels", "install", "--include-unbuilt", "ghost:cpu", "ghost:cuda", "--prefix", str(prefix)]) == 0
     assert _names(jupyter_kernels) == {"dockyard-ghost-cpu", "dockyard-ghost-cuda"}
     capsys.readouterr()
 
-    assert main(["kernels", "install", "ghost", "minimal:cpu", "--prefix", str(prefix)]) == 1  # named, not installed
+    assert (
+        main(["kernels", "install", "ghost:cpu", "ghost:cuda", "minimal:cpu", "--prefix", str(prefix)]) == 1
+    )  # named, not installed
     out = capsys.readouterr().out
     assert _names(jupyter_kernels) == {"dockyard-minimal-cpu"}  # the stale unbuilt ones are gone
     assert "skipped dockyard-ghost-cpu (image not built): dockyard build ghost:cpu" in out
