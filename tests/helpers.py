@@ -346,7 +346,9 @@ def start_jupyter(app: str, jupyter_path: Path, scratch: Path, *args: str, **env
     log = scratch / f"{app}.log"
     env = jupyter_env(jupyter_path, scratch / "jupyter", JUPYTER_CONFIG_PATH=str(PANEL_CONFIG), **env_extra)
     cmd = [
-        sys.executable, "-m", "jupyter", app, "--no-browser", "--allow-root",
+        # The module itself, not `jupyter APP`: that runs the first jupyter-APP script on PATH, whose Python
+        # may import another checkout's dockyard (a venv with system site-packages has no script of its own).
+        sys.executable, "-m", {"server": "jupyter_server", "lab": "jupyterlab"}[app], "--no-browser", "--allow-root",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args,
     ]  # fmt: skip
