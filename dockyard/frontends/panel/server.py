@@ -10,6 +10,7 @@ unless token-authenticated. Engine and spec work runs in worker threads, so the 
     POST /dockyard/api/builds  {"ref": "ENV:VAR", "rebuild": false}   → 202 (or 200: already running)
     GET  /dockyard/api/builds/ID               one build's state and events
     GET  /dockyard/api/builds/ID/events?after=N   server-sent events, from event N on, until the build ends
+    GET  /dockyard/api/kernels                 this server's kernel containers: CPU, memory/limit, PIDs, GPU, notebook
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ... import engine
 from ...errors import DockyardError
-from . import environments
+from ...kernel.collector import Collector, Sampler
+from ...kernel.reaper import owner_id
+from . import environments, kernels
 from .builds import BuildJob, Builds
 
 AUTH_RESOURCE = "dockyard"
@@ -144,10 +148,48 @@ class BuildEventsHandler(BuildHandler):
         self.finish(set_content_type="text/event-stream")
 
 
+class KernelsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        collector = self._collector()
+        if collector is None:
+            self.finish(json.dumps({"kernels": [], "error": self.settings["dockyard_engine_error"]}))
+            return
+        rows = await collector.latest()
+        sessions = await self.session_manager.list_sessions()  # type: ignore[no-untyped-call]
+        notebooks = {s["kernel"]["id"]: s.get("path") or s.get("name") or "" for s in sessions if s.get("kernel")}
+        km = self.kernel_manager
+        models = {}
+        for kid in km.list_kernel_ids():
+            k = km.get_kernel(kid)
+            models[kid] = {
+                "execution_state": getattr(k, "execution_state", ""),
+                "last_activity": getattr(k, "last_activity", None),
+                "connections": km._kernel_connections.get(kid, 0),
+            }
+        answer = kernels.table(rows, notebooks, models, taken_at=collector.taken_at, interval=collector.interval)
+        self.finish(json.dumps(answer))
+
+    def _collector(self) -> Collector | None:
+        """The server's one collector, made on first use (the engine may come up after the server)."""
+        collector: Collector | None = self.settings.get("dockyard_collector")
+        if collector is None:
+            try:
+                collector = Collector(Sampler(engine.client()), owner_id())
+            except DockyardError as exc:
+                self.settings["dockyard_engine_error"] = exc.text
+                return None
+            self.settings["dockyard_collector"] = collector
+        return collector
+
+
 class NotFoundHandler(_Base):
     @web.authenticated
     async def get(self, path: str) -> None:
-        raise self.fail(404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments and builds.")
+        raise self.fail(
+            404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments, builds and kernels."
+        )
 
     post = get
 
@@ -162,6 +204,7 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         (url_path_join(api, "builds"), BuildsHandler),
         (url_path_join(api, "builds", r"(\w+)"), BuildHandler),
         (url_path_join(api, "builds", r"(\w+)", "events"), BuildEventsHandler),
+        (url_path_join(api, "kernels"), KernelsHandler),
         (url_path_join(api, "(.*)"), NotFoundHandler),
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
