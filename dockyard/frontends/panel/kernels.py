@@ -31,6 +31,7 @@ def table(
             "execution_state": model.get("execution_state", ""),
             "idle_since": last.isoformat() if isinstance(last, datetime.datetime) else last,
             "connections": model.get("connections", 0),
+            "cull_in": model.get("cull_in"),  # seconds until the culler shuts it down; None: it will not
         })  # fmt: skip
     out.sort(key=lambda k: (k["notebook"] == "" or k["pooled"], k["notebook"], k["kernel_id"]))
     return {"kernels": out, "taken_at": taken_at, "interval": interval}

@@ -16,7 +16,9 @@ unless token-authenticated. Engine and spec work runs in worker threads, so the 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -26,7 +28,9 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ... import engine
+from ...config import CullOptions, load_settings
 from ...errors import DockyardError
+from ...kernel import culling
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
 from . import environments, kernels
@@ -160,7 +164,7 @@ class KernelsHandler(_Base):
         sessions = await self.session_manager.list_sessions()  # type: ignore[no-untyped-call]
         notebooks = {s["kernel"]["id"]: s.get("path") or s.get("name") or "" for s in sessions if s.get("kernel")}
         km = self.kernel_manager
-        models = {}
+        models: dict[str, dict[str, Any]] = {}
         for kid in km.list_kernel_ids():
             k = km.get_kernel(kid)
             models[kid] = {
@@ -168,20 +172,56 @@ class KernelsHandler(_Base):
                 "last_activity": getattr(k, "last_activity", None),
                 "connections": km._kernel_connections.get(kid, 0),
             }
+        cull: CullOptions | None = self.settings.get("dockyard_cull")
+        if cull is not None:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            for row in rows:
+                m = models.get(row.kernel_id)
+                if m is not None:
+                    m["cull_in"] = culling.cull_in(
+                        cull,
+                        holds_gpu=bool(row.figures.gpu and row.figures.gpu.memory_used > 0),
+                        busy=m["execution_state"] == "busy",
+                        connections=m["connections"],
+                        last_activity=m["last_activity"],
+                        now=now,
+                    )
         answer = kernels.table(rows, notebooks, models, taken_at=collector.taken_at, interval=collector.interval)
         self.finish(json.dumps(answer))
 
     def _collector(self) -> Collector | None:
-        """The server's one collector, made on first use (the engine may come up after the server)."""
-        collector: Collector | None = self.settings.get("dockyard_collector")
-        if collector is None:
-            try:
-                collector = Collector(Sampler(engine.client()), owner_id())
-            except DockyardError as exc:
-                self.settings["dockyard_engine_error"] = exc.text
-                return None
-            self.settings["dockyard_collector"] = collector
-        return collector
+        return collector_of(self.settings)
+
+
+def collector_of(settings: dict[str, Any]) -> Collector | None:
+    """The server's one collector, made on first use (the engine may come up after the server)."""
+    collector: Collector | None = settings.get("dockyard_collector")
+    if collector is None:
+        try:
+            collector = Collector(Sampler(engine.client()), owner_id())
+        except DockyardError as exc:
+            settings["dockyard_engine_error"] = exc.text
+            return None
+        settings["dockyard_collector"] = collector
+    return collector
+
+
+def _start_culling(serverapp: ServerApp) -> None:
+    """Jupyter's culler with dockyard's timeouts (kernel/culling.py); GPU holding is read by the collector."""
+    try:
+        cull = load_settings().kernels.cull
+    except DockyardError as exc:  # a bad setting must not stop the server; it says which and how to fix it
+        serverapp.log.error("dockyard: idle kernels are not culled: %s", exc.text)
+        return
+    settings = serverapp.web_app.settings
+
+    async def holds_gpu(kernel_id: str) -> bool:
+        collector = collector_of(settings)
+        rows = await collector.latest() if collector is not None else []
+        return any(r.kernel_id == kernel_id and r.figures.gpu and r.figures.gpu.memory_used > 0 for r in rows)
+
+    settings["dockyard_cull"] = cull
+    culling.install(serverapp.kernel_manager, cull, holds_gpu, serverapp.log)
 
 
 class NotFoundHandler(_Base):
@@ -209,3 +249,4 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
     serverapp.log.info("dockyard panel API at %s", api)
+    _start_culling(serverapp)
