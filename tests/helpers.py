@@ -345,6 +345,10 @@ def start_jupyter(app: str, jupyter_path: Path, scratch: Path, *args: str, **env
     root.mkdir(parents=True, exist_ok=True)
     log = scratch / f"{app}.log"
     env = jupyter_env(jupyter_path, scratch / "jupyter", JUPYTER_CONFIG_PATH=str(PANEL_CONFIG), **env_extra)
+    if sys.prefix != sys.base_prefix:
+        # A venv with system site-packages: the widget labextensions (jupyterlab_widgets) are data files of the
+        # base Python's prefix, which Jupyter searches only as the running Python's own prefix.
+        env["JUPYTER_PATH"] += os.pathsep + str(Path(sys.base_prefix) / "share" / "jupyter")
     cmd = [
         # The module itself, not `jupyter APP`: that runs the first jupyter-APP script on PATH, whose Python
         # may import another checkout's dockyard (a venv with system site-packages has no script of its own).
