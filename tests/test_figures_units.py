@@ -55,11 +55,20 @@ def test_a_kernel_without_gpu_says_no_gpu_never_zero():
 
 
 def test_nvidia_smi_csv_parses_into_the_kernels_gpu_figures():
-    gpu = figures.parse_nvidia_smi("81559, 37\n81559, 5\n", "2048\n1024\n")
+    gpu = figures.parse_nvidia_smi("81559, 4000, 37\n81559, 0, 5\n", "2048\n1024\n")
     assert gpu == figures.Gpu(memory_used=3072 * MiB, memory_total=2 * 81559 * MiB, utilization=37.0)
+    assert figures.holds_gpu_memory(gpu)
     assert figures.parse_nvidia_smi("", "") is None
     assert figures.parse_nvidia_smi("No devices were found", "") is None
-    assert figures.parse_nvidia_smi("81559, [N/A]", "").utilization == 0.0
+    assert figures.parse_nvidia_smi("81559, 0, [N/A]", "").utilization == 0.0
+    idle = figures.parse_nvidia_smi("81559, 0, 0", "")
+    assert idle.memory_used == 0
+    assert not figures.holds_gpu_memory(idle)
+    # No process listed (a PID namespace) while the GPU holds memory: unknown, and never culled on a guess.
+    unknown = figures.parse_nvidia_smi("81559, 5000, 3", "")
+    assert unknown.memory_used is None
+    assert not figures.holds_gpu_memory(unknown)
+    assert not figures.holds_gpu_memory(None)
 
 
 def test_bars_and_sizes():

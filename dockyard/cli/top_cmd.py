@@ -41,9 +41,10 @@ def render(rows: list[KernelRow]) -> Table:
         if f.gpu is None:
             gpu = escape(f.gpu_note)
         else:
-            used = f.gpu.memory_used / f.gpu.memory_total if f.gpu.memory_total else None
+            held = f.gpu.memory_used
+            used = held / f.gpu.memory_total if held is not None and f.gpu.memory_total else None
             gpu = (
-                f"[green]{figures.bar(used, 6)}[/] {figures.size(f.gpu.memory_used)}/"
+                f"[green]{figures.bar(used, 6)}[/] {figures.size(held) if held is not None else '?'}/"
                 f"{figures.size(f.gpu.memory_total)} {f.gpu.utilization:.0f}%"
             )
         table.add_row(

@@ -32,7 +32,7 @@ class Sample:
 class Gpu:
     """What nvidia-smi reports for the kernel's GPU(s)."""
 
-    memory_used: int  # bytes, by the container's processes
+    memory_used: int | None  # bytes, by the container's processes; None: nvidia-smi could not say
     memory_total: int  # bytes, of the GPUs the container sees
     utilization: float  # %, the busiest of its GPUs
 
@@ -111,19 +111,31 @@ def figures(
 
 def parse_nvidia_smi(gpus_csv: str, apps_csv: str) -> Gpu | None:
     """The kernel's GPU figures from two nvidia-smi queries run inside its container:
-    `--query-gpu=memory.total,utilization.gpu` and `--query-compute-apps=used_memory`, both
-    `--format=csv,noheader,nounits` (MiB and %). None when no GPU is listed."""
+    `--query-gpu=memory.total,memory.used,utilization.gpu` and `--query-compute-apps=used_memory`, both
+    `--format=csv,noheader,nounits` (MiB and %). None when no GPU is listed.
+
+    The memory is its processes' (compute apps). In a PID namespace nvidia-smi may list no process although
+    the GPU holds memory: then the kernel's share is unknown (memory_used None), unless its GPUs hold none.
+    """
     totals: list[int] = []
+    used_on_gpus = 0
     utils: list[float] = []
     for line in gpus_csv.splitlines():
         fields = [f.strip() for f in line.split(",")]
-        if len(fields) >= 2 and fields[0].isdigit():
+        if len(fields) >= 3 and fields[0].isdigit():
             totals.append(int(fields[0]) << 20)
-            utils.append(float(fields[1]) if _number(fields[1]) else 0.0)
+            used_on_gpus += int(fields[1]) << 20 if fields[1].isdigit() else 0
+            utils.append(float(fields[2]) if _number(fields[2]) else 0.0)
     if not totals:
         return None
-    used = sum(int(f.strip()) << 20 for f in apps_csv.splitlines() if f.strip().isdigit())
+    apps = [int(f.strip()) << 20 for f in apps_csv.splitlines() if f.strip().isdigit()]
+    used: int | None = sum(apps) if apps else (0 if used_on_gpus == 0 else None)
     return Gpu(memory_used=used, memory_total=sum(totals), utilization=max(utils))
+
+
+def holds_gpu_memory(gpu: Gpu | None) -> bool:
+    """For the culler: known to hold GPU memory (an unknown share does not count: never cull on a guess)."""
+    return gpu is not None and gpu.memory_used is not None and gpu.memory_used > 0
 
 
 def _number(text: str) -> bool:

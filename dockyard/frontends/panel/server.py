@@ -30,7 +30,7 @@ from tornado.iostream import StreamClosedError
 from ... import engine
 from ...config import CullOptions, load_settings
 from ...errors import DockyardError
-from ...kernel import culling
+from ...kernel import culling, figures
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
 from . import environments, kernels
@@ -180,7 +180,7 @@ class KernelsHandler(_Base):
                 if m is not None:
                     m["cull_in"] = culling.cull_in(
                         cull,
-                        holds_gpu=bool(row.figures.gpu and row.figures.gpu.memory_used > 0),
+                        holds_gpu=figures.holds_gpu_memory(row.figures.gpu),
                         busy=m["execution_state"] == "busy",
                         connections=m["connections"],
                         last_activity=m["last_activity"],
@@ -218,7 +218,7 @@ def _start_culling(serverapp: ServerApp) -> None:
     async def holds_gpu(kernel_id: str) -> bool:
         collector = collector_of(settings)
         rows = await collector.latest() if collector is not None else []
-        return any(r.kernel_id == kernel_id and r.figures.gpu and r.figures.gpu.memory_used > 0 for r in rows)
+        return any(r.kernel_id == kernel_id and figures.holds_gpu_memory(r.figures.gpu) for r in rows)
 
     settings["dockyard_cull"] = cull
     culling.install(serverapp.kernel_manager, cull, holds_gpu, serverapp.log)

@@ -438,14 +438,14 @@ function render({ model, el }) {
     const gpu =
       typeof k.gpu === "string"
         ? k.gpu
-        : `${mib(k.gpu.memory_used)} / ${mib(k.gpu.memory_total)}, ${Math.round(k.gpu.utilization)} %`;
+        : `${k.gpu.memory_used == null ? "?" : mib(k.gpu.memory_used)} / ${mib(k.gpu.memory_total)}, ${Math.round(k.gpu.utilization)} %`;
     return {
       cpu: h("span", {}, bar(k.cpu_percent == null ? null : k.cpu_percent / 100 / k.cpus, "cpu"), " ", cpu),
       mem: h("span", {}, bar(k.memory_fraction, "mem"), " ", `${mib(k.memory_used)} / ${mib(k.memory_limit)}`),
       gpu: h(
         "span",
         {},
-        typeof k.gpu === "string" ? "" : bar(k.gpu.memory_total ? k.gpu.memory_used / k.gpu.memory_total : null, "gpu"),
+        typeof k.gpu === "string" ? "" : bar(k.gpu.memory_total && k.gpu.memory_used != null ? k.gpu.memory_used / k.gpu.memory_total : null, "gpu"),
         " ",
         gpu,
       ),
