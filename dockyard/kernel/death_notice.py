@@ -39,7 +39,7 @@ def read(client: docker.DockerClient, cid: str, name: str) -> death.Exit | None:
 class CellWatch:
     """The header of the execute_request a kernel is (or was last) busy with, read from its iopub."""
 
-    def __init__(self, km: Any, log: logging.Logger | Any) -> None:
+    def __init__(self, km: Any, url: str, log: logging.Logger | Any) -> None:
         self.header: dict[str, Any] = {}
         self._session = km.session
         self._log = log
@@ -50,7 +50,7 @@ class CellWatch:
             sock.curve_secretkey, sock.curve_publickey = km.curve_secretkey, km.curve_publickey
             sock.curve_serverkey = km.curve_publickey
         sock.setsockopt(zmq.SUBSCRIBE, b"")
-        sock.connect(f"tcp://{km.ip}:{km.iopub_port}")
+        sock.connect(url)  # the provisioner's: a pooled kernel's ports are not yet the KernelManager's
         self._stream = ZMQStream(sock)
         self._stream.on_recv(self._on_iopub)
 

@@ -326,7 +326,8 @@ class DockerProvisioner(LocalProvisioner):
         """Follow which cell runs (see kernel/death_notice.py); the ports may be new, so subscribe again."""
         self._stop_watching_cells()
         try:
-            self._cells = death_notice.CellWatch(self.parent, self.log)
+            url = f"tcp://{self.connection_info['ip']}:{self.connection_info['iopub_port']}"
+            self._cells = death_notice.CellWatch(self.parent, url, self.log)
         except Exception as exc:  # without it the paragraph still reaches the log, only not the cell
             self.log.warning("dockyard: cannot follow kernel %s's iopub: %s", self.kernel_id, exc)
 
