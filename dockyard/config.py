@@ -71,6 +71,18 @@ class KernelOptions:
     workspace_root: Path | None = None
     auto_build: bool = False
     pool: PoolOptions = field(default_factory=lambda: PoolOptions())
+    cull: CullOptions = field(default_factory=lambda: CullOptions())
+
+
+@dataclass(frozen=True)
+class CullOptions:
+    """Idle kernels handed back (kernel/culling.py, docs/resources.md): Jupyter's culler, dockyard's timeouts."""
+
+    idle_timeout: int = 0  # s; 0: never
+    gpu_idle_timeout: int = 0  # s, for kernels holding GPU memory; 0: as idle_timeout
+    busy: bool = False
+    connected: bool = False
+    interval: int = 60
 
 
 @dataclass(frozen=True)
@@ -155,5 +167,6 @@ def load_settings() -> Settings:
         workspace_root=v["kernels.workspace_root"],
         auto_build=v["kernels.auto_build"],
         pool=pool,
+        cull=CullOptions(**{key: v[f"kernels.cull.{key}"] for key in CullOptions.__dataclass_fields__}),
     )
     return Settings(build=build, kernels=kernels, source=str(cfg_path) if cfg_path.exists() else "defaults")

@@ -184,6 +184,20 @@ class Kind:
         return Kind({"type": "integer", "minimum": 0, "maximum": most}, read)
 
     @staticmethod
+    def seconds() -> Kind:
+        """A duration in whole seconds (0: off), up to a week."""
+        most = 7 * 86400
+
+        def read(text: str, name: str) -> int:
+            if not re.fullmatch(r"[0-9]{1,6}", text) or int(text) > most:
+                raise ConfigError(
+                    f"{name}={shown(text)} is not a number of seconds", fix=f"use a whole number from 0 (off) to {most}"
+                )
+            return int(text)
+
+        return Kind({"type": "integer", "minimum": 0, "maximum": most}, read)
+
+    @staticmethod
     def size() -> Kind:
         return Kind({"type": "string", "pattern": SIZE_PATTERN}, lambda text, _name: text)
 
@@ -380,6 +394,43 @@ OPTIONS: tuple[Option, ...] = (
         Kind.size(),
         "6g",
         "what the pooled containers may hold together while idle, measured",
+    ),
+    Option(
+        "kernels.cull.idle_timeout",
+        ("DOCKYARD_CULL_IDLE_TIMEOUT",),
+        Kind.seconds(),
+        0,
+        "shut down a dockyard kernel idle this many seconds (0: never); Jupyter's own culler, see docs/resources.md",
+        example="DOCKYARD_CULL_IDLE_TIMEOUT=3600",
+    ),
+    Option(
+        "kernels.cull.gpu_idle_timeout",
+        ("DOCKYARD_CULL_GPU_IDLE_TIMEOUT",),
+        Kind.seconds(),
+        0,
+        "the same for a kernel holding GPU memory, usually shorter (0: as `kernels.cull.idle_timeout`)",
+        example="DOCKYARD_CULL_GPU_IDLE_TIMEOUT=900",
+    ),
+    Option(
+        "kernels.cull.busy",
+        ("DOCKYARD_CULL_BUSY",),
+        Kind.flag(),
+        False,
+        "a kernel running a cell counts as idle too (Jupyter's `cull_busy`)",
+    ),
+    Option(
+        "kernels.cull.connected",
+        ("DOCKYARD_CULL_CONNECTED",),
+        Kind.flag(),
+        False,
+        "a kernel with an open notebook counts as idle too (Jupyter's `cull_connected`)",
+    ),
+    Option(
+        "kernels.cull.interval",
+        ("DOCKYARD_CULL_INTERVAL",),
+        Kind.seconds(),
+        60,
+        "seconds between the culler's checks (Jupyter's `cull_interval`)",
     ),
     Option(
         "",

@@ -7,8 +7,11 @@
 
 For each cuda variant: build it (with your site settings), start its kernel through jupyter_client and the
 dockyard provisioner, and make the framework compute on the GPU (a matmul placed on the device, checked
-against the CPU). Then the same kernel with DOCKYARD_GPU=off must see no GPU at all, and the minimal-cuda dev
-container, started with the devcontainers CLI and the gpuAvailability doctor recommends, must see the GPU.
+against the CPU). For the first PyTorch variant, the kernel figures (docs/resources.md) must show the GPU memory
+a kernel holds, and Jupyter's culler with dockyard's GPU timeout must shut down the kernel holding GPU memory
+and keep one that holds none. Then the same kernel with DOCKYARD_GPU=off must see no GPU at all, and the
+minimal-cuda dev container, started with the devcontainers CLI and the gpuAvailability doctor recommends,
+must see the GPU.
 Every container it starts is removed. Exit code 0 only when every check passed; paste the output into the
 issue when you report a result.
 """
@@ -87,6 +90,9 @@ import glob, json, shutil
 print(json.dumps({"devices": glob.glob("/dev/nvidia*"), "smi": shutil.which("nvidia-smi")}))
 """
 
+# Holds about 1 GiB of GPU memory in the kernel until it ends.
+HOLD_GPU = "import torch; held = torch.ones(1 << 28, device='cuda'); torch.cuda.synchronize(); print('held')"
+
 results: list[tuple[str, bool, str]] = []
 
 
@@ -127,6 +133,57 @@ def run_in_kernel(kernel_name: str, code: str, jupyter_path: Path, cwd: Path, en
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+async def _figures_and_cull(kernel_name: str, jupyter_path: Path, root: Path) -> None:
+    """Kernel figures of a kernel holding GPU memory, then the GPU-aware cull: it goes, an idle twin stays."""
+    import asyncio
+
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from dockyard.config import CullOptions
+    from dockyard.kernel import culling, figures
+    from dockyard.kernel.collector import Sampler
+
+    sampler = Sampler(engine.client())
+
+    async def holds_gpu(kid: str) -> bool:
+        rows = await asyncio.to_thread(sampler.read)
+        return any(r.kernel_id == kid and figures.holds_gpu_memory(r.figures.gpu) for r in rows)
+
+    from dockyard.kernel import collector
+
+    collector.GPU_EVERY = 0.0  # read nvidia-smi on every pass here
+    km = AsyncMappingKernelManager(
+        root_dir=str(root), kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(jupyter_path / "kernels")])
+    )
+    culling.install(km, CullOptions(idle_timeout=3600, gpu_idle_timeout=5), holds_gpu, km.log)
+    try:
+        holder = await km.start_kernel(kernel_name=kernel_name, path="")
+        idle = await km.start_kernel(kernel_name=kernel_name, path="")
+        kc = km.get_kernel(holder).client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=120)
+        reply = await kc.execute_interactive(HOLD_GPU, timeout=300)
+        kc.stop_channels()
+        rows = {r.kernel_id: r for r in await asyncio.to_thread(sampler.read)}
+        g = rows[holder].figures.gpu if holder in rows else None
+        record(
+            "kernel figures show the GPU memory a kernel holds",
+            reply["content"]["status"] == "ok" and g is not None and (g.memory_used or 0) >= 512 << 20,
+            json.dumps(rows[holder].as_json()) if holder in rows else "the collector does not see the kernel",
+        )
+        other = rows[idle].figures.gpu if idle in rows else None
+        record("an idle GPU kernel holds no GPU memory", not figures.holds_gpu_memory(other), str(other))
+        await asyncio.sleep(7)  # past the GPU timeout (5 s), far from the idle one (3600 s)
+        await km.cull_kernels()
+        left = set(km.list_kernel_ids())
+        record("GPU-aware cull: the kernel holding GPU memory is shut down", holder not in left, str(left))
+        record("GPU-aware cull: the kernel holding none stays", idle in left, str(left))
+    finally:
+        for kid in km.list_kernel_ids():
+            await km.shutdown_kernel(kid, now=True)
 
 
 def check_devcontainer(verdict: gpu.Verdict) -> None:
@@ -181,6 +238,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dockyard-gpu-check-") as tmp:
         jupyter_path = Path(tmp) / "jupyter"
         off_checked = False
+        figures_checked = False
         for s, v in pairs:
             if v.cuda is not None:
                 problems = gpu.check(v.cuda, verdict.gpus, v.ref)
@@ -199,6 +257,11 @@ def main() -> int:
                 continue
             data = json.loads(out or "{}")
             record(f"{v.ref} computes on the GPU", bool(data.get("ok")), out)
+            if s.framework == "pytorch" and not figures_checked:
+                figures_checked = True
+                import asyncio
+
+                asyncio.run(_figures_and_cull(name, jupyter_path, Path(tmp)))
             if not off_checked:  # once is enough: gpu: off is the same rule for every variant
                 off_checked = True
                 off = json.loads(run_in_kernel(name, HIDDEN, jupyter_path, Path(tmp), {"DOCKYARD_GPU": "off"}))

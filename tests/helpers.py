@@ -346,11 +346,14 @@ def start_jupyter(app: str, jupyter_path: Path, scratch: Path, *args: str, **env
     root.mkdir(parents=True, exist_ok=True)
     log = scratch / f"{app}.log"
     env = jupyter_env(jupyter_path, scratch / "jupyter", JUPYTER_CONFIG_PATH=str(PANEL_CONFIG), **env_extra)
-    # The app's own module, not `-m jupyter APP`: that execs the first `jupyter-APP` on PATH, which may be another
-    # Python's (and another checkout's dockyard) when this one runs from a venv without its own scripts.
-    module = {"server": "jupyter_server", "lab": "jupyterlab"}[app]
+    if sys.prefix != sys.base_prefix:
+        # A venv with system site-packages: the widget labextensions (jupyterlab_widgets) are data files of the
+        # base Python's prefix, which Jupyter searches only as the running Python's own prefix.
+        env["JUPYTER_PATH"] += os.pathsep + str(Path(sys.base_prefix) / "share" / "jupyter")
     cmd = [
-        sys.executable, "-m", module, "--no-browser", "--allow-root",
+        # The module itself, not `jupyter APP`: that runs the first jupyter-APP script on PATH, whose Python
+        # may import another checkout's dockyard (a venv with system site-packages has no script of its own).
+        sys.executable, "-m", {"server": "jupyter_server", "lab": "jupyterlab"}[app], "--no-browser", "--allow-root",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", *args,
     ]  # fmt: skip

@@ -41,6 +41,11 @@ SAMPLES: dict[str, tuple[Any, str, Any, Any]] = {
     "kernels.pool.size": (3, "5", 3, 5),
     "kernels.pool.max_containers": (7, "", 7, None),
     "kernels.pool.max_memory": ("2g", "", "2g", None),
+    "kernels.cull.idle_timeout": (600, "3600", 600, 3600),
+    "kernels.cull.gpu_idle_timeout": (300, "900", 300, 900),
+    "kernels.cull.busy": (False, "1", False, True),
+    "kernels.cull.connected": (False, "1", False, True),
+    "kernels.cull.interval": (30, "5", 30, 5),
 }
 
 

@@ -368,3 +368,49 @@ def test_a_failing_build_shows_its_step_and_a_stopped_engine_is_said(
     assert "Fix:" in message
     assert page.locator(".dockyard-panel button.dockyard-build").first.is_disabled()
     shot(page, "engine-down.png")
+
+
+def test_the_panel_shows_this_kernels_figures_live_warns_of_the_cull_and_an_oom_says_why(
+    tmp_path, page, built, docker_client
+) -> None:
+    """What the kernel uses, refreshed while the panel is shown; the culler's warning; a cell past the kernel's
+    256m limit gets kernel/death.py's paragraph in its output, and the kernel restarts."""
+    built("minimal:cpu")
+    lab, jupyter_path = _lab(tmp_path / "lab", DOCKYARD_CULL_IDLE_TIMEOUT="300", DOCKYARD_CULL_CONNECTED="1")
+    try:
+        spec = json.loads((jupyter_path / "kernels" / "dockyard-minimal-cpu" / "kernel.json").read_text())
+        spec["metadata"]["kernel_provisioner"]["config"]["memory"] = "256m"
+        (jupyter_path / "kernels" / "minimal-256m").mkdir()
+        (jupyter_path / "kernels" / "minimal-256m" / "kernel.json").write_text(json.dumps(spec))
+        notebook(lab, "usage.ipynb", "minimal-256m", [PANEL_CELL])
+        open_notebook(page, lab, "usage.ipynb")
+        run_panel(page)
+        usage = page.locator(".dockyard-panel .dockyard-usage")
+        usage.wait_for(timeout=30_000)
+        assert "/ 256 MiB" in usage.inner_text()
+        assert "no GPU" in usage.inner_text()
+        warning = page.locator(".dockyard-panel .dockyard-cull")
+        warning.wait_for(timeout=30_000)
+        assert "will be shut down in" in warning.inner_text()
+
+        held = "held = bytearray(150 << 20); held[::4096] = b'1' * len(held[::4096]); print('held')"
+        assert run_cell(page, held).strip() == "held"
+        start = time.monotonic()
+        page.wait_for_function(
+            "() => parseFloat(document.querySelector('.dockyard-usage-mem').innerText.split('memory')[1]) >= 150",
+            timeout=15_000,
+            polling=200,
+        )
+        print(f"the panel showed the new allocation {time.monotonic() - start:.1f} s after the cell ended")
+        shot(page, "usage-figures.png")
+
+        hog = "x = [bytearray(64 << 20) for _ in range(64)]\nfor b in x: b[::4096] = b'1' * len(b[::4096])"
+        out = run_cell(page, hog)
+        assert "out of memory at 256 MiB" in out, out
+        shot(page, "usage-oom.png")
+        wait_idle(page)  # restarted
+        assert run_cell(page, "print(6 * 7)").strip() == "42"
+    finally:
+        stop_jupyter(lab)
+        leftovers = remove_leftovers(docker_client, lab.proc.pid, wait=15)
+        assert not leftovers, f"kernel containers outlived JupyterLab: {leftovers}"

@@ -1,4 +1,4 @@
-"""`dockyard kernels install|list|remove|gc|generate`: container kernels in Jupyter's kernel list."""
+"""`dockyard kernels install|list|remove|gc|top|generate`: container kernels in Jupyter's kernel list."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from ..emit.terminal import safe as escape  # the one way a value reaches the te
 from ..errors import DockyardError
 from ..images.inventory import image_state
 from ..kernel import install, kernelspec
-from . import pool_cmd
+from . import pool_cmd, top_cmd
 from .common import SubParsers, add_generate_flags, console, sync_generated
 
 
@@ -69,6 +69,7 @@ def register(sub: SubParsers) -> None:
     p.set_defaults(func=cmd_gc)
 
     pool_cmd.register(k_sub)
+    top_cmd.register(k_sub)
 
     p = k_sub.add_parser(
         "generate", help="write the kernelspecs of every environment into a directory (the repo's kernels/)"

@@ -28,7 +28,7 @@ from ..config import Settings, load_settings
 from ..engine.containers import remove_quietly
 from ..errors import DockyardError
 from ..options import GPU_MODES, NETWORK_MODES
-from . import cold_start, connection_file, exit_sweep, signals
+from . import cold_start, connection_file, death, death_notice, exit_sweep, signals
 from .cold_start import Heartbeat, Launch, PortTakenError, engine_call
 from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv
 from .pool import pooled as pool
@@ -61,6 +61,12 @@ class DockerProvisioner(LocalProvisioner):
         config=True
     )
 
+    poll_interval = Float(
+        1.0,
+        help="seconds between the restarter's checks that the kernel's container runs (jupyter_client's own "
+        "KernelRestarter.time_to_dead is 3 s): how soon a notebook learns why its kernel died",
+    ).tag(config=True)
+
     container_id: str | None = None
     container_name: str | None = None
     _target: KernelTarget | None = None
@@ -69,6 +75,9 @@ class DockerProvisioner(LocalProvisioner):
     _private_file: Path | None = None
     _pool_dir: Path | None = None  # the run directory of a claimed pooled container
     _launched: bool = False  # restarts start cold: they keep the kernel's ports and key, as clients expect
+    _cells: death_notice.CellWatch | None = None  # which cell runs, for the paragraph when the kernel dies
+    _explained: str | None = None  # the container whose unexpected end was already told
+    last_death: str | None = None  # kernel/death.py's paragraph for this kernel's last unexpected end
 
     def __init__(self, **kwargs: Any) -> None:
         # A typo in kernel.json should fail loudly, not become a traitlets deprecation warning.
@@ -167,6 +176,7 @@ class DockerProvisioner(LocalProvisioner):
         self.cwd = str(cwd)
         self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, kc.name, kc.image)
         self._keep_pool(kc)
+        self._watch_cells()
         return self.connection_info
 
     def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
@@ -269,6 +279,7 @@ class DockerProvisioner(LocalProvisioner):
         self.cwd = str(kc.cwd)
         self.log.info("dockyard: kernel %s runs in pooled container %s (%s)", self.kernel_id, kc.name, kc.image)
         self._keep_pool(kc)
+        self._watch_cells()
         return True
 
     def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
@@ -297,7 +308,50 @@ class DockerProvisioner(LocalProvisioner):
         state, code = await asyncio.to_thread(cold_start.state, self.docker_client, self.container_id, self.log)
         if state in ("running", "unknown"):
             return None  # an engine hiccup is not a dead kernel: the restarter would start a storm
+        if state == "exited" and self._explained != self.container_id:
+            await self._explain_death(self.container_id)
         return code
+
+    # --- why it died (kernel/death.py) ---------------------------------------------------------
+
+    async def post_launch(self, **kwargs: Any) -> None:
+        await super().post_launch(**kwargs)
+        # jupyter_client started the restarter just before this hook, at its own pace: set ours.
+        restarter = getattr(self.parent, "_restarter", None)
+        if restarter is not None and restarter.time_to_dead > self.poll_interval > 0:
+            restarter.stop()
+            restarter.time_to_dead = self.poll_interval
+            restarter.start()
+
+    def _watch_cells(self) -> None:
+        """Follow which cell runs (see kernel/death_notice.py); the ports may be new, so subscribe again."""
+        self._stop_watching_cells()
+        try:
+            url = f"tcp://{self.connection_info['ip']}:{self.connection_info['iopub_port']}"
+            self._cells = death_notice.CellWatch(self.parent, url, self.log)
+        except Exception as exc:  # without it the paragraph still reaches the log, only not the cell
+            self.log.warning("dockyard: cannot follow kernel %s's iopub: %s", self.kernel_id, exc)
+
+    def _stop_watching_cells(self) -> None:
+        if self._cells is not None:
+            self._cells.close()
+            self._cells = None
+
+    async def _explain_death(self, cid: str) -> None:
+        """An end nobody asked for (not a shutdown or restart): tell the server log and the notebook why."""
+        self._explained = cid
+        if self.parent is None or getattr(self.parent, "shutting_down", False):
+            return
+        ended = await asyncio.to_thread(death_notice.read, self.docker_client, cid, str(self.container_name))
+        if ended is None:
+            return
+        self.last_death = death.paragraph(ended)
+        self.log.error("dockyard: kernel %s: %s", self.kernel_id, self.last_death)
+        header = self._cells.header if self._cells is not None else {}
+        try:
+            death_notice.tell_clients(self.parent, self.last_death, header)
+        except Exception as exc:  # a closed websocket must not stop the restart that follows
+            self.log.warning("dockyard: could not tell kernel %s's clients why it died: %s", self.kernel_id, exc)
 
     async def wait(self) -> int | None:
         if self.container_id is None:
@@ -319,6 +373,8 @@ class DockerProvisioner(LocalProvisioner):
         await self.send_signal(signal.SIGTERM)
 
     async def cleanup(self, restart: bool = False) -> None:
+        if not restart:
+            self._stop_watching_cells()
         await self._remove_container()
         await super().cleanup(restart=restart)  # returns cached ports unless restarting
 

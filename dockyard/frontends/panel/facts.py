@@ -35,6 +35,7 @@ def kernel_facts() -> dict[str, Any]:
         "executable": sys.executable,
         "framework": _framework(framework) if framework else None,
         "devices": _devices(framework),
+        "session": os.environ.get("JPY_SESSION_NAME"),  # the notebook's path: finds this kernel's figures
     }
 
 

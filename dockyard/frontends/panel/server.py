@@ -10,12 +10,15 @@ unless token-authenticated. Engine and spec work runs in worker threads, so the 
     POST /dockyard/api/builds  {"ref": "ENV:VAR", "rebuild": false}   → 202 (or 200: already running)
     GET  /dockyard/api/builds/ID               one build's state and events
     GET  /dockyard/api/builds/ID/events?after=N   server-sent events, from event N on, until the build ends
+    GET  /dockyard/api/kernels                 this server's kernel containers: CPU, memory/limit, PIDs, GPU, notebook
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -24,8 +27,13 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ... import engine
+from ...config import CullOptions, load_settings
 from ...errors import DockyardError
-from . import environments
+from ...kernel import culling, figures
+from ...kernel.collector import Collector, Sampler
+from ...kernel.reaper import owner_id
+from . import environments, kernels
 from .builds import BuildJob, Builds
 
 AUTH_RESOURCE = "dockyard"
@@ -144,10 +152,84 @@ class BuildEventsHandler(BuildHandler):
         self.finish(set_content_type="text/event-stream")
 
 
+class KernelsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        collector = self._collector()
+        if collector is None:
+            self.finish(json.dumps({"kernels": [], "error": self.settings["dockyard_engine_error"]}))
+            return
+        rows = await collector.latest()
+        sessions = await self.session_manager.list_sessions()  # type: ignore[no-untyped-call]
+        notebooks = {s["kernel"]["id"]: s.get("path") or s.get("name") or "" for s in sessions if s.get("kernel")}
+        km = self.kernel_manager
+        models: dict[str, dict[str, Any]] = {}
+        for kid in km.list_kernel_ids():
+            k = km.get_kernel(kid)
+            models[kid] = {
+                "execution_state": getattr(k, "execution_state", ""),
+                "last_activity": getattr(k, "last_activity", None),
+                "connections": km._kernel_connections.get(kid, 0),
+            }
+        cull: CullOptions | None = self.settings.get("dockyard_cull")
+        if cull is not None:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            for row in rows:
+                m = models.get(row.kernel_id)
+                if m is not None:
+                    m["cull_in"] = culling.cull_in(
+                        cull,
+                        holds_gpu=figures.holds_gpu_memory(row.figures.gpu),
+                        busy=m["execution_state"] == "busy",
+                        connections=m["connections"],
+                        last_activity=m["last_activity"],
+                        now=now,
+                    )
+        answer = kernels.table(rows, notebooks, models, taken_at=collector.taken_at, interval=collector.interval)
+        self.finish(json.dumps(answer))
+
+    def _collector(self) -> Collector | None:
+        return collector_of(self.settings)
+
+
+def collector_of(settings: dict[str, Any]) -> Collector | None:
+    """The server's one collector, made on first use (the engine may come up after the server)."""
+    collector: Collector | None = settings.get("dockyard_collector")
+    if collector is None:
+        try:
+            collector = Collector(Sampler(engine.client()), owner_id())
+        except DockyardError as exc:
+            settings["dockyard_engine_error"] = exc.text
+            return None
+        settings["dockyard_collector"] = collector
+    return collector
+
+
+def _start_culling(serverapp: ServerApp) -> None:
+    """Jupyter's culler with dockyard's timeouts (kernel/culling.py); GPU holding is read by the collector."""
+    try:
+        cull = load_settings().kernels.cull
+    except DockyardError as exc:  # a bad setting must not stop the server; it says which and how to fix it
+        serverapp.log.error("dockyard: idle kernels are not culled: %s", exc.text)
+        return
+    settings = serverapp.web_app.settings
+
+    async def holds_gpu(kernel_id: str) -> bool:
+        collector = collector_of(settings)
+        rows = await collector.latest() if collector is not None else []
+        return any(r.kernel_id == kernel_id and figures.holds_gpu_memory(r.figures.gpu) for r in rows)
+
+    settings["dockyard_cull"] = cull
+    culling.install(serverapp.kernel_manager, cull, holds_gpu, serverapp.log)
+
+
 class NotFoundHandler(_Base):
     @web.authenticated
     async def get(self, path: str) -> None:
-        raise self.fail(404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments and builds.")
+        raise self.fail(
+            404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments, builds and kernels."
+        )
 
     post = get
 
@@ -162,7 +244,9 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         (url_path_join(api, "builds"), BuildsHandler),
         (url_path_join(api, "builds", r"(\w+)"), BuildHandler),
         (url_path_join(api, "builds", r"(\w+)", "events"), BuildEventsHandler),
+        (url_path_join(api, "kernels"), KernelsHandler),
         (url_path_join(api, "(.*)"), NotFoundHandler),
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
     serverapp.log.info("dockyard panel API at %s", api)
+    _start_culling(serverapp)

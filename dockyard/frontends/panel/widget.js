@@ -93,6 +93,29 @@ function size(bytes) {
   return `${n.toFixed(n < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
 }
 
+// Binary sizes, as the engine's limits are set ("256m" is 256 MiB).
+function mib(bytes) {
+  if (bytes == null) return "no limit";
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(gib < 10 ? 1 : 0)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+// A small bar: fraction 0..1 (clamped); none when unknown.
+function bar(fraction, kind) {
+  if (fraction == null) return h("span", { class: "dockyard-bar dockyard-bar-none" });
+  const pct = Math.round(Math.max(0, Math.min(1, fraction)) * 100);
+  return h("span", { class: `dockyard-bar dockyard-bar-${kind}`, title: `${pct} %` }, h("span", { style: `width:${pct}%` }));
+}
+
+function ago(iso) {
+  if (!iso) return "";
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  return s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
+}
+
+const KERNELS_EVERY_MS = 2000; // the panel's kernel figures refresh this often (the collector ticks at 2 s)
+const CULL_WARN_S = 600; // warn the notebook this long before the culler would shut its kernel down
+
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -139,7 +162,10 @@ function render({ model, el }) {
     switching: null,
     facts: model.get("facts") || {},
     who: null,
+    kernels: null, // /dockyard/api/kernels: {kernels: [...], interval}
+    kernelsError: null,
   };
+  const kernelsEl = h("div", { class: "dockyard-kernels" });
   const root = h("div", { class: "dockyard-panel" });
   el.append(root);
 
@@ -396,8 +422,126 @@ function render({ model, el }) {
           h("tbody", {}, state.envs.map(row)),
         )
       : null;
-    root.replaceChildren(header, factsBox(), messages, table || "");
+    root.replaceChildren(header, factsBox(), kernelsEl, messages, table || "");
   }
+
+  // --- what the kernels use (GET /dockyard/api/kernels), refreshed while the panel is on the page -----------
+
+  function mine(k) {
+    const path = state.who && state.who.path;
+    if (path) return k.notebook === path;
+    const session = state.facts.session; // JPY_SESSION_NAME: the notebook's path as the server gave it
+    return !!(session && k.notebook && session.endsWith(k.notebook));
+  }
+
+  function figures(k) {
+    const cpu = k.cpu_percent == null ? "…" : `${k.cpu_percent.toFixed(0)} %`;
+    const gpu =
+      typeof k.gpu === "string"
+        ? k.gpu
+        : `${k.gpu.memory_used == null ? "?" : mib(k.gpu.memory_used)} / ${mib(k.gpu.memory_total)}, ${Math.round(k.gpu.utilization)} %`;
+    return {
+      cpu: h("span", {}, bar(k.cpu_percent == null ? null : k.cpu_percent / 100 / k.cpus, "cpu"), " ", cpu),
+      mem: h("span", {}, bar(k.memory_fraction, "mem"), " ", `${mib(k.memory_used)} / ${mib(k.memory_limit)}`),
+      gpu: h(
+        "span",
+        {},
+        typeof k.gpu === "string" ? "" : bar(k.gpu.memory_total && k.gpu.memory_used != null ? k.gpu.memory_used / k.gpu.memory_total : null, "gpu"),
+        " ",
+        gpu,
+      ),
+    };
+  }
+
+  function drawKernels() {
+    const parts = [];
+    if (state.kernelsError) parts.push(h("div", { class: "dockyard-msg dockyard-warn" }, state.kernelsError));
+    const all = (state.kernels && state.kernels.kernels) || [];
+    const own = all.find(mine);
+    if (own) {
+      const f = figures(own);
+      parts.push(
+        h(
+          "div",
+          { class: "dockyard-usage", dataset: { kernel: own.kernel_id } },
+          h("b", {}, "Uses: "),
+          h("span", { class: "dockyard-usage-cpu" }, "CPU ", f.cpu),
+          h("span", { class: "dockyard-usage-mem" }, "memory ", f.mem),
+          h("span", { class: "dockyard-usage-pids" }, `${own.pids} processes`),
+          h("span", { class: "dockyard-usage-gpu" }, typeof own.gpu === "string" ? own.gpu : ["GPU ", f.gpu]),
+        ),
+      );
+      if (own.cull_in != null && own.cull_in < CULL_WARN_S) {
+        parts.push(
+          h(
+            "div",
+            { class: "dockyard-msg dockyard-warn dockyard-cull" },
+            `This kernel has been idle and will be shut down in ${Math.max(1, Math.round(own.cull_in / 60))} min ` +
+              "(kernels.cull.idle_timeout): its variables will be lost. Run a cell to keep it; a shut-down " +
+              "notebook starts a fresh kernel on its next cell.",
+          ),
+        );
+      }
+    }
+    if (all.length) {
+      parts.push(
+        h(
+          "details",
+          { class: "dockyard-kernel-list" },
+          h("summary", {}, `All dockyard kernels of this server (${all.length})`),
+          h(
+            "table",
+            { class: "dockyard-kernel-table" },
+            h("thead", {}, h("tr", {}, ["Notebook", "Environment", "CPU", "Memory / limit", "GPU", "Idle"].map((t) => h("th", {}, t)))),
+            h(
+              "tbody",
+              {},
+              all.map((k) => {
+                const f = figures(k);
+                const idle = k.execution_state === "busy" ? "busy" : ago(k.idle_since);
+                return h(
+                  "tr",
+                  { class: mine(k) ? "dockyard-current" : null, dataset: { kernel: k.kernel_id } },
+                  h("td", {}, k.notebook || k.kernel_id.slice(0, 8)),
+                  h("td", {}, `${k.env}:${k.variant}`),
+                  h("td", {}, f.cpu),
+                  h("td", {}, f.mem),
+                  h("td", {}, f.gpu),
+                  h("td", {}, idle),
+                );
+              }),
+            ),
+          ),
+        ),
+      );
+    }
+    const open = kernelsEl.querySelector("details[open]") !== null;
+    kernelsEl.replaceChildren(...parts);
+    const details = kernelsEl.querySelector("details");
+    if (details && open) details.open = true;
+  }
+
+  async function pollKernels() {
+    if (!config) return;
+    try {
+      state.kernels = await api(config, "kernels");
+      state.kernelsError = state.kernels.error || null;
+    } catch (err) {
+      state.kernelsError = err.status === 404 ? null : `Kernel figures unavailable: ${err.message}`;
+    }
+    drawKernels();
+  }
+
+  let attached = false;
+  const timer = setInterval(() => {
+    if (el.isConnected) attached = true;
+    else if (attached) {
+      clearInterval(timer); // the output was cleared or the notebook closed
+      return;
+    }
+    pollKernels();
+  }, KERNELS_EVERY_MS);
+  pollKernels();
 
   model.on("change:facts", () => {
     state.facts = model.get("facts") || {};

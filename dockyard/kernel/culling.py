@@ -1,0 +1,98 @@
+"""Idle kernels handed back, by Jupyter's own culler (MappingKernelManager.cull_kernel_if_idle), not a second one.
+
+Jupyter already decides what idle means (last iopub activity, cull_busy, cull_connected) and reads a
+per-kernelspec `cull_idle_timeout` from the kernelspec's metadata before its server-wide one. dockyard
+only supplies that per-kernel timeout: kernels.cull.idle_timeout for a dockyard kernel, the shorter
+kernels.cull.gpu_idle_timeout while it holds GPU memory (the collector's GPU figures say so). Other
+kernels keep the server's own setting (none when it had none). Shutting down goes through jupyter_client,
+so the provisioner removes the container and its run directory as on any shutdown.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..config import CullOptions
+
+PROVISIONER = "dockyard-docker-provisioner"
+HoldsGpu = Callable[[str], Awaitable[bool]]  # kernel id → does it hold GPU memory now
+
+
+def timeout_for(cull: CullOptions, holds_gpu: bool) -> int:
+    """A dockyard kernel's idle timeout in seconds (0: never culled)."""
+    if holds_gpu and cull.gpu_idle_timeout > 0:
+        return min(cull.gpu_idle_timeout, cull.idle_timeout) if cull.idle_timeout > 0 else cull.gpu_idle_timeout
+    return cull.idle_timeout
+
+
+def seconds_left(timeout: int, last_activity: datetime.datetime | None, now: datetime.datetime) -> float | None:
+    """Seconds until an idle kernel may be culled (the panel warns with it); None when it never will be."""
+    if timeout <= 0 or last_activity is None:
+        return None
+    return max(0.0, timeout - (now - last_activity).total_seconds())
+
+
+def cull_in(
+    cull: CullOptions,
+    *,
+    holds_gpu: bool,
+    busy: bool,
+    connections: int,
+    last_activity: datetime.datetime | None,
+    now: datetime.datetime,
+) -> float | None:
+    """Seconds until Jupyter's culler would shut this dockyard kernel down, by its own rules; None: it will not."""
+    if (busy and not cull.busy) or (connections and not cull.connected):
+        return None
+    return seconds_left(timeout_for(cull, holds_gpu), last_activity, now)
+
+
+def is_dockyard(kernel: Any) -> bool:
+    try:
+        meta = kernel.kernel_spec.metadata or {}
+    except Exception:  # a kernel whose spec is gone: not ours to judge
+        return False
+    return bool((meta.get("kernel_provisioner") or {}).get("provisioner_name") == PROVISIONER)
+
+
+def install(km: Any, cull: CullOptions, holds_gpu: HoldsGpu, log: Any) -> bool:
+    """Make the server's MappingKernelManager cull dockyard kernels by cull; True if culling is on.
+
+    Jupyter starts its culler only when its cull_idle_timeout is above 0, so dockyard sets it when it was 0
+    and keeps the server's own value for kernels that are not dockyard's (none: never culled).
+    """
+    if cull.idle_timeout <= 0 and cull.gpu_idle_timeout <= 0:
+        return False
+    server_timeout = int(km.cull_idle_timeout)
+    original: Callable[[str], Awaitable[None]] = km.cull_kernel_if_idle
+
+    async def cull_kernel_if_idle(kernel_id: str) -> None:
+        kernel = km.get_kernel(kernel_id)
+        meta = kernel.kernel_spec.metadata
+        if is_dockyard(kernel):
+            timeout = timeout_for(cull, cull.gpu_idle_timeout > 0 and await holds_gpu(kernel_id))
+        else:
+            timeout = int(meta.get("cull_idle_timeout", server_timeout))
+        if timeout <= 0:
+            return
+        meta["cull_idle_timeout"] = timeout  # what Jupyter's cull_kernel_if_idle reads first
+        await original(kernel_id)
+
+    km.cull_kernel_if_idle = cull_kernel_if_idle
+    km.cull_busy = km.cull_busy or cull.busy
+    km.cull_connected = km.cull_connected or cull.connected
+    if server_timeout <= 0:
+        km.cull_idle_timeout = max(cull.idle_timeout, cull.gpu_idle_timeout)
+        km.cull_interval = cull.interval or km.cull_interval
+    else:
+        km.cull_interval = min(km.cull_interval, cull.interval or km.cull_interval)
+    log.info(
+        "dockyard: idle kernels are shut down after %s s (%s s while holding GPU memory); busy: %s, connected: %s",
+        cull.idle_timeout or "never",
+        timeout_for(cull, True) or "never",
+        km.cull_busy,
+        km.cull_connected,
+    )
+    return True
