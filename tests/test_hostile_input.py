@@ -12,10 +12,10 @@ memory fails with MemoryError (not a DockyardError) and one that stalls fails th
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -173,41 +173,60 @@ class Finished(NamedTuple):
     peak_mb: int  # peak resident memory
 
 
+# Started by the tests, this small process starts the limited child and reports the child's own usage. A child
+# forked straight from pytest would count pytest's resident memory as its own (a forked, or vforked, child
+# inherits its parent's high-water mark until exec, and ru_maxrss keeps it), so its peak would grow with the
+# test session instead of saying what dockyard used.
+_LAUNCHER = r"""
+import json, os, resource, subprocess, sys, time
+mem, cpu, wall = (int(a) for a in sys.argv[1:4])
+
+def limits():
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+proc = subprocess.Popen(sys.argv[4:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=limits)
+start = time.perf_counter()
+while (reaped := os.wait4(proc.pid, os.WNOHANG))[0] == 0:
+    if time.perf_counter() - start > wall:
+        proc.kill()  # a hang (a FIFO read, say) uses no CPU, so RLIMIT_CPU alone would never end it
+        os.wait4(proc.pid, 0)
+        proc.returncode = -9
+        print(json.dumps({"hung": True}))
+        sys.exit(0)
+    time.sleep(0.02)
+proc.returncode = 0  # reaped above; keep Popen from waiting again
+_, status, usage = reaped
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "cpu": usage.ru_utime + usage.ru_stime,
+                  "peak_kb": usage.ru_maxrss}))
+"""
+
+
 def run_limited(args: list[str | bytes], tmp_path: Path, env: dict[str, str] | None = None) -> Finished:
     """`python3 -m dockyard ARGS` under RLIMIT_AS and RLIMIT_CPU, killed if it outlives CHILD_WALL_SECONDS."""
-
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_MB * 2**20,) * 2)
-        resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_SECONDS, CHILD_CPU_SECONDS))
-
     child_env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "cache"), **(env or {})}
     err_path = tmp_path / "stderr.txt"
+    limits = [str(CHILD_MEMORY_MB * 2**20), str(CHILD_CPU_SECONDS), str(CHILD_WALL_SECONDS)]
     start = time.perf_counter()
     with err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", *args],
+        launched = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, *limits, sys.executable, "-m", "dockyard", *args],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=err,
             env=child_env,
-            preexec_fn=limits,
+            timeout=CHILD_WALL_SECONDS + 30,
+            check=True,
         )
-        # os.wait4 instead of proc.wait: it also returns the child's own resource usage.
-        while (reaped := os.wait4(proc.pid, os.WNOHANG))[0] == 0:
-            if time.perf_counter() - start > CHILD_WALL_SECONDS:
-                proc.kill()  # a hang (a FIFO read, say) uses no CPU, so RLIMIT_CPU alone would never end it
-                os.wait4(proc.pid, 0)
-                proc.returncode = -9
-                pytest.fail(f"dockyard {args} still running after {CHILD_WALL_SECONDS} s")
-            time.sleep(0.02)
-        proc.returncode = 0  # reaped above; keep Popen from waiting again
-    _, status, usage = reaped
+    report = json.loads(launched.stdout)
+    if report.get("hung"):
+        pytest.fail(f"dockyard {args} still running after {CHILD_WALL_SECONDS} s")
     return Finished(
-        code=os.waitstatus_to_exitcode(status),
+        code=report["code"],
         stderr=err_path.read_text(errors="replace"),
         wall=time.perf_counter() - start,
-        cpu=usage.ru_utime + usage.ru_stime,
-        peak_mb=usage.ru_maxrss // 1024,
+        cpu=report["cpu"],
+        peak_mb=report["peak_kb"] // 1024,
     )
 
 
