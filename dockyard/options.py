@@ -223,7 +223,7 @@ def _boolean(text: str, name: str) -> bool:
 
 @dataclass(frozen=True)
 class Flag:
-    """A build flag (cli/common.add_build_flags): its name, argument, help; `const` for one without argument."""
+    """A build flag (cli/shared.add_build_flags): its name, argument, help; `const` for one without argument."""
 
     name: str
     help: str
@@ -257,7 +257,7 @@ class Option:
     kind: Kind
     default: Any
     doc: str  # what it is for (docs/configuration.md)
-    flag: Flag | None = None  # the command-line flag of a build setting (cli/common.add_build_flags)
+    flag: Flag | None = None  # the command-line flag of a build setting (cli/shared.add_build_flags)
     example: str = ""  # how the variable is written, when a bare name does not say it
 
     @property

@@ -29,7 +29,7 @@ from dockyard.emit import Unrepresentable
 from dockyard.emit.terminal import safe
 from dockyard.frontends import compose, devcontainer
 from dockyard.frontends.k8s import kernelspecs
-from dockyard.frontends.k8s.common import K8sOptions
+from dockyard.frontends.k8s.manifest_parts import K8sOptions
 from dockyard.images import render
 from dockyard.kernel import kernelspec
 from dockyard.specs import Spec, Variant
@@ -233,7 +233,7 @@ def test_terminal_text_is_inert(value: str) -> None:
 @given(name=VALUES, description=VALUES)
 def test_jupyterhub_profiles_keep_display_text(name: str, description: str) -> None:
     from dockyard.frontends.k8s import jupyterhub
-    from dockyard.frontends.k8s.common import dump, header
+    from dockyard.frontends.k8s.manifest_parts import dump, header
 
     spec, variant = minimal(display_name=name)
     spec = replace(spec, framework="custom", description=description)
@@ -246,10 +246,10 @@ def test_jupyterhub_profiles_keep_display_text(name: str, description: str) -> N
 @given(check_name=VALUES, command=st.lists(VALUES, min_size=1, max_size=4))
 def test_verify_script_passes_check_words_as_words(check_name: str, command: list[str]) -> None:
     from dockyard.frontends.k8s import pipeline
-    from dockyard.specs.stacks import Check
+    from dockyard.specs.stacks import StackCheck
 
     stack = next(s for s in load_all_stacks() if s.name == "pipeline")
-    stack = replace(stack, checks=(Check(check_name, tuple(command), 1.0, None, None),))
+    stack = replace(stack, checks=(StackCheck(check_name, tuple(command), 1.0, None, None),))
     script = pipeline.verify_script(stack, K8sOptions(), "stacks/pipeline/stack.yaml")
     words = shlex.split(script.split("\n}\n", 1)[1])  # after the check() function: the calls, then exit
     assert words == ["check", check_name, pipeline._condition(stack.checks[0]), *command, "exit", "$failed"]
@@ -259,7 +259,7 @@ def test_verify_script_passes_check_words_as_words(check_name: str, command: lis
 @given(value=VALUES, command=st.lists(VALUES, min_size=1, max_size=3))
 def test_stack_manifests_keep_values(value: str, command: list[str]) -> None:
     from dockyard.frontends.k8s import pipeline
-    from dockyard.frontends.k8s.common import dump, header
+    from dockyard.frontends.k8s.manifest_parts import dump, header
 
     stack = next(s for s in load_all_stacks() if s.name == "pipeline")
     service = replace(stack.services["trainer"], environment={"CRAFTED": value}, command=tuple(command))

@@ -28,7 +28,7 @@ from dockyard.config import BuildOptions
 from dockyard.errors import DockyardError
 from dockyard.frontends import compose, devcontainer
 from dockyard.frontends.k8s import kernelspecs, pipeline
-from dockyard.frontends.k8s.common import K8sOptions, dump, header
+from dockyard.frontends.k8s.manifest_parts import K8sOptions, dump, header
 from dockyard.images import context, render
 from dockyard.kernel import kernelspec
 from dockyard.specs.stacks import load_all_stacks

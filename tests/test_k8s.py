@@ -23,7 +23,7 @@ import yaml
 
 from dockyard import cli, specs
 from dockyard.frontends import k8s
-from dockyard.frontends.k8s.common import K8sOptions
+from dockyard.frontends.k8s.manifest_parts import K8sOptions
 from dockyard.frontends.k8s.orphans import orphans
 from dockyard.specs.stacks import load_all_stacks
 

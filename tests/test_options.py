@@ -166,7 +166,7 @@ def test_generators_write_into_the_checkout_whatever_the_cwd(tmp_path):
 def test_flags_beat_the_environment(clean_env):
     import argparse
 
-    from dockyard.cli.common import add_build_flags
+    from dockyard.cli.shared import add_build_flags
 
     clean_env.setenv("DOCKYARD_PIP_INDEX_URL", "https://env.example/simple")
     clean_env.setenv("DOCKYARD_PULL", "missing")

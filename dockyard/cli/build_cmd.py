@@ -18,8 +18,8 @@ from ..images import prune
 from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
-from .common import SubParsers, add_build_flags, build_options, console
 from .progress import RichReporter
+from .shared import SubParsers, add_build_flags, build_options, console
 
 
 def register(sub: SubParsers) -> None:

@@ -34,8 +34,8 @@ from ..generated import Tree
 from ..images.build import build
 from ..images.plan import make_plan
 from ..specs.stacks import load_all_stacks
-from .common import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
 from .progress import RichReporter
+from .shared import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
 
 DEFAULT_DIR = paths.checkout_dir(compose.DIRNAME)
 

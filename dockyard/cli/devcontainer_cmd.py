@@ -7,7 +7,7 @@ import dataclasses
 
 from .. import paths, specs
 from ..frontends import devcontainer
-from .common import SubParsers, add_generate_flags, sync_generated
+from .shared import SubParsers, add_generate_flags, sync_generated
 
 
 def register(sub: SubParsers) -> None:

@@ -17,13 +17,13 @@ from ..errors import DockyardError
 from ..frontends import devcontainer
 from ..images import preflight, prune
 from ..images.context import ca_certificates
-from .common import SubParsers, console
+from .shared import SubParsers, console
 
 _MARK = {"pass": "[green]pass[/]", "warn": "[yellow]warn[/]", "fail": "[red]fail[/]", "info": "[blue]info[/]"}
 
 
 @dataclass
-class Check:
+class DoctorCheck:
     status: str
     what: str
     detail: str
@@ -35,35 +35,37 @@ def register(sub: SubParsers) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
-def _images_check(client: docker.DockerClient) -> Check:
+def _images_check(client: docker.DockerClient) -> DoctorCheck:
     entries = prune.survey(client)
     superseded = [e for e in entries if not e.keep]
     detail = (
         f"{len(entries)} dockyard images, {sum(e.size for e in entries) / 1e9:.2f} GB; {len(superseded)} superseded "
         f"(up to {prune.reclaimable(entries) / 1e9:.2f} GB reclaimable)"
     )
-    return Check("info", "images", detail, "dockyard images prune --dry-run, then without it" if superseded else "")
+    return DoctorCheck(
+        "info", "images", detail, "dockyard images prune --dry-run, then without it" if superseded else ""
+    )
 
 
-def checks() -> list[Check]:
-    out: list[Check] = []
+def checks() -> list[DoctorCheck]:
+    out: list[DoctorCheck] = []
     try:
         settings = load_settings()
-        out.append(Check("pass", "config", settings.source))
+        out.append(DoctorCheck("pass", "config", settings.source))
     except DockyardError as exc:
-        return [Check("fail", "config", exc.problem, exc.fix or "")]
+        return [DoctorCheck("fail", "config", exc.problem, exc.fix or "")]
     b = settings.build
     try:
         client = engine.client(timeout=10)
     except DockyardError as exc:
-        out.append(Check("fail", "docker engine", exc.problem, exc.fix or ""))
+        out.append(DoctorCheck("fail", "docker engine", exc.problem, exc.fix or ""))
         client = None
     if client is not None:
         info = client.info()
         version = client.version()
         caps = capabilities.detect(client)
         out.append(
-            Check(
+            DoctorCheck(
                 "pass",
                 "docker engine",
                 f"{engine.describe_host()}: {caps.describe} (API {version.get('ApiVersion')})",
@@ -72,11 +74,11 @@ def checks() -> list[Check]:
         if caps.podman:
             from .doctor_podman import podman_checks  # Podman's own checks: storage, init, subuid, socket, limits
 
-            out += [Check(*row) for row in podman_checks(caps)]
+            out += [DoctorCheck(*row) for row in podman_checks(caps)]
         else:
             driver = info.get("Driver", "?")
             out.append(
-                Check(
+                DoctorCheck(
                     "pass" if driver in ("overlay2", "overlayfs", "btrfs", "zfs") else "warn",
                     "storage driver",
                     driver,
@@ -93,14 +95,14 @@ def checks() -> list[Check]:
                 if status == "pass"
                 else "CUDA images need 10-20 GB each; free space, e.g. 'dockyard images prune' (superseded builds)"
             )
-            out.append(Check(status, "free disk", f"{free:.0f} GB free under {root}", fix))
+            out.append(DoctorCheck(status, "free disk", f"{free:.0f} GB free under {root}", fix))
         except OSError:
-            out.append(Check("info", "free disk", f"cannot read {root} from here (remote engine?)"))
+            out.append(DoctorCheck("info", "free disk", f"cannot read {root} from here (remote engine?)"))
         out.append(_images_check(client))
         for upstream, local in b.base_overrides.items():
             found = find_image(client, local) is not None
             out.append(
-                Check(
+                DoctorCheck(
                     "pass" if found else "fail",
                     "base override",
                     f"{upstream} → {local}" + ("" if found else " (image missing)"),
@@ -108,12 +110,12 @@ def checks() -> list[Check]:
                 )
             )
     proxies = ", ".join(f"{k}={v}" for k, v in b.proxy.items())
-    out.append(Check("info", "proxy", proxies or "no proxy variables set"))
+    out.append(DoctorCheck("info", "proxy", proxies or "no proxy variables set"))
     try:
         n = len(ca_certificates(b))
         if n:
             out.append(
-                Check(
+                DoctorCheck(
                     "pass",
                     "CA certificates",
                     f"{n} certificate(s) from {', '.join(map(str, b.ca_certs))}; images install those their base "
@@ -122,7 +124,7 @@ def checks() -> list[Check]:
             )
         else:
             out.append(
-                Check(
+                DoctorCheck(
                     "info",
                     "CA certificates",
                     "none added to images",
@@ -130,11 +132,11 @@ def checks() -> list[Check]:
                 )
             )
     except DockyardError as exc:
-        out.append(Check("fail", "CA certificates", exc.problem, exc.fix or ""))
+        out.append(DoctorCheck("fail", "CA certificates", exc.problem, exc.fix or ""))
     if b.wheelhouse:
         n = len(list(b.wheelhouse.glob("*.whl")))
         out.append(
-            Check(
+            DoctorCheck(
                 "pass" if n else "warn",
                 "wheelhouse",
                 f"{b.wheelhouse}: {n} wheel(s)",
@@ -145,12 +147,12 @@ def checks() -> list[Check]:
     return out
 
 
-def index_checks(b: BuildOptions, client: docker.DockerClient | None) -> list[Check]:
+def index_checks(b: BuildOptions, client: docker.DockerClient | None) -> list[DoctorCheck]:
     """Every package index some build would use, asked at once with the images' trust (images/preflight.py)."""
     try:
         all_specs = specs.load_all()
     except DockyardError as exc:
-        return [Check("fail", "package index", exc.problem, exc.fix or "")]
+        return [DoctorCheck("fail", "package index", exc.problem, exc.fix or "")]
     targets: dict[tuple[str, str], preflight.Index] = {}  # (base image, url): the trust differs by base
     users: dict[str, list[str]] = {}
     for s in all_specs:
@@ -162,53 +164,55 @@ def index_checks(b: BuildOptions, client: docker.DockerClient | None) -> list[Ch
     results: list[preflight.Probe] = []
     for base in sorted({base for base, _ in targets}):
         roots, source = preflight.image_roots(client, base)
-        out.append(Check("info", "image trust", f"indexes for {base} are asked trusting {source} + the CA files"))
+        out.append(DoctorCheck("info", "image trust", f"indexes for {base} are asked trusting {source} + the CA files"))
         try:
             results += preflight.probe([i for (b2, _), i in targets.items() if b2 == base], b, roots)
         except DockyardError as exc:  # the CA files themselves are broken: reported above
-            return [Check("fail", "package index", exc.problem, exc.fix or "")]
+            return [DoctorCheck("fail", "package index", exc.problem, exc.fix or "")]
     for r in results:
         refs = users[r.index.url]
         used_by = ", ".join(refs[:4]) + (f" and {len(refs) - 4} more" if len(refs) > 4 else "")
         if r.problem is None:
-            out.append(Check("pass", "package index", f"{r.index.url} answers (for {used_by})"))
+            out.append(DoctorCheck("pass", "package index", f"{r.index.url} answers (for {used_by})"))
             continue
         detail = f"{r.index.url} ({r.index.origin}, for {used_by}): {r.problem}"
-        out.append(Check("fail", "package index", detail, preflight.fixes([r])))
+        out.append(DoctorCheck("fail", "package index", detail, preflight.fixes([r])))
     if b.ignore_spec_indexes:
-        out.append(Check("info", "package index", "the specs' own indexes are skipped (ignore_spec_indexes)"))
+        out.append(DoctorCheck("info", "package index", "the specs' own indexes are skipped (ignore_spec_indexes)"))
     return out
 
 
-def gpu_checks(client: Any, info: dict[str, Any]) -> list[Check]:
+def gpu_checks(client: Any, info: dict[str, Any]) -> list[DoctorCheck]:
     """The engine's GPU verdict (probed afresh), each CUDA variant's needs against the GPUs, dev container parity."""
     verdict = gpu.assess(client, info, fresh=True)
-    out = [Check("info", "GPU engine", verdict.engine)]
+    out = [DoctorCheck("info", "GPU engine", verdict.engine)]
     if not verdict.usable:
-        out.append(Check("info", "GPU", f"none: {verdict.reason}; CUDA variants run on the CPU", verdict.fix))
+        out.append(DoctorCheck("info", "GPU", f"none: {verdict.reason}; CUDA variants run on the CPU", verdict.fix))
     else:
-        out.append(Check("pass", "GPU", verdict.reason))
+        out.append(DoctorCheck("pass", "GPU", verdict.reason))
         try:
             variants = [v for s in specs.load_all() for v in s.variants.values()]
         except DockyardError as exc:
             variants = []
-            out.append(Check("fail", "GPU needs", exc.problem, exc.fix or ""))
+            out.append(DoctorCheck("fail", "GPU needs", exc.problem, exc.fix or ""))
         for v in variants:
             if v.cuda is None:
                 continue
             older = [o.ref for o in variants if o.env == v.env and o.cuda and o.cuda.major < v.cuda.major]
             problems = gpu.check(v.cuda, verdict.gpus, v.ref, older)
             if problems:
-                out += [Check("warn", "GPU needs", f"{v.ref}: {p}", f) for p, f in problems]
+                out += [DoctorCheck("warn", "GPU needs", f"{v.ref}: {p}", f) for p, f in problems]
             elif verdict.gpus:
-                out.append(Check("pass", "GPU needs", f"{v.ref}: {v.cuda.describe()} met"))
+                out.append(DoctorCheck("pass", "GPU needs", f"{v.ref}: {v.cuda.describe()} met"))
             else:
-                out.append(Check("info", "GPU needs", f"{v.ref}: {v.cuda.describe()}; driver and card unknown"))
+                out.append(DoctorCheck("info", "GPU needs", f"{v.ref}: {v.cuda.describe()}; driver and card unknown"))
     advice = devcontainer.gpu_advice(verdict, info)
     if advice is None:
-        out.append(Check("pass", "devcontainer GPU", "the Dev Containers default (gpuAvailability: detect) matches"))
+        out.append(
+            DoctorCheck("pass", "devcontainer GPU", "the Dev Containers default (gpuAvailability: detect) matches")
+        )
     else:
-        out.append(Check("warn", "devcontainer GPU", *advice))
+        out.append(DoctorCheck("warn", "devcontainer GPU", *advice))
     return out
 
 

@@ -23,7 +23,7 @@ _STORAGE_FIX = (
     "(it deletes your Podman images and containers); see docs/podman.md"
 )
 
-CheckRow = tuple[str, str, str, str]  # status, what, detail, fix (doctor_cmd.Check's fields)
+CheckRow = tuple[str, str, str, str]  # status, what, detail, fix (doctor_cmd.DoctorCheck's fields)
 
 
 def podman_checks(caps: EngineCaps) -> list[CheckRow]:

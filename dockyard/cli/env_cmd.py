@@ -10,7 +10,7 @@ from rich.table import Table
 from .. import specs
 from ..emit.terminal import safe as escape  # every value from a file is shown inert
 from ..images.plan import make_plan
-from .common import SubParsers, add_build_flags, build_options, console
+from .shared import SubParsers, add_build_flags, build_options, console
 
 
 def register(sub: SubParsers) -> None:

@@ -15,14 +15,14 @@ from .. import engine, paths, specs
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError, shown
 from ..frontends import k8s
-from ..frontends.k8s.common import GPU_RESOURCE, K8sOptions
 from ..frontends.k8s.launcher_build import build_launcher
+from ..frontends.k8s.manifest_parts import GPU_RESOURCE, K8sOptions
 from ..frontends.k8s.orphans import SELECTOR, orphans
 from ..images.build import build
 from ..images.plan import make_plan
 from ..specs.stacks import load_all_stacks
-from .common import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
 from .progress import RichReporter
+from .shared import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
 
 DEFAULT_DIR = paths.checkout_dir(k8s.DIRNAME)
 

@@ -21,7 +21,7 @@ from ..errors import DockyardError
 from ..images.inventory import image_state
 from ..kernel import install, kernelspec
 from . import pool_cmd, top_cmd
-from .common import SubParsers, add_generate_flags, console, sync_generated
+from .shared import SubParsers, add_generate_flags, console, sync_generated
 
 
 def register(sub: SubParsers) -> None:

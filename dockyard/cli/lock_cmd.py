@@ -8,7 +8,7 @@ from .. import specs
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..images.lock_compiler import compile_lock, write_lock
 from ..images.lockfile import LockError, load_lock, lock_path, parse
-from .common import SubParsers, add_build_flags, build_options, console
+from .shared import SubParsers, add_build_flags, build_options, console
 
 
 def register(sub: SubParsers) -> None:

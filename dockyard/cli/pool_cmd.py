@@ -17,7 +17,7 @@ from .. import engine, specs
 from ..config import load_settings
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError
-from .common import SubParsers, console
+from .shared import SubParsers, console
 
 
 def register(k_sub: SubParsers) -> None:

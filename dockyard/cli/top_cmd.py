@@ -15,7 +15,7 @@ from rich.table import Table
 from .. import engine
 from ..kernel import figures
 from ..kernel.collector import KernelRow, Sampler
-from .common import SubParsers, console
+from .shared import SubParsers, console
 
 _FIRST_GAP = 1.0  # s between the first two samples: CPU % needs two
 

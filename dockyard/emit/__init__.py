@@ -11,8 +11,8 @@ one paragraph, never altered.
     shell       POSIX shell words (shlex.quote) and commands
     dockerfile  instructions: JSON exec form, ENV values, shell-form RUN words, comments
     jupyter     kernel.json env values (jupyter_client's string.Template: `$` → `$$`)
-    devcontainer devcontainer.json strings (no escape exists for `${...}`: refused)
-    compose     Compose values (`$` → `$$`) and documents
+    devcontainer_values devcontainer.json strings (no escape exists for `${...}`: refused)
+    compose_values Compose values (`$` → `$$`) and documents
     yamldoc     YAML documents through a safe dumper (no anchors, no tags)
     kubernetes  container env values, command and args (the kubelet's `$(NAME)`: `$` → `$$`)
     (Jinja: the Kubernetes pod template is fixed text; its values travel as data in kernel.json, see

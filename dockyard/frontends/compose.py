@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import hostfiles
 from ..config import PROXY_VARIABLES, BuildOptions
-from ..emit import compose as co
+from ..emit import compose_values as co
 from ..emit import dockerfile as df
 from ..emit import source, yamldoc
 from ..generated import Tree

@@ -12,7 +12,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..emit import devcontainer as dc
+from ..emit import devcontainer_values as dc
 from ..emit import source
 from ..generated import Tree
 from ..gpu import Verdict

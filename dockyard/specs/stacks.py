@@ -59,7 +59,7 @@ class StackService:
 
 
 @dataclass(frozen=True)
-class Check:
+class StackCheck:
     name: str
     command: tuple[str, ...]
     equals: float | None
@@ -95,7 +95,7 @@ class Stack:
     secrets: tuple[str, ...]
     client: dict[str, str]  # what `dockyard compose env` prints, placeholders unfilled
     verify_service: str | None
-    checks: tuple[Check, ...]
+    checks: tuple[StackCheck, ...]
 
     @property
     def dir(self) -> Path:
@@ -253,7 +253,7 @@ def _to_stack(doc: YamlDocument) -> Stack:
                     f"client.{var} uses port {port} of service '{service}', which the stack does not publish",
                     fix=f"add 'publish: [{port}]' to service '{service}' (or correct the placeholder)",
                 )
-    checks: list[Check] = []
+    checks: list[StackCheck] = []
     verify = data.get("verify")
     if verify:
         if verify["service"] not in services:
@@ -271,7 +271,7 @@ def _to_stack(doc: YamlDocument) -> Stack:
                     f"check '{c['name']}' states no expectation",
                     fix="add equals, min or max (the command's output is read as a number)",
                 )
-            checks.append(Check(c["name"], tuple(c["command"]), c.get("equals"), c.get("min"), c.get("max")))
+            checks.append(StackCheck(c["name"], tuple(c["command"]), c.get("equals"), c.get("min"), c.get("max")))
     return Stack(
         path=doc.path,
         name=data["name"],

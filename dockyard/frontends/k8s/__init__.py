@@ -22,7 +22,7 @@ from ...generated import Tree
 from ...specs import Spec
 from ...specs.stacks import Stack
 from . import cluster, gateway, jupyterhub, kernelspecs, launcher_image, pipeline
-from .common import MARKER, K8sOptions, dump, header
+from .manifest_parts import MARKER, K8sOptions, dump, header
 
 DIRNAME = "k8s"
 

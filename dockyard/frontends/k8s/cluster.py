@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...specs import Spec, Variant
-from .common import KERNEL_GID, KERNEL_UID, K8sOptions, container_security, gpu_scheduling, kernel_image, labels
+from .manifest_parts import KERNEL_GID, KERNEL_UID, K8sOptions, container_security, gpu_scheduling, kernel_image, labels
 from .podtemplate import KERNEL_SERVICE_ACCOUNT
 
 GATEWAY_SERVICE_ACCOUNT = "dockyard-gateway"  # the Jupyter server / Enterprise Gateway that launches kernel pods

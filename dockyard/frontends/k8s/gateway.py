@@ -15,8 +15,16 @@ from typing import Any
 from ...emit import jupyter
 from ...specs import Spec, Variant
 from .cluster import GATEWAY_SERVICE_ACCOUNT
-from .common import MARKER, K8sOptions, kernel_image, kernelspec_path, launch_timeout, launcher_dir, launcher_path
 from .kernelspecs import display_name, k8s_kernel_name
+from .manifest_parts import (
+    MARKER,
+    K8sOptions,
+    kernel_image,
+    kernelspec_path,
+    launch_timeout,
+    launcher_dir,
+    launcher_path,
+)
 from .podtemplate import pod_values
 
 # 3.3.0 or later: before it, the gateway itself rendered KERNEL_POD_NAME as a Jinja template (GHSA-f49j-v924-fx9w,

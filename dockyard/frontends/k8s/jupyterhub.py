@@ -14,7 +14,7 @@ from ...images.naming import image_alias
 from ...kernel.kernelspec import variant_label
 from ...specs import Spec, Variant
 from ..compose import JUPYTERLAB, lab_display_name
-from .common import GPU_RESOURCE, KERNEL_GID, KERNEL_UID, MARKER, K8sOptions, quantity, wants_gpu
+from .manifest_parts import GPU_RESOURCE, KERNEL_GID, KERNEL_UID, MARKER, K8sOptions, quantity, wants_gpu
 
 JUPYTERHUB = "jupyterhub==5.4.6"  # jupyterhub-singleuser; keep the major version of your hub
 HUB_SUFFIX = "hub"

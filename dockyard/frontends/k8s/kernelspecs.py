@@ -16,7 +16,7 @@ from typing import Any
 from ...emit import jupyter
 from ...kernel.kernelspec import kernel_name, variant_label
 from ...specs import Spec, Variant
-from .common import MARKER, K8sOptions, kernel_image, kernelspec_path, launch_timeout, launcher_path
+from .manifest_parts import MARKER, K8sOptions, kernel_image, kernelspec_path, launch_timeout, launcher_path
 from .podtemplate import TEMPLATE_FILE, pod_template, pod_values
 
 LAUNCHER_FILE = "launch_kubernetes.py"

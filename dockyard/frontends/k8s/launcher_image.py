@@ -15,7 +15,7 @@ import hashlib
 
 from ...emit.dockerfile import exec_form
 from ...images.render import VENV
-from .common import KERNEL_GID, KERNEL_UID, LAUNCHER_SUFFIX, MARKER
+from .manifest_parts import KERNEL_GID, KERNEL_UID, LAUNCHER_SUFFIX, MARKER
 
 GATEWAY_PROVISIONERS = "gateway_provisioners==0.5.0"
 PYCRYPTODOMEX = "pycryptodomex==3.24.2"

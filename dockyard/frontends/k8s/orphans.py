@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .common import LABEL_ROLE, LABEL_SERVER, MANAGED_BY
+from .manifest_parts import LABEL_ROLE, LABEL_SERVER, MANAGED_BY
 
 SELECTOR = f"{MANAGED_BY}=dockyard,{LABEL_ROLE}=kernel"
 ENDED = ("Succeeded", "Failed")

@@ -19,9 +19,9 @@ from ...errors import DockyardError, shown
 from ...images.naming import image_alias
 from ...images.render import REMOTE_USER
 from ...specs import resolve
-from ...specs.stacks import Check, Stack, StackService
+from ...specs.stacks import Stack, StackCheck, StackService
 from ..compose import STACK_FILES, build_repository
-from .common import MARKER, K8sOptions, container_security, labels, quantity
+from .manifest_parts import MARKER, K8sOptions, container_security, labels, quantity
 
 # Kubernetes checks runAsNonRoot only against numeric IDs, and a volume is writable through fsGroup: the images'
 # named users as numbers. postgres: Debian bookworm's postgresql-common in the store image (a test reads the built
@@ -251,7 +251,7 @@ def _configmap_files(stack: Stack, folder: Path) -> dict[str, str]:
     return data
 
 
-def _condition(check: Check) -> str:
+def _condition(check: StackCheck) -> str:
     parts = ["v ~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/"]  # a number, not an error message
     if check.equals is not None:
         parts.append(f"v + 0 == {check.equals:g}")

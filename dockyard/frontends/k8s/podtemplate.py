@@ -24,7 +24,7 @@ from typing import Any
 
 from ...emit import kubernetes
 from ...specs import Spec, Variant
-from .common import (
+from .manifest_parts import (
     GPU_RESOURCE,
     KERNEL_GID,
     KERNEL_UID,
