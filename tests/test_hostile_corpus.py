@@ -31,7 +31,7 @@ from dockyard.frontends.k8s import kernelspecs, pipeline
 from dockyard.frontends.k8s.manifest_parts import K8sOptions, dump, header
 from dockyard.images import context, render
 from dockyard.kernel import kernelspec
-from dockyard.specs.stacks import load_all_stacks
+from dockyard.specs.stacks import Stack, load_all_stacks
 
 from .consumers import (
     DEVCONTAINER_VARIABLE,
@@ -399,12 +399,17 @@ BUILD_FOLDER_CASES: dict[str, Callable[[Path], None]] = {
 }
 
 
+def _copied_pipeline(tmp_path: Path) -> tuple[Path, Stack]:
+    """The shipped pipeline stack copied under tmp_path (where the tests point the stacks path), loaded."""
+    folder = tmp_path / "stacks" / "pipeline"
+    shutil.copytree(REPO / "stacks" / "pipeline", folder)
+    return folder, next(s for s in load_all_stacks() if s.name == "pipeline")
+
+
 @pytest.mark.parametrize("case", BUILD_FOLDER_CASES)
 def test_stack_build_folder_is_hashed_or_refused(case: str, tmp_path: Path) -> None:
     """The content tag of a stack's own image reads its build folder: never a device, a FIFO or /proc."""
-    folder = tmp_path / "stacks" / "pipeline"
-    shutil.copytree(REPO / "stacks" / "pipeline", folder)
-    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    folder, stack = _copied_pipeline(tmp_path)
     store = stack.services["store"]
     assert store.build_context is not None
     context_dir = folder / store.build_context.name
@@ -432,9 +437,7 @@ FILES_FOLDER_CASES: dict[str, Callable[[Path], None]] = {
 @pytest.mark.parametrize("case", FILES_FOLDER_CASES)
 def test_stack_files_folder_becomes_a_configmap_or_is_refused(case: str, tmp_path: Path) -> None:
     """`k8s generate` puts a stack's files folder into a ConfigMap: text only, bounded, never a device or /proc."""
-    folder = tmp_path / "stacks" / "pipeline"
-    shutil.copytree(REPO / "stacks" / "pipeline", folder)
-    stack = next(s for s in load_all_stacks() if s.name == "pipeline")
+    folder, stack = _copied_pipeline(tmp_path)
     trainer = stack.services["trainer"]
     assert trainer.files is not None
     files = folder / trainer.files.name
