@@ -26,6 +26,7 @@ from typing import Any
 
 import docker
 
+from .. import specs
 from ..errors import DockyardError, shown
 from ..hostfiles import private_refusal
 from ..specs.data_entries import SecretEntry
@@ -201,6 +202,18 @@ def hidden_variables(entries: Iterable[SecretEntry]) -> set[str]:
     """Server variables a secret comes from or a kernel variable it sets: never copied into the container's Env
     (jupyter_client hands a kernel the server's whole environment)."""
     return {n for e in entries for n in ((e.source[1] if e.source[0] == "env" else None), e.env) if n}
+
+
+def declared_variables() -> set[str]:
+    """hidden_variables of every spec on the search path: a server variable one environment's secret comes from
+    reaches no other environment's kernel either (a spec that does not load declares nothing)."""
+    out: set[str] = set()
+    for path in specs.spec_files().values():
+        try:
+            out |= hidden_variables(specs.load_file(path).secrets)
+        except DockyardError:
+            continue
+    return out
 
 
 def deliver(client: docker.DockerClient, cid: str, python: str, user: str, values: Mapping[str, bytes]) -> None:

@@ -162,7 +162,7 @@ def resolve_target(client: docker.DockerClient, settings: Settings, req: Request
         notices=(*gpu_use.notices, *secret_notices),
         mounts=mounts,
         secrets=secrets,
-        secret_variables=frozenset(kernel_secrets.hidden_variables(s.secrets if s else ())),
+        secret_variables=frozenset(kernel_secrets.declared_variables()),
     )
 
 
