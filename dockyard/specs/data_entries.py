@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SpecError, shown
@@ -37,7 +37,7 @@ class MountEntry:
     target: str | None  # None: the expanded source's own path
     read_only: bool = False
     create: bool = False
-    origin: str = ""  # file:line of the entry, for messages at kernel start
+    origin: str = field(default="", compare=False)  # file:line of the entry, for messages at kernel start
 
     @property
     def label(self) -> str:
@@ -52,7 +52,7 @@ class SecretEntry:
     source: tuple[str, ...]  # ("file", path) | ("env", NAME) | ("keyring", service, username)
     env: str | None = None
     required: bool = False
-    origin: str = ""
+    origin: str = field(default="", compare=False)
 
     @property
     def described(self) -> str:
@@ -87,7 +87,7 @@ def check_host_path(text: str, where: str, field: str) -> None:
 
 def target_refusal(target: str) -> str | None:
     """Why a container path cannot be a mount target (None: it can)."""
-    if posixpath.normpath(target) != target.rstrip("/") or "//" in target:
+    if posixpath.normpath(target) != (target.rstrip("/") or "/") or "//" in target:
         return "it is not a plain absolute path (no '.', '..' or '//' parts)"
     t = target.rstrip("/") or "/"
     for reserved in RESERVED_TARGETS:
