@@ -122,7 +122,8 @@ def test_sources_expand_home_and_variables_and_default_to_their_own_path(home):
 def test_a_cache_is_a_folder_of_the_user_per_environment(home, tmp_path):
     m = _resolve(MountEntry(None, "huggingface", "/cache/huggingface"))
     assert m.source == tmp_path / "cache" / "dockyard" / "caches" / "minimal" / "huggingface"
-    assert m.source.is_dir() and m.source.stat().st_uid == os.getuid()
+    assert m.source.is_dir()
+    assert m.source.stat().st_uid == os.getuid()
 
 
 @pytest.mark.parametrize(
@@ -198,17 +199,22 @@ def test_mounts_are_binds_as_written_and_secrets_a_private_tmpfs_and_a_waiting_s
     kc = make_kernel_container(tmp_path, data_mounts=mounts, secrets=(("hf_token", "HF_TOKEN"), ("aws", None)))
     kw = create_kwargs(kc)
     binds = {m["Target"]: (m["Source"], m["ReadOnly"]) for m in kw["mounts"]}
-    assert binds["/data"] == (str(tmp_path / "d"), True) and binds["/cache/hf"] == (str(tmp_path / "c"), False)
+    assert binds["/data"] == (str(tmp_path / "d"), True)
+    assert binds["/cache/hf"] == (str(tmp_path / "c"), False)
     assert kw["tmpfs"]["/run/secrets"] == "rw,nosuid,nodev,noexec,size=4m,mode=0700,uid=1000,gid=1000"
     cmd = kw["command"]
-    assert cmd[:2] == ["python", "-c"] and cmd[3:5] == ["HF_TOKEN=hf_token", "--"] and cmd[5:] == kc.argv
+    assert cmd[:2] == ["python", "-c"]
+    assert cmd[3:5] == ["HF_TOKEN=hf_token", "--"]
+    assert cmd[5:] == kc.argv
     assert "HF_TOKEN" not in kw["environment"]
 
 
 def test_without_secrets_the_container_is_as_before(tmp_path):
     kc = make_kernel_container(tmp_path)
     kw = create_kwargs(kc)
-    assert kw["command"] == kc.argv and "/run/secrets" not in kw["tmpfs"] and len(kw["mounts"]) == 2
+    assert kw["command"] == kc.argv
+    assert "/run/secrets" not in kw["tmpfs"]
+    assert len(kw["mounts"]) == 2
 
 
 def test_the_pool_serves_mounts_exactly_and_never_secrets(tmp_path):
@@ -240,7 +246,9 @@ def test_a_600_file_of_the_user_is_read(home):
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_a_file_others_can_read_is_refused(home, mode):
     found = kernel_secrets.find(_file_secret(home / "token", mode), os.environ)
-    assert found.value is None and "mode 600" in found.problem and "chmod 600" in found.fix
+    assert found.value is None
+    assert "mode 600" in found.problem
+    assert "chmod 600" in found.fix
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="chown to another user needs root")
@@ -248,20 +256,23 @@ def test_a_file_of_another_user_is_refused(home):
     entry = _file_secret(home / "token")
     os.chown(home / "token", 1234, 1234)
     found = kernel_secrets.find(entry, os.environ)
-    assert found.value is None and "uid 1234" in found.problem
+    assert found.value is None
+    assert "uid 1234" in found.problem
 
 
 def test_a_file_in_the_users_key_folder_is_refused(home):
     (home / ".ssh").mkdir()
     found = kernel_secrets.find(_file_secret(home / ".ssh" / "id_ed25519"), os.environ)
-    assert found.value is None and ".ssh" in found.problem
+    assert found.value is None
+    assert ".ssh" in found.problem
 
 
 def test_a_server_variable_and_the_keyring(monkeypatch):
     monkeypatch.setenv("DY_UNIT_TOKEN", VALUE)
     assert kernel_secrets.find(SecretEntry("t", ("env", "DY_UNIT_TOKEN")), os.environ).value == VALUE.encode()
     missing = kernel_secrets.find(SecretEntry("t", ("env", "DY_UNIT_NOPE")), os.environ)
-    assert missing.value is None and "DY_UNIT_NOPE" in missing.fix
+    assert missing.value is None
+    assert "DY_UNIT_NOPE" in missing.fix
     entry = SecretEntry("t", ("keyring", "svc", "me"))
     monkeypatch.setitem(sys.modules, "keyring", None)  # not installed
     assert "pip install keyring" in kernel_secrets.find(entry, {}).fix
@@ -274,7 +285,9 @@ def test_a_server_variable_and_the_keyring(monkeypatch):
 def test_missing_secrets_are_notices_unless_required():
     optional = SecretEntry("opt", ("env", "DY_UNIT_NOPE"))
     present, notices = kernel_secrets.available((optional,), {})
-    assert present == () and "secret opt is missing" in notices[0] and "fix:" in notices[0]
+    assert present == ()
+    assert "secret opt is missing" in notices[0]
+    assert "fix:" in notices[0]
     with pytest.raises(DockyardError) as caught:
         kernel_secrets.available((SecretEntry("req", ("env", "DY_UNIT_NOPE"), required=True, origin="e.yaml:4"),), {})
     assert_one_paragraph(str(caught.value), "e.yaml:4", "secret req", "DY_UNIT_NOPE")
@@ -286,7 +299,8 @@ def test_the_panel_rows_name_secrets_never_values(monkeypatch):
         (SecretEntry("a", ("env", "DY_UNIT_TOKEN"), env="A"), SecretEntry("b", ("env", "DY_UNIT_NOPE"))), os.environ
     )
     assert rows[0] == {"name": "a", "source": "the server's variable DY_UNIT_TOKEN", "env": "A", "present": True}
-    assert rows[1]["present"] is False and "DY_UNIT_NOPE" in rows[1]["fix"]
+    assert rows[1]["present"] is False
+    assert "DY_UNIT_NOPE" in rows[1]["fix"]
     assert VALUE not in repr(rows)
 
 
