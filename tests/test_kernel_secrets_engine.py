@@ -95,9 +95,7 @@ def test_the_kernel_reads_its_secrets_and_nothing_else_holds_them(secret_env, tm
     assert seen["HF_TOKEN"] == FILE_VALUE  # set in the kernel's own process, the line end dropped
     assert seen["api_env"] is None  # the server variable a secret comes from is not copied into the container
     assert seen["dir"] == ["0o700", os.getuid()]
-    assert dict(seen["modes"].items()) == {
-        n: ["0o400", os.getuid()] for n in ("hf_token", "api_key", ".ready")
-    }
+    assert dict(seen["modes"].items()) == {n: ["0o400", os.getuid()] for n in ("hf_token", "api_key", ".ready")}
     for value in (FILE_VALUE, ENV_VALUE):
         assert value not in json.dumps(attrs), "docker inspect holds a secret"
         assert value not in logs
