@@ -310,3 +310,49 @@ def test_the_container_environment_holds_no_secret_value_and_no_secret_variable(
     assert out == {"A": "1"}
     entries = (SecretEntry("t", ("env", "AWS_SECRET"), env="HF_TOKEN"), SecretEntry("u", ("file", "/x")))
     assert kernel_secrets.hidden_variables(entries) == {"AWS_SECRET", "HF_TOKEN"}
+
+
+# --- the other front ends -----------------------------------------------------------------------------------------
+
+DATA_SPEC = (
+    "mounts:\n"
+    "  - {source: ~/datasets, target: /data, read_only: true}\n"
+    "  - {cache: huggingface, target: /cache/huggingface}\n"
+    "secrets:\n"
+    "  - {name: hf_token, from_file: ~/.config/hf/token, env: HF_TOKEN}\n"
+    "  - {name: wandb, from_env: WANDB_API_KEY}\n"
+)
+
+
+def test_a_kubernetes_pod_references_claims_and_the_secret_by_name_only(tmp_envs):
+    from dockyard.frontends.k8s.manifest_parts import K8sOptions
+    from dockyard.frontends.k8s.podtemplate import pod_values
+
+    from .test_k8s import BASE_ENV, CPU_KERNEL, launcher, validate, walk
+
+    s = _spec(tmp_envs, DATA_SPEC)
+    mod = launcher(CPU_KERNEL)
+    values = {**mod.keywords(BASE_ENV), "pod": pod_values(s, s.variant("cpu"), K8sOptions())}
+    import yaml
+
+    pod = yaml.safe_load(mod.render(values, REPO / "k8s" / "launcher"))
+    validate(pod)
+    assert not [k for k, v in walk(pod) if k in ("hostPath", "privileged") and v]
+    spec = pod["spec"]
+    claims = {v["name"]: v["persistentVolumeClaim"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {
+        "data-0": {"claimName": "dockyard-minimal-data-0", "readOnly": True},
+        "data-1": {"claimName": "dockyard-minimal-huggingface", "readOnly": False},
+    }
+    secret = next(v["secret"] for v in spec["volumes"] if v["name"] == "secrets")
+    assert secret["secretName"] == "dockyard-minimal-secrets"
+    assert secret["items"] == [{"key": "hf_token", "path": "hf_token"}, {"key": "wandb", "path": "wandb"}]
+    mounts = {m["mountPath"]: m["readOnly"] for m in spec["containers"][0]["volumeMounts"] if "readOnly" in m}
+    assert mounts == {"/data": True, "/cache/huggingface": False, "/run/secrets": True}
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "dockyard-minimal-secrets",
+        "key": "hf_token",
+        "optional": True,
+    }
+    assert "datasets" not in yaml.safe_dump(pod)  # a host path means nothing on a node
