@@ -70,6 +70,24 @@ def variables(text: str) -> list[str]:
     return [m.group(1) or m.group(2) for m in _VARIABLE.finditer(text)]
 
 
+def host_path_parts(text: str) -> list[tuple[str, str]]:
+    """[("text", literal) | ("var", NAME)]: a leading `~` is the variable HOME (the front ends' generators write
+    each in their own expansion syntax)."""
+    parts: list[tuple[str, str]] = []
+    if text == "~" or text.startswith("~/"):
+        parts.append(("var", "HOME"))
+        text = text[1:]
+    at = 0
+    for m in _VARIABLE.finditer(text):
+        if m.start() > at:
+            parts.append(("text", text[at : m.start()]))
+        parts.append(("var", m.group(1) or m.group(2)))
+        at = m.end()
+    if at < len(text):
+        parts.append(("text", text[at:]))
+    return parts
+
+
 def check_host_path(text: str, where: str, field: str) -> None:
     """Absolute, ~/..., or starting with a variable; any '$' is a plain $NAME or ${NAME} (no shell syntax)."""
     if "$" in _VARIABLE.sub("", text):
