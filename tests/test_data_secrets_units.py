@@ -356,3 +356,21 @@ def test_a_kubernetes_pod_references_claims_and_the_secret_by_name_only(tmp_envs
         "optional": True,
     }
     assert "datasets" not in yaml.safe_dump(pod)  # a host path means nothing on a node
+
+
+def test_the_panel_lists_mounts_and_secret_names_and_the_missing_ones_with_their_fix(tmp_envs, monkeypatch):
+    from dockyard.frontends.panel.environments import data_facts
+
+    monkeypatch.setenv("WANDB_API_KEY", VALUE)
+    s = _spec(tmp_envs, DATA_SPEC)
+    problems: list[str] = []
+    facts = data_facts(s, problems)
+    assert facts["mounts"] == [
+        {"what": "~/datasets", "target": "/data", "read_only": True},
+        {"what": "cache huggingface", "target": "/cache/huggingface", "read_only": False},
+    ]
+    assert [(r["name"], r["present"]) for r in facts["secrets"]] == [("hf_token", False), ("wandb", True)]
+    assert len(problems) == 1
+    assert "secret hf_token, which is missing" in problems[0]
+    assert "Fix: " in problems[0]
+    assert VALUE not in repr(facts)
