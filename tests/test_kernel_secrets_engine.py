@@ -107,6 +107,17 @@ def test_the_kernel_reads_its_secrets_and_nothing_else_holds_them(secret_env, tm
     assert "DY_TEST_NOT_SET" in caplog.text
 
 
+def test_a_restart_reads_the_values_again(secret_env, tmp_path, monkeypatch):
+    """A value is read at each start: a rotated token reaches the restarted kernel (a new container, a new tmpfs)."""
+    with kernel("dy-secrets", tmp_path) as (km, kc):
+        assert run(kc, "print(open('/run/secrets/api_key').read())")[1].strip() == ENV_VALUE
+        monkeypatch.setenv("DY_TEST_API_KEY", ENV_VALUE + "-rotated")
+        km.restart_kernel()
+        kc.wait_for_ready(timeout=60)
+        out = run(kc, "import os; print(open('/run/secrets/api_key').read(), os.environ['HF_TOKEN'])")[1]
+        assert out.split() == [ENV_VALUE + "-rotated", FILE_VALUE]
+
+
 def test_a_notebook_run_keeps_no_value(secret_env, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import os\ntoken = open('/run/secrets/hf_token').read()\nassert token")]

@@ -97,7 +97,7 @@ def with_secrets(kc: KernelContainer, target: KernelTarget) -> tuple[KernelConta
 def deliver_secrets(client: docker.DockerClient, cid: str, kc: KernelContainer, values: dict[str, bytes]) -> None:
     """Into the started container's tmpfs, as the kernel's user (kernel/kernel_secrets.py)."""
     if values:
-        kernel_secrets.deliver(client, cid, kc.argv[0], f"{kc.uid}:{kc.gid}", values)
+        kernel_secrets.deliver(client, cid, kernel_secrets.python_of(kc.argv), f"{kc.uid}:{kc.gid}", values)
 
 
 def create(client: docker.DockerClient, kc: KernelContainer, log: logging.Logger | Any) -> Container:

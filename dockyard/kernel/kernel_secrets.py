@@ -186,7 +186,13 @@ def status(entries: Sequence[SecretEntry], environ: Mapping[str, str]) -> list[d
 def wrapped_argv(argv: Sequence[str], secrets: Sequence[tuple[str, str | None]]) -> list[str]:
     """The container's command: the waiting start, then the kernel argv (names only; values never in argv)."""
     pairs = [f"{var}={name}" for name, var in secrets if var]
-    return [argv[0], "-c", WAIT_SCRIPT, *pairs, "--", *argv]
+    return [python_of(argv), "-c", WAIT_SCRIPT, *pairs, "--", *argv]
+
+
+def python_of(argv: Sequence[str]) -> str:
+    """The interpreter that runs the waiting start and the writer: the kernel's own when its argv starts with one
+    (dockyard's kernelspecs: the image's venv python), else the image's python3."""
+    return argv[0] if argv and Path(argv[0]).name.startswith("python") else "python3"
 
 
 def scrubbed(
