@@ -34,7 +34,9 @@ def user_base(built) -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def test_mounts_behave_as_the_workspace_for_an_unprivileged_user(user_base, user_python, docker_client):
+@pytest.mark.parametrize("pool", ["0", "1"], ids=["cold", "pooled"])
+def test_mounts_behave_as_the_workspace_for_an_unprivileged_user(pool, user_base, user_python, docker_client):
+    """Cold, and from the warm pool: a pooled container has exactly the mounts a cold one would."""
     home, envs, ws, data, ro, jp = (user_base / n for n in ("home", "envs", "work", "data", "ro", "jupyter"))
     for d in (home, envs, ws, data, ro, jp, user_base / "runtime"):
         d.mkdir()
@@ -68,6 +70,7 @@ def test_mounts_behave_as_the_workspace_for_an_unprivileged_user(user_base, user
         "JUPYTER_RUNTIME_DIR": str(user_base / "runtime"),
         "DOCKYARD_ENVS_PATH": str(envs),
         "DOCKYARD_CONFIG": os.environ["DOCKYARD_CONFIG"],
+        "DOCKYARD_POOL_SIZE": pool,
         **{k: os.environ.get(k, v) for k, v in SITE_ENV.items()},
     }
     runuser = shutil.which("runuser") or "runuser"
@@ -76,6 +79,7 @@ def test_mounts_behave_as_the_workspace_for_an_unprivileged_user(user_base, user
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["status"] == "ok", report
+    assert report["pooled"] is (pool == "1")
     seen = json.loads(report["stdout"])
     assert seen == {"ro": "Read-only file system", "read": "dataset", "uid": TEST_UID}
     cache = home / ".cache" / "dockyard" / "caches" / "minimal" / "hf"
