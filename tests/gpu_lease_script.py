@@ -37,7 +37,9 @@ def main() -> None:
     a = p.parse_args()
     client = docker.from_env()
     devices = parse_list((SMI / f"{a.setup}-L.txt").read_text())
-    holder = ledger.Holder(a.kernel_id, f"dockyard-test-{a.kernel_id}", f"{a.kernel_id}.ipynb", "tester", "minimal:cuda", owner_id())
+    holder = ledger.Holder(
+        a.kernel_id, f"dockyard-test-{a.kernel_id}", f"{a.kernel_id}.ipynb", "tester", "minimal:cuda", owner_id()
+    )
     while time.time() < a.start_at:
         time.sleep(0.005)
     try:

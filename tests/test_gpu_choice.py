@@ -46,7 +46,9 @@ def inventory(setup: str) -> list[Device]:
 # --- the recorded answers --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("setup", "count", "name"), [("1gpu", 1, "RTX 4090"), ("4gpu", 4, "A6000"), ("8gpu", 8, "H100")])
+@pytest.mark.parametrize(
+    ("setup", "count", "name"), [("1gpu", 1, "RTX 4090"), ("4gpu", 4, "A6000"), ("8gpu", 8, "H100")]
+)
 def test_whole_gpus_are_listed_with_uuid_and_memory(setup, count, name):
     devices = inventory(setup)
     assert [d.index for d in devices] == [str(i) for i in range(count)]
@@ -64,7 +66,8 @@ def test_a_gpu_in_mig_mode_is_leased_by_its_mig_devices():
     assert devices[1].name == "MIG 2g.10gb on NVIDIA A100-SXM4-40GB"
     assert devices[3].memory_mib == 40960  # the GPU's own framebuffer, not a MIG device's
     assert parse("device:0:1", "t").devices == ("0:1",)
-    assert devices[1].matches("0:1") and devices[1].matches(devices[1].uuid.lower())
+    assert devices[1].matches("0:1")
+    assert devices[1].matches(devices[1].uuid.lower())
 
 
 def test_the_probe_lists_devices_and_the_cache_keeps_them(monkeypatch, tmp_path):
@@ -92,7 +95,10 @@ def test_the_probe_lists_devices_and_the_cache_keeps_them(monkeypatch, tmp_path)
         ("any-free", GpuChoice("count", count=1)),
         ("3", GpuChoice("count", count=3)),
         ("device:0,2", GpuChoice("devices", devices=("0", "2"))),
-        ("MIG-7167ec48-d39a-af8a-1c63-91bb400d5620", GpuChoice("devices", devices=("MIG-7167ec48-d39a-af8a-1c63-91bb400d5620",))),
+        (
+            "MIG-7167ec48-d39a-af8a-1c63-91bb400d5620",
+            GpuChoice("devices", devices=("MIG-7167ec48-d39a-af8a-1c63-91bb400d5620",)),
+        ),
         ("shared", GpuChoice("shared")),
         ("shared:1@0.25", GpuChoice("shared", devices=("1",), fraction=0.25)),
     ],
@@ -103,8 +109,13 @@ def test_choices(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "said"),
-    [("0,2", "mixes a count with devices"), ("shared@1.5", "not a number in (0, 1]"), ("gpu7", "'gpu7' is not a GPU"),
-     ("device:1,1", "names a device twice"), ("shared:x\x1b[2J", "is not a GPU index")],
+    [
+        ("0,2", "mixes a count with devices"),
+        ("shared@1.5", "not a number in (0, 1]"),
+        ("gpu7", "'gpu7' is not a GPU"),
+        ("device:1,1", "names a device twice"),
+        ("shared:x\x1b[2J", "is not a GPU index"),
+    ],
 )
 def test_bad_choices_are_one_paragraph_naming_where(text, said):
     with pytest.raises(DockyardError) as err:
@@ -147,9 +158,19 @@ def test_the_request_names_exactly_the_leased_devices(setup, tmp_path):
     kc = make_kernel_container(tmp_path, device_requests=requests_for(method, four))  # the verdict's "all" request
     requests, env = _sent(_leased([four[1], four[3]], method, info, GpuChoice("count", count=2)).apply(kc))
     if method == "--gpus":  # `docker run --gpus '"device=UUID,UUID"'`: dockerd's NVIDIA hook gets these only
-        expected = {"Driver": "nvidia", "Count": 0, "DeviceIDs": [four[1].uuid, four[3].uuid], "Capabilities": [["gpu"]]}
+        expected = {
+            "Driver": "nvidia",
+            "Count": 0,
+            "DeviceIDs": [four[1].uuid, four[3].uuid],
+            "Capabilities": [["gpu"]],
+        }
     else:  # CDI: by index, as `nvidia-ctk cdi generate` names them (this engine lists no such UUID)
-        expected = {"Driver": "cdi", "Count": 0, "DeviceIDs": ["nvidia.com/gpu=1", "nvidia.com/gpu=3"], "Capabilities": []}
+        expected = {
+            "Driver": "cdi",
+            "Count": 0,
+            "DeviceIDs": ["nvidia.com/gpu=1", "nvidia.com/gpu=3"],
+            "Capabilities": [],
+        }
     assert requests == [{**expected, "Options": {}}]
     assert env["DOCKYARD_GPU_LEASE"] == f"{four[1].uuid},{four[3].uuid}"
     assert "NVIDIA_VISIBLE_DEVICES" not in env  # dockerd derives it from the request
@@ -174,13 +195,15 @@ def test_mig_devices_are_requested_by_their_own_uuid_and_cdi_name(tmp_path):
 def test_podman_and_compose_get_the_same_devices():
     two = inventory("8gpu")[5:7]
     assert podman_args(two) == ["--device", "nvidia.com/gpu=5", "--device", "nvidia.com/gpu=6"]
-    assert compose_devices(two) == [{"driver": "nvidia", "device_ids": [two[0].uuid, two[1].uuid], "capabilities": ["gpu"]}]
+    assert compose_devices(two) == [
+        {"driver": "nvidia", "device_ids": [two[0].uuid, two[1].uuid], "capabilities": ["gpu"]}
+    ]
 
 
 def test_compose_devices_are_valid_compose(tmp_path):
-    from .test_compose import _compose_spec_schema
-
     import jsonschema
+
+    from .test_compose import _compose_spec_schema
 
     doc = {
         "services": {
@@ -231,18 +254,34 @@ def test_no_lease_leaves_the_container_as_it_was(tmp_path):
     leased = _leased(inventory("1gpu"), "--gpus", recorded_info("runtime-registered"), GpuChoice("count", count=1))
     no_gpu = make_kernel_container(tmp_path)  # the optional-GPU fallback removed the request
     assert leased.apply(no_gpu) == no_gpu
-    assert not leased.pooled_ok and KernelGpus().pooled_ok  # a leased kernel never uses or fills the warm pool
+    assert not leased.pooled_ok
+    assert KernelGpus().pooled_ok
 
 
 def test_overview_lists_holders_and_their_memory():
     devices = inventory("4gpu")
     leases = [
-        {"device": devices[2].uuid, "mode": "exclusive", "kernel_id": "k1", "notebook": "a.ipynb", "user": "ann",
-         "env": "pytorch:cuda", "since": 1.0},
-        {"device": "GPU-gone", "mode": "shared", "kernel_id": "k2", "notebook": "", "user": "bo", "env": "jax:cuda",
-         "since": 1.0},
+        {
+            "device": devices[2].uuid,
+            "mode": "exclusive",
+            "kernel_id": "k1",
+            "notebook": "a.ipynb",
+            "user": "ann",
+            "env": "pytorch:cuda",
+            "since": 1.0,
+        },
+        {
+            "device": "GPU-gone",
+            "mode": "shared",
+            "kernel_id": "k2",
+            "notebook": "",
+            "user": "bo",
+            "env": "jax:cuda",
+            "since": 1.0,
+        },
     ]
     rows = overview(devices, leases, {"k1": 3 << 30})
     assert [r["state"] for r in rows] == ["free", "free", "exclusive", "free", "shared"]
     assert rows[2]["holders"][0]["gpu_memory_used"] == 3 << 30
-    assert rows[4]["uuid"] == "GPU-gone" and rows[4]["holders"][0]["gpu_memory_used"] is None
+    assert rows[4]["uuid"] == "GPU-gone"
+    assert rows[4]["holders"][0]["gpu_memory_used"] is None

@@ -50,7 +50,9 @@ def _devices(setup: str) -> list:
 
 
 def _holder(kernel_id: str, notebook: str = "", owner: str | None = None) -> ledger.Holder:
-    return ledger.Holder(kernel_id, f"dockyard-test-{kernel_id}", notebook, "tester", "minimal:cuda", owner or owner_id())
+    return ledger.Holder(
+        kernel_id, f"dockyard-test-{kernel_id}", notebook, "tester", "minimal:cuda", owner or owner_id()
+    )
 
 
 def _spawn(tmp: Path, setup: str, choice: str, kid: str, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -116,10 +118,14 @@ def test_a_sigkilled_holders_lease_is_freed_by_the_reaper(docker_client, run_id,
 def test_the_refusal_names_who_holds_what_and_does_not_wait(docker_client, run_id, monkeypatch):
     devices = _devices("4gpu")
     held = [
-        ledger.take(docker_client, LOCAL_BASE, devices, parse(f"device:{i}", "t"), _holder(f"{run_id}-{i}", f"nb{i}.ipynb"))
+        ledger.take(
+            docker_client, LOCAL_BASE, devices, parse(f"device:{i}", "t"), _holder(f"{run_id}-{i}", f"nb{i}.ipynb")
+        )
         for i in range(3)
     ]
-    held.append(ledger.take(docker_client, LOCAL_BASE, devices, parse("shared:3", "t"), _holder(f"{run_id}-s", "s.ipynb")))
+    held.append(
+        ledger.take(docker_client, LOCAL_BASE, devices, parse("shared:3", "t"), _holder(f"{run_id}-s", "s.ipynb"))
+    )
 
     def no_sleep(seconds: float) -> None:
         raise AssertionError("a start without gpu_wait must be refused without waiting")
@@ -159,12 +165,15 @@ def test_the_queue_serves_first_come_first(docker_client, run_id, tmp_path):
     held = ledger.take(docker_client, LOCAL_BASE, _devices("1gpu"), parse("any-free", "t"), _holder(f"{run_id}-0"))
     first, first_out = _spawn(tmp_path, "1gpu", "any-free", f"{run_id}-1", "--wait", "120", "--until", str(first_done))
     _wait_for(lambda: ledger.queue_length(docker_client) == 1)
-    second, second_out = _spawn(tmp_path, "1gpu", "any-free", f"{run_id}-2", "--wait", "120", "--until", str(second_done))
+    second, second_out = _spawn(
+        tmp_path, "1gpu", "any-free", f"{run_id}-2", "--wait", "120", "--until", str(second_done)
+    )
     try:
         _wait_for(lambda: ledger.queue_length(docker_client) == 2)
         ledger.release(docker_client, held)
         assert _result(first_out)["devices"] == [held[0].device]  # the first waiter got the card ...
-        assert ledger.queue_length(docker_client) == 1 and not second_out.exists()  # ... the second still waits
+        assert ledger.queue_length(docker_client) == 1
+        assert not second_out.exists()
         first_done.touch()
         assert _result(second_out)["devices"] == [held[0].device]
         assert ledger.queue_length(docker_client) == 0
@@ -208,3 +217,72 @@ def _wait_for(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         time.sleep(0.1)
+
+
+def _stale_gpu_verdict(docker_client, setup: str) -> None:
+    """A cached verdict that says this GPU-less engine has the recorded inventory's GPUs (the daemon then refuses
+    the exact request, and the optional-GPU fallback starts the kernel without it: the lease's lifecycle is real)."""
+    from dockyard.gpu import verdict
+
+    info = docker_client.info()
+    verdict._memo.clear()
+    v = verdict.Verdict(True, "--gpus", "recorded", checked_at=time.time(), devices=tuple(_devices(setup)))
+    verdict._store(verdict._key(info), v)
+
+
+def test_a_kernel_takes_its_lease_at_start_and_gives_it_back_at_restart_and_shutdown(
+    docker_client, built, tmp_path, monkeypatch
+):
+    from jupyter_client import KernelManager
+
+    from dockyard import gpu
+
+    built("minimal:cuda")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    if gpu.assess(docker_client, docker_client.info(), fresh=True).usable:
+        pytest.skip("this engine has a GPU: scripts/gpu-check.py checks leases there")
+    spec_dir = tmp_path / "jupyter" / "kernels" / "dy-gpu-lease"
+    spec_dir.mkdir(parents=True)
+    config = {"env": "minimal", "variant": "cuda", "gpus": "any-free"}
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "lease",
+                "language": "python",
+                "metadata": {
+                    "kernel_provisioner": {"provisioner_name": "dockyard-docker-provisioner", "config": config}
+                },
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("DOCKYARD_POOL_SIZE", "0")
+    monkeypatch.delenv("DOCKYARD_GPU", raising=False)
+    _stale_gpu_verdict(docker_client, "4gpu")
+    km = KernelManager(kernel_name="dy-gpu-lease")
+
+    def leases() -> list[ledger.Lease]:
+        return [lease for lease in ledger.leases(docker_client) if lease.holder.kernel_id == km.kernel_id]
+
+    try:
+        km.start_kernel(cwd=str(tmp_path), env={"JPY_SESSION_NAME": str(tmp_path / "work.ipynb")})
+        [first] = leases()
+        assert first.holder.notebook == str(tmp_path / "work.ipynb")
+        assert first.holder.owner == owner_id()
+        assert first.holder.env == "minimal:cuda"
+        env = docker_client.api.inspect_container(km.provisioner.container_id)["Config"]["Env"]
+        # The real daemon was sent the exact device (driver "nvidia") and refused it: the notice quotes it.
+        assert any(e.startswith("DOCKYARD_GPU_NOTICE=") and 'select device driver "nvidia"' in e for e in env), env
+        _stale_gpu_verdict(docker_client, "4gpu")  # the fallback forgot the verdict; say GPUs again
+        km.restart_kernel(now=True)
+        [second] = leases()
+        assert second.container_id != first.container_id  # given back, then taken again ...
+        assert second.device == first.device  # ... the same card, as a restart prefers
+        km.shutdown_kernel(now=True)
+        assert leases() == []
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        ledger.release_kernel(docker_client, km.kernel_id or "none")

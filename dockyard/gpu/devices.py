@@ -54,7 +54,9 @@ def parse_list(text: str, memory: dict[str, int] | None = None) -> list[Device]:
             gpus.append((gpu, []))
         elif (m := _MIG_LINE.match(line)) and gpus:
             gpu, migs = gpus[-1]
-            migs.append(Device(index=f"{gpu.index}:{m.group(2)}", uuid=m.group(3), name=f"MIG {m.group(1)} on {gpu.name}"))
+            migs.append(
+                Device(index=f"{gpu.index}:{m.group(2)}", uuid=m.group(3), name=f"MIG {m.group(1)} on {gpu.name}")
+            )
     return [d for gpu, migs in gpus for d in (migs or [gpu])]
 
 

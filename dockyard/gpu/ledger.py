@@ -307,7 +307,11 @@ def _pick(
 def _create(client: docker.DockerClient, image: str, device: Device, shared: bool, holder: Holder) -> Lease | None:
     """The lease container, or None when the name is taken (someone holds the device)."""
     name = lease_name(device.uuid, holder.kernel_id if shared else None)
-    labels = {**holder.labels(), LABEL_GPU_LEASE: device.uuid, LABEL_GPU_LEASE_MODE: "shared" if shared else "exclusive"}
+    labels = {
+        **holder.labels(),
+        LABEL_GPU_LEASE: device.uuid,
+        LABEL_GPU_LEASE_MODE: "shared" if shared else "exclusive",
+    }
     try:
         created = client.api.create_container(
             image,

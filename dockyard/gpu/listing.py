@@ -23,7 +23,9 @@ def overview(
         rows.append({**d.to_json(), "state": _state(held), "holders": held})
     for uuid in sorted({str(lease["device"]) for lease in leases} - known):
         held = [_holder(lease, memory_used) for lease in leases if lease["device"] == uuid]
-        rows.append({"index": "?", "uuid": uuid, "name": "(not in the last probe)", "state": _state(held), "holders": held})
+        rows.append(
+            {"index": "?", "uuid": uuid, "name": "(not in the last probe)", "state": _state(held), "holders": held}
+        )
     return rows
 
 

@@ -75,7 +75,12 @@ def decide(view: EngineView, attempts: list[tuple[str, probe.ProbeResult]]) -> V
                 else (result.error or "nvidia-smi not available in the container: driver and card unknown")
             )
             return Verdict(
-                True, method, f"GPUs attach through {how}: {found}", gpus=result.gpus, engine=engine, devices=result.devices
+                True,
+                method,
+                f"GPUs attach through {how}: {found}",
+                gpus=result.gpus,
+                engine=engine,
+                devices=result.devices,
             )
     errors = "; ".join(f"{m}: {r.error}" for m, r in attempts) or "no probe ran"
     if view.runtime_path and view.docker_desktop:

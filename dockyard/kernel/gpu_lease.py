@@ -85,7 +85,9 @@ class KernelGpus:
         self.devices = [by_uuid[lease.device] for lease in self.held]
         self.method, self.discovered = verdict.method, read_info(info).cdi_gpus
         self._last = tuple(d.uuid for d in self.devices)
-        log.info("dockyard: kernel %s leased %s", kernel_id, ", ".join(f"GPU {d.index} ({d.uuid})" for d in self.devices))
+        log.info(
+            "dockyard: kernel %s leased %s", kernel_id, ", ".join(f"GPU {d.index} ({d.uuid})" for d in self.devices)
+        )
 
     def apply(self, kc: KernelContainer) -> KernelContainer:
         """The container with exactly the leased devices (and, shared, the frameworks told to share)."""

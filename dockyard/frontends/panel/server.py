@@ -35,8 +35,8 @@ from ...kernel import culling, figures
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
 from . import environments, kernels
-from .gpus import GpusHandler
 from .builds import BuildJob, Builds
+from .gpus import GpusHandler
 
 AUTH_RESOURCE = "dockyard"
 KEEPALIVE_SECONDS = 15.0
