@@ -286,3 +286,26 @@ def test_a_kernel_takes_its_lease_at_start_and_gives_it_back_at_restart_and_shut
         if km.has_kernel:
             km.shutdown_kernel(now=True)
         ledger.release_kernel(docker_client, km.kernel_id or "none")
+
+
+def test_dockyard_gpus_and_the_panel_list_devices_and_holders(docker_client, run_id, tmp_path, monkeypatch, capsys):
+    from dockyard.cli import main
+    from dockyard.frontends.panel.gpus import answer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _stale_gpu_verdict(docker_client, "mig")
+    devices = _devices("mig")
+    held = ledger.take(docker_client, LOCAL_BASE, devices, parse("device:0:1", "t"), _holder(f"{run_id}-m", "m.ipynb"))
+    try:
+        body = answer(docker_client, {f"{run_id}-m": 5 << 30})
+        rows = {r["index"]: r for r in body["devices"]}
+        assert set(rows) == {"0:0", "0:1", "0:2", "1"}
+        assert rows["0:1"]["state"] == "exclusive"
+        [h] = rows["0:1"]["holders"]
+        assert (h["notebook"], h["user"], h["gpu_memory_used"]) == ("m.ipynb", "tester", 5 << 30)
+        assert rows["1"]["state"] == "free"
+        assert main(["gpus", "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [r["state"] for r in listed["devices"]] == ["free", "exclusive", "free", "free"]
+    finally:
+        ledger.release(docker_client, held)
