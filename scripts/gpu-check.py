@@ -21,6 +21,7 @@ issue when you report a result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -107,10 +110,27 @@ def run_in_kernel(kernel_name: str, code: str, jupyter_path: Path, cwd: Path, en
     """Start the kernel as Jupyter would, run code, return its stdout; the kernel (and container) is shut down."""
     from jupyter_client import KernelManager
 
+    with _environment(jupyter_path, env):
+        return _run(KernelManager(kernel_name=kernel_name), code, cwd)
+
+
+@contextlib.contextmanager
+def _environment(jupyter_path: Path, env: dict[str, str]) -> Iterator[None]:
+    """JUPYTER_PATH and env set for the block (kernel starts read them), as they were afterwards."""
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", *env)}
     os.environ["JUPYTER_PATH"] = str(jupyter_path)
     os.environ.update(env)
-    km = KernelManager(kernel_name=kernel_name)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(km: Any, code: str, cwd: Path) -> str:
     try:
         km.start_kernel(cwd=str(cwd))
         kc = km.client()
@@ -130,11 +150,6 @@ def run_in_kernel(kernel_name: str, code: str, jupyter_path: Path, cwd: Path, en
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 async def _figures_and_cull(kernel_name: str, jupyter_path: Path, root: Path) -> None:
@@ -219,16 +234,22 @@ def check_leases(kernel_name: str, jupyter_path: Path, cwd: Path, verdict: gpu.V
     if n == 0:
         record("leases", False, "the probe listed no devices (nvidia-smi -L)")
         return
-    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "DOCKYARD_GPUS", "DOCKYARD_GPU_WAIT", "DOCKYARD_POOL_SIZE")}
-    os.environ.update(
-        {
-            "JUPYTER_PATH": str(jupyter_path),
-            "DOCKYARD_GPUS": "any-free",
-            "DOCKYARD_GPU_WAIT": "0",
-            "DOCKYARD_POOL_SIZE": "0",
-        }
-    )
+    env = {"DOCKYARD_GPUS": "any-free", "DOCKYARD_GPU_WAIT": "0", "DOCKYARD_POOL_SIZE": "0"}
     managers: list[KernelManager] = []
+    with _environment(jupyter_path, env), contextlib.ExitStack() as stack:
+        stack.callback(_shut_down, managers)
+        _lease_checks(kernel_name, cwd, n, managers)
+
+
+def _shut_down(managers: list[Any]) -> None:
+    for km in managers:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+
+
+def _lease_checks(kernel_name: str, cwd: Path, n: int, managers: list[Any]) -> None:
+    from jupyter_client import KernelManager
+
     try:
         seen: list[list[str]] = []
         for _ in range(n):
@@ -251,15 +272,6 @@ def check_leases(kernel_name: str, jupyter_path: Path, cwd: Path, verdict: gpu.V
                 extra.shutdown_kernel(now=True)
     except DockyardError as exc:
         record("leases", False, exc.text)
-    finally:
-        for km in managers:
-            if km.has_kernel:
-                km.shutdown_kernel(now=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def check_devcontainer(verdict: gpu.Verdict) -> None:

@@ -26,7 +26,7 @@ from dockyard.kernel import reaper
 from dockyard.kernel.reaper import owner_id
 from dockyard.labels import LABEL_GPU_LEASE, LABEL_GPU_LEASE_KERNEL, LABEL_GPU_QUEUE
 
-from .helpers import LOCAL_BASE, REPO, assert_one_paragraph
+from .helpers import LOCAL_BASE, REPO, assert_one_paragraph, write_kernelspec
 
 pytestmark = pytest.mark.engine
 
@@ -241,21 +241,7 @@ def test_a_kernel_takes_its_lease_at_start_and_gives_it_back_at_restart_and_shut
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if gpu.assess(docker_client, docker_client.info(), fresh=True).usable:
         pytest.skip("this engine has a GPU: scripts/gpu-check.py checks leases there")
-    spec_dir = tmp_path / "jupyter" / "kernels" / "dy-gpu-lease"
-    spec_dir.mkdir(parents=True)
-    config = {"env": "minimal", "variant": "cuda", "gpus": "any-free"}
-    (spec_dir / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "lease",
-                "language": "python",
-                "metadata": {
-                    "kernel_provisioner": {"provisioner_name": "dockyard-docker-provisioner", "config": config}
-                },
-            }
-        )
-    )
+    write_kernelspec(tmp_path / "jupyter", "dy-gpu-lease", {"env": "minimal", "variant": "cuda", "gpus": "any-free"})
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     monkeypatch.setenv("DOCKYARD_POOL_SIZE", "0")

@@ -27,6 +27,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from ..engine.containers import remove_quietly
 from ..errors import DockyardError, shown
 from ..labels import (
     LABEL_GPU_LEASE,
@@ -162,17 +163,19 @@ def reap(client: docker.DockerClient) -> list[str]:
     """Remove stale leases and the queue tickets of dead owners; returns the names removed."""
     from ..kernel.reaper import owner_gone
 
-    removed = [lease.name for lease in leases(client) if stale(client, lease) and _remove(client, lease.container_id)]
+    removed = [
+        lease.name for lease in leases(client) if stale(client, lease) and remove_quietly(client, lease.container_id)
+    ]
     for ticket in client.api.containers(all=True, filters={"label": LABEL_GPU_QUEUE}):
         owner = (ticket.get("Labels") or {}).get(LABEL_OWNER, "")
-        if owner and owner_gone(owner) and _remove(client, str(ticket["Id"])):
+        if owner and owner_gone(owner) and remove_quietly(client, str(ticket["Id"])):
             removed.append((ticket.get("Names") or ["/"])[0].lstrip("/"))
     return removed
 
 
 def release(client: docker.DockerClient, held: Sequence[Lease]) -> None:
     for lease in held:
-        _remove(client, lease.container_id)
+        remove_quietly(client, lease.container_id)
 
 
 def release_kernel(client: docker.DockerClient, kernel_id: str) -> list[str]:
@@ -202,14 +205,26 @@ def take(
     holders. With wait > 0 the caller joins a first-come queue and tries again until wait seconds have passed.
     prefer: device UUIDs to try first (the devices a restarting kernel had).
     """
-    wanted = _wanted(inventory, choice)
     holder = Holder(**{**holder.__dict__, "since": holder.since or time.time()})
-    got = _try(client, image, inventory, wanted, choice, holder, prefer)
+    ask = _Ask(image, tuple(inventory), _wanted(inventory, choice), choice, holder, tuple(prefer))
+    got = _try(client, ask)
     if got is not None:
         return got
     if wait <= 0:
         raise refusal(client, inventory, choice, holder, waited=None)
-    return _queue(client, image, inventory, wanted, choice, holder, prefer, wait, say)
+    return _queue(client, ask, wait, say)
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One start's request to the ledger."""
+
+    image: str  # a local image to create the lease containers from
+    inventory: tuple[Device, ...]
+    wanted: list[Device] | None  # named devices, or None where the ledger picks
+    choice: GpuChoice
+    holder: Holder
+    prefer: tuple[str, ...]
 
 
 def _wanted(inventory: Sequence[Device], choice: GpuChoice) -> list[Device] | None:
@@ -239,27 +254,19 @@ def _wanted(inventory: Sequence[Device], choice: GpuChoice) -> list[Device] | No
     return out
 
 
-def _try(
-    client: docker.DockerClient,
-    image: str,
-    inventory: Sequence[Device],
-    wanted: list[Device] | None,
-    choice: GpuChoice,
-    holder: Holder,
-    prefer: Sequence[str],
-) -> list[Lease] | None:
+def _try(client: docker.DockerClient, ask: _Ask) -> list[Lease] | None:
     """One round: the leases, or None when the choice cannot be met now."""
     for _ in range(_RACES):
         held = _live(client)
-        picks = _pick(inventory, wanted, choice, held, prefer)
+        picks = _pick(ask.inventory, ask.wanted, ask.choice, held, ask.prefer)
         if picks is None:
             return None
         taken: list[Lease] = []
         for device in picks:
-            lease = _create(client, image, device, choice.mode == "shared", holder)
+            lease = _create(client, ask.image, device, ask.choice.mode == "shared", ask.holder)
             if lease is None or _conflict(client, lease):
                 if lease is not None:
-                    _remove(client, lease.container_id)
+                    remove_quietly(client, lease.container_id)
                 release(client, taken)
                 taken = []
                 break
@@ -274,7 +281,7 @@ def _live(client: docker.DockerClient) -> list[Lease]:
     out = []
     for lease in leases(client):
         if stale(client, lease):
-            _remove(client, lease.container_id)
+            remove_quietly(client, lease.container_id)
         else:
             out.append(lease)
     return out
@@ -340,56 +347,38 @@ def _conflict(client: docker.DockerClient, lease: Lease) -> bool:
     return False
 
 
-def _remove(client: docker.DockerClient, cid: str) -> bool:
-    try:
-        client.api.remove_container(cid, force=True)
-    except docker.errors.NotFound:
-        return False
-    except docker.errors.APIError as exc:
-        if exc.status_code == 409:  # removal already in progress elsewhere
-            return False
-        raise
-    return True
-
-
 # --- the queue --------------------------------------------------------------------------------------------
 
 
-def _queue(
-    client: docker.DockerClient,
-    image: str,
-    inventory: Sequence[Device],
-    wanted: list[Device] | None,
-    choice: GpuChoice,
-    holder: Holder,
-    prefer: Sequence[str],
-    wait: float,
-    say: Callable[[str], None] | None,
-) -> list[Lease]:
+def _queue(client: docker.DockerClient, ask: _Ask, wait: float, say: Callable[[str], None] | None) -> list[Lease]:
     """Wait first-come, first-served: a ticket container per waiter; only the oldest live ticket tries."""
     joined = time.time_ns()
     ticket = client.api.create_container(
-        image,
+        ask.image,
         command=_NEVER_RUN,
         entrypoint=[],
-        name=f"{QUEUE_PREFIX}{joined}-{holder.kernel_id[:12]}",
-        labels={LABEL_GPU_QUEUE: str(joined), LABEL_OWNER: holder.owner, LABEL_GPU_LEASE_KERNEL: holder.kernel_id},
+        name=f"{QUEUE_PREFIX}{joined}-{ask.holder.kernel_id[:12]}",
+        labels={
+            LABEL_GPU_QUEUE: str(joined),
+            LABEL_OWNER: ask.holder.owner,
+            LABEL_GPU_LEASE_KERNEL: ask.holder.kernel_id,
+        },
         network_disabled=True,
         host_config=client.api.create_host_config(network_mode="none", cap_drop=["ALL"]),
     )["Id"]
     deadline = time.monotonic() + wait
     if say is not None:
-        say(f"waiting up to {wait:.0f} s for {choice.describe()} (in the GPU queue)")
+        say(f"waiting up to {wait:.0f} s for {ask.choice.describe()} (in the GPU queue)")
     try:
         while time.monotonic() < deadline:
             if _first_in_queue(client, str(ticket)):
-                got = _try(client, image, inventory, wanted, choice, holder, prefer)
+                got = _try(client, ask)
                 if got is not None:
                     return got
             time.sleep(_POLL)
-        raise refusal(client, inventory, choice, holder, waited=wait)
+        raise refusal(client, ask.inventory, ask.choice, ask.holder, waited=wait)
     finally:
-        _remove(client, str(ticket))
+        remove_quietly(client, str(ticket))
 
 
 def _first_in_queue(client: docker.DockerClient, ticket: str) -> bool:
@@ -399,7 +388,7 @@ def _first_in_queue(client: docker.DockerClient, ticket: str) -> bool:
     for t in client.api.containers(all=True, filters={"label": LABEL_GPU_QUEUE}):
         labels = t.get("Labels") or {}
         if str(t["Id"]) != ticket and labels.get(LABEL_OWNER) and owner_gone(labels[LABEL_OWNER]):
-            _remove(client, str(t["Id"]))  # a waiter that died keeps nobody waiting
+            remove_quietly(client, str(t["Id"]))  # a waiter that died keeps nobody waiting
             continue
         with contextlib.suppress(ValueError):
             tickets.append((int(labels.get(LABEL_GPU_QUEUE, "0")), str(t["Id"])))
