@@ -121,8 +121,13 @@ def current_user() -> str:
 
 
 def lease_name(device_uuid: str, shared_by: str | None = None) -> str:
-    base = LEASE_PREFIX + device_uuid.lower()
-    return f"{base}-shared-{shared_by[:12]}" if shared_by else base
+    base = LEASE_PREFIX + _name_part(device_uuid.lower())
+    return f"{base}-shared-{_name_part(shared_by[:12])}" if shared_by else base
+
+
+def _name_part(text: str) -> str:
+    """Text as a piece of a container name (the engine allows [a-zA-Z0-9_.-] after the first character)."""
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", text) or "-"
 
 
 def leases(client: docker.DockerClient) -> list[Lease]:
@@ -357,7 +362,7 @@ def _queue(client: docker.DockerClient, ask: _Ask, wait: float, say: Callable[[s
         ask.image,
         command=_NEVER_RUN,
         entrypoint=[],
-        name=f"{QUEUE_PREFIX}{joined}-{ask.holder.kernel_id[:12]}",
+        name=f"{QUEUE_PREFIX}{joined}-{_name_part(ask.holder.kernel_id[:12])}",
         labels={
             LABEL_GPU_QUEUE: str(joined),
             LABEL_OWNER: ask.holder.owner,
