@@ -37,7 +37,18 @@ from dockyard.images.build import build
 from dockyard.images.plan import BuildPlan, make_plan
 from dockyard.registry import probe
 
-from .helpers import REPO, copy_locks, free_port, kernel, run, write_kernelspec
+from .helpers import (
+    REPO,
+    copy_locks,
+    free_port,
+    install_kernelspecs,
+    kernel,
+    run,
+    start_jupyter,
+    stop_jupyter,
+    write_kernelspec,
+)
+from .test_panel_api import API, events
 
 pytestmark = pytest.mark.engine
 
@@ -80,6 +91,7 @@ def registry() -> Iterator[Registry]:
     scratch = Path(tempfile.mkdtemp(prefix="dockyard-registry-"))
     user, password = "teammate", uuid.uuid4().hex
     trust = CERTS_D / host
+    made_certs_d = not CERTS_D.exists()
     pid = None
     try:
         started = subprocess.run(
@@ -111,6 +123,9 @@ def registry() -> Iterator[Registry]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         shutil.rmtree(trust, ignore_errors=True)
+        if made_certs_d:
+            with contextlib.suppress(OSError):
+                CERTS_D.rmdir()  # only when empty: another registry's trust may have arrived meanwhile
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -327,3 +342,37 @@ def test_tampered_image_under_the_content_tag_is_refused(
         genuine.tag(plan.alias)
         assert dockyard_main(["push", f"{ENV}:cpu"]) == 0  # the registry gets the genuine image back
         docker_client.images.remove(keep)
+
+
+def test_panel_offers_pull_and_pulls_instead_of_building(shared: Registry, pushed: str, docker_client, tmp_path: Path):
+    plan = _plan()
+    _remove_local(docker_client)
+    env = {k: os.environ[k] for k in ("DOCKYARD_ENVS_PATH", "DOCKYARD_REGISTRY", "DOCKYARD_REGISTRY_CA_CERT")}
+    server = start_jupyter(
+        "server",
+        install_kernelspecs(tmp_path / "kernels"),
+        tmp_path / "server",
+        **env,
+        DOCKER_CONFIG=str(shared.docker_config),
+    )
+    try:
+        cpu = server.api("GET", f"{API}/registry/{ENV}:cpu").json()
+        assert cpu == {
+            "registry": shared.host,
+            "remote": f"{shared.host}/dockyard/{ENV}:cpu-{plan.content_hash}",
+            "has_tag": True,
+        }
+        assert server.api("GET", f"{API}/registry/{ENV}:cuda").json()["has_tag"] is False  # never pushed
+        r = server.api("POST", f"{API}/builds", json={"ref": f"{ENV}:cpu", "pull": True})
+        assert r.status_code == 202, r.text
+        log = events(server, r.json()["id"])
+        assert log[-1]["type"] == "succeeded", log[-3:]
+        assert log[-1]["pulled"] is True
+        assert not [e for e in log if e["type"] == "step"]  # no build step ran
+        assert docker_client.images.get(plan.tag).id == pushed
+        failed = server.api("POST", f"{API}/builds", json={"ref": f"{ENV}:cuda", "pull": True})
+        [*_, last] = events(server, failed.json()["id"])
+        assert last["type"] == "failed"
+        assert "has no image" in last["message"]  # pull asked for: no build behind the user's back
+    finally:
+        stop_jupyter(server)

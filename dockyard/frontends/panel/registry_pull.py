@@ -1,0 +1,73 @@
+"""The panel's "pull instead of build": does the configured registry hold an environment's content tag, and a build
+job that pulls it (labels checked, registry/transfer.py) instead of building, or before building when
+registry.pull_first is set.
+
+    GET /dockyard/api/registry/ENV:VAR   {"registry": HOST | null, "remote": NAME | null, "has_tag": true|false|null}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+import docker
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from ... import engine, specs
+from ...config import RegistryOptions, load_settings
+from ...errors import DockyardError
+from ...images.plan import BuildPlan, make_plan
+from ...registry import transfer
+from ...registry.naming import remote_names
+
+
+class Job(Protocol):
+    def output(self, line: str) -> None: ...
+
+
+def pull_instead(
+    job: Job, client: docker.DockerClient, plan: BuildPlan, registry: RegistryOptions, *, asked: bool
+) -> bool:
+    """asked (the Pull button): pull or raise. Else with registry.pull_first: pull when the registry can, say why
+    not and return False (the job builds). True: the image is here, no build needed."""
+    if not asked and not (registry.host and registry.pull_first):
+        return False
+    try:
+        done = transfer.pull(client, plan, registry, job.output)
+    except DockyardError as exc:
+        if asked:
+            raise
+        job.output(f"not pulled: {exc.text} Building instead.")
+        return False
+    job.output(f"pulled {plan.tag} from {done.names.tag}, labels checked: no build" if done.moved else "up to date")
+    return True
+
+
+def registry_state(ref: str) -> dict[str, Any]:
+    settings = load_settings()
+    registry = settings.registry
+    if not registry.host:
+        return {"registry": None, "remote": None, "has_tag": None}
+    spec, variant = specs.resolve(ref)
+    plan = make_plan(spec, variant, settings.build)
+    return {
+        "registry": registry.host,
+        "remote": remote_names(registry, plan).tag,
+        "has_tag": transfer.has_tag(engine.client(timeout=30), plan, registry),
+    }
+
+
+class RegistryHandler(APIHandler):
+    auth_resource = "dockyard"
+
+    @web.authenticated
+    @authorized
+    async def get(self, ref: str) -> None:
+        try:
+            answer = await asyncio.to_thread(registry_state, ref)
+        except DockyardError as exc:
+            raise web.HTTPError(404, exc.text.replace("%", "%%")) from None
+        self.finish(json.dumps(answer))
