@@ -376,3 +376,16 @@ def test_panel_offers_pull_and_pulls_instead_of_building(shared: Registry, pushe
         assert "has no image" in last["message"]  # pull asked for: no build behind the user's back
     finally:
         stop_jupyter(server)
+
+
+def test_k8s_build_pushes_the_environment_and_launcher_images(shared: Registry, pushed: str, docker_client, capsys):
+    """What `k8s generate --registry HOST` names, the nodes can pull: `k8s build` pushes both images."""
+    from dockyard.frontends.k8s.launcher_image import launcher_tag
+
+    plan = _plan()
+    assert dockyard_main(["pull", f"{ENV}:cpu"]) == 0  # earlier tests may have removed it; no build either way
+    assert dockyard_main(["k8s", "build", f"{ENV}:cpu"]) == 0, capsys.readouterr().err
+    launcher = launcher_tag(plan.tag).rpartition(":")[2]
+    tags = shared.tags(f"dockyard/{ENV}")
+    assert {f"cpu-{plan.content_hash}", "cpu", "cpu-gp", launcher} <= set(tags), tags
+    assert _stray_names(docker_client, shared) == []

@@ -10,9 +10,8 @@ import requests
 from rich.table import Table
 
 from .. import engine, gpu, specs
-from ..config import BuildOptions, RegistryOptions, load_settings
+from ..config import BuildOptions, load_settings
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
-from ..engine import find_image
 from ..errors import DockyardError
 from ..frontends import devcontainer
 from ..images import prune
@@ -91,7 +90,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.pull_first and not registry.host:
         console.print("[yellow]--pull-first: no registry is configured (registry.host), building[/]")
     for plan in plans:
-        if pull_first and _pulled(client, plan, registry):
+        if pull_first and transfer.pull_first(client, plan, registry, _say):
             if not args.no_kernels:
                 _offer_kernel(plan)
             continue
@@ -111,17 +110,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pulled(client: docker.DockerClient, plan: BuildPlan, registry: RegistryOptions) -> bool:
-    """--pull-first: the registry's image when it has the content tag (labels checked); else say why and build."""
-    if find_image(client, plan.tag) is not None:
-        return False  # built here: build() says "up to date"
-    try:
-        transfer.pull(client, plan, registry)
-    except DockyardError as exc:
-        console.print(f"[yellow]not pulled[/]: {escape(exc.text)} Building instead.", soft_wrap=True)
-        return False
-    console.print(f"[green]pulled[/] {escape(plan.tag)} from {escape(registry.host or '')}, no build", soft_wrap=True)
-    return True
+def _say(line: str) -> None:
+    console.print(escape(line), soft_wrap=True)
 
 
 def _gb(size: int) -> str:

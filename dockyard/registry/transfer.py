@@ -20,7 +20,7 @@ from docker.models.images import Image
 
 from ..config import RegistryOptions
 from ..engine import ensure_tag, find_image
-from ..errors import RegistryError
+from ..errors import DockyardError, RegistryError
 from ..images.plan import BuildPlan
 from . import probe
 from .naming import RemoteNames, remote_names, require_registry, split
@@ -43,7 +43,7 @@ def push(
     client: docker.DockerClient, plan: BuildPlan, registry: RegistryOptions, output: Output = lambda _l: None
 ) -> Transfer:
     """Push the content tag and the alias of plan's built image."""
-    host = require_registry(registry, "dockyard push")
+    require_registry(registry, "dockyard push")  # before anything else: the fix when none is set
     image = find_image(client, plan.tag)
     if image is None:
         raise RegistryError(
@@ -56,14 +56,40 @@ def push(
             f"The local image {plan.tag} does not carry the labels a pull checks ({'; '.join(wrong)})",
             fix=f"build it again with this dockyard: dockyard build --rebuild {plan.variant.ref}",
         )
-    probe.check(registry, host)
     names = remote_names(registry, plan)
-    with _transport_names(client, image, (names.tag, names.alias)):
-        for ref in (names.tag, names.alias):
+    push_image(client, image, (names.tag, names.alias), registry, output)
+    return Transfer(names, image.id, True)
+
+
+def push_image(
+    client: docker.DockerClient, image: Image, refs: Iterable[str], registry: RegistryOptions, output: Output
+) -> None:
+    """Push image under each of the registry's names refs (also for images that are not an environment's, such as
+    Kubernetes' launcher images)."""
+    host = require_registry(registry, "dockyard push")
+    probe.check(registry, host)
+    refs = tuple(refs)
+    with _transport_names(client, image, refs):
+        for ref in refs:
             output(f"pushing {ref}")
             repository, tag = split(ref)
             _follow("push", ref, host, output, lambda: client.api.push(repository, tag, stream=True, decode=True))  # noqa: B023 (called at once)
-    return Transfer(names, image.id, True)
+
+
+def pull_first(
+    client: docker.DockerClient, plan: BuildPlan, registry: RegistryOptions, say: Output = lambda _l: None
+) -> bool:
+    """Before a build: True when the image is here now from the registry (labels checked). False when it was here
+    already (the build is the no-op) or the registry cannot give it: say() tells why, and the caller builds."""
+    if not registry.host or find_image(client, plan.tag) is not None:
+        return False
+    try:
+        done = pull(client, plan, registry)
+    except DockyardError as exc:
+        say(f"not pulled: {exc.text} Building instead.")
+        return False
+    say(f"pulled {plan.tag} from {done.names.tag} (labels checked), no build")
+    return True
 
 
 def pull(

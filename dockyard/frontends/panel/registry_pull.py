@@ -31,19 +31,15 @@ class Job(Protocol):
 def pull_instead(
     job: Job, client: docker.DockerClient, plan: BuildPlan, registry: RegistryOptions, *, asked: bool
 ) -> bool:
-    """asked (the Pull button): pull or raise. Else with registry.pull_first: pull when the registry can, say why
-    not and return False (the job builds). True: the image is here, no build needed."""
-    if not asked and not (registry.host and registry.pull_first):
-        return False
-    try:
+    """asked (the Pull button): pull or raise (no build behind the user's back). Else with registry.pull_first: True
+    when the registry gave the image; False, with the reason in the job's output, when the job must build."""
+    if asked:
         done = transfer.pull(client, plan, registry, job.output)
-    except DockyardError as exc:
-        if asked:
-            raise
-        job.output(f"not pulled: {exc.text} Building instead.")
-        return False
-    job.output(f"pulled {plan.tag} from {done.names.tag}, labels checked: no build" if done.moved else "up to date")
-    return True
+        job.output(
+            f"pulled {plan.tag} from {done.names.tag} (labels checked), no build" if done.moved else "up to date"
+        )
+        return True
+    return registry.pull_first and transfer.pull_first(client, plan, registry, job.output)
 
 
 def registry_state(ref: str) -> dict[str, Any]:
