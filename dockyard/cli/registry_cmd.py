@@ -10,6 +10,7 @@ from ..config import load_settings
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..images.plan import make_plan
 from ..registry import transfer
+from ..registry.naming import require_registry
 from .shared import SubParsers, add_build_flags, build_options, console
 
 
@@ -31,6 +32,7 @@ def _line(verbose: bool) -> transfer.Output:
 
 def cmd_push(args: argparse.Namespace) -> int:
     options, registry = build_options(args), load_settings().registry
+    require_registry(registry, "dockyard push")  # before the engine: the setting is what is missing
     client = engine.client(timeout=3600)
     plans = [make_plan(s, v, options) for s, v in specs.expand(args.refs)]
     for plan in plans:
@@ -41,6 +43,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     options, registry = build_options(args), load_settings().registry
+    require_registry(registry, "dockyard pull")
     client = engine.client(timeout=3600)
     plans = [make_plan(s, v, options) for s, v in specs.expand(args.refs)]
     for plan in plans:
