@@ -389,3 +389,43 @@ def test_k8s_build_pushes_the_environment_and_launcher_images(shared: Registry, 
     tags = shared.tags(f"dockyard/{ENV}")
     assert {f"cpu-{plan.content_hash}", "cpu", "cpu-gp", launcher} <= set(tags), tags
     assert _stray_names(docker_client, shared) == []
+
+
+PODMAN_SOCKET = Path("/run/user/1234/podman/podman.sock")  # the test account's rootless Podman (start-podman.sh)
+PODMAN_CERTS_D = Path("/etc/containers/certs.d")
+
+
+def test_rootless_podman_pulls_and_pushes_through_the_same_commands(
+    shared: Registry, pushed: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The same `dockyard pull` / `push` against the test account's rootless Podman (its Docker-compatible API): the
+    login from Docker's config, the CA from Podman's certs.d, the labels checked."""
+    if not PODMAN_SOCKET.is_socket():
+        if os.environ.get("DOCKYARD_REQUIRE_PODMAN"):
+            raise AssertionError(f"no rootless Podman service at {PODMAN_SOCKET}")
+        pytest.skip(f"no rootless Podman service at {PODMAN_SOCKET} (scripts/start-podman.sh)")
+    podman = docker.DockerClient(base_url=f"unix://{PODMAN_SOCKET}", timeout=600)
+    plan = _plan()
+    trust = PODMAN_CERTS_D / shared.host
+    made = [d for d in (PODMAN_CERTS_D, trust) if not d.exists()]
+    trust.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shared.ca, trust / "ca.crt")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{PODMAN_SOCKET}")
+    try:
+        assert find_image(podman, plan.tag) is None
+        assert dockyard_main(["pull", f"{ENV}:cpu"]) == 0, capsys.readouterr().err
+        assert podman.images.get(plan.tag).labels["org.dockyard.lock-sha256"] == plan.lock_sha256
+        assert not [t for i in podman.images.list() for t in i.tags if t.startswith(shared.host)]
+        assert dockyard_main(["push", f"{ENV}:cpu"]) == 0, capsys.readouterr().err
+        assert f"cpu-{plan.content_hash}" in shared.tags(f"dockyard/{ENV}")
+    finally:
+        for image in podman.images.list():
+            for tag in image.tags:
+                if f"dockyard/{ENV}:" in tag:
+                    with contextlib.suppress(docker.errors.APIError):
+                        podman.images.remove(tag)
+        shutil.rmtree(trust, ignore_errors=True)
+        for d in reversed(made[:-1]):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        podman.close()

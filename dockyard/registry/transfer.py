@@ -114,8 +114,10 @@ def pull(
         if not had_name:
             _untag(client, names.tag)  # a refused image goes with its name (its layers too, if nothing else uses them)
         raise
-    ensure_tag(image, plan.tag)
-    ensure_tag(image, plan.alias)
+    for name in (plan.tag, plan.alias):
+        # Qualified: Podman resolves a short name to any local image of that path, here the registry's name itself
+        # (tagging "dockyard/ENV:TAG" would be a no-op). Docker writes docker.io/dockyard/... as dockyard/...
+        ensure_tag(image, f"docker.io/{name}")
     if not had_name:
         _untag(client, names.tag)
     return Transfer(names, image.id, True)
@@ -129,8 +131,10 @@ def has_tag(client: docker.DockerClient, plan: BuildPlan, registry: RegistryOpti
     try:
         client.api.inspect_distribution(remote_names(registry, plan).tag)
     except docker.errors.APIError as exc:
-        text = f"{exc.explanation or exc}"
-        return False if exc.status_code == 404 or "manifest unknown" in text or "not found" in text else None
+        text = f"{exc.explanation or ''}".strip()
+        if text.lower() == "not found":  # the endpoint itself is missing (Podman): cannot tell
+            return None
+        return False if exc.status_code == 404 or "manifest unknown" in text else None
     except docker.errors.DockerException:
         return None
     return True
