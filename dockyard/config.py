@@ -102,7 +102,6 @@ class RegistryOptions:
     prefix: str | None = None  # repository path before dockyard/ENV ("team/ml")
     ca_cert: Path | None = None  # the CA its TLS certificate is signed by (else the system's trust store)
     pull_first: bool = False  # build: pull the content tag before building
-    cache_from: bool = False  # build: the registry's newest image of the variant as layer cache
 
     def remote(self, local: str) -> str:
         """The registry's name of a local image name (dockyard/ENV:TAG → HOST/PREFIX/dockyard/ENV:TAG)."""

@@ -69,23 +69,28 @@ def ca_file(value: str, origin: str) -> Path:
     return path
 
 
-def registry_host(value: str, origin: str) -> str:
-    if not re.fullmatch(REGISTRY_HOST_PATTERN, value):
-        raise ConfigError(
-            f"{origin}: {shown(value)} is not a registry host",
-            fix="give HOST or HOST:PORT without scheme or path, e.g. registry.example.com:5000 (the path goes into "
-            "registry.prefix)",
-        )
-    return value
+def _matching(pattern: str, what: str, fix: str) -> Callable[[str, str], str]:
+    """A check of (value, origin) against pattern: the value, or one paragraph naming what it is not."""
+
+    def check(value: str, origin: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ConfigError(f"{origin}: {shown(value)} is not a {what}", fix=fix)
+        return value
+
+    return check
 
 
-def repository_prefix(value: str, origin: str) -> str:
-    if not re.fullmatch(REPOSITORY_PREFIX_PATTERN, value):
-        raise ConfigError(
-            f"{origin}: {shown(value)} is not a repository path",
-            fix="give lower-case path components separated by '/', e.g. team/ml (no leading or trailing '/')",
-        )
-    return value
+registry_host = _matching(
+    REGISTRY_HOST_PATTERN,
+    "registry host",
+    "give HOST or HOST:PORT without scheme or path, e.g. registry.example.com:5000 (the path goes into "
+    "registry.prefix)",
+)
+repository_prefix = _matching(
+    REPOSITORY_PREFIX_PATTERN,
+    "repository path",
+    "give lower-case path components separated by '/', e.g. team/ml (no leading or trailing '/')",
+)
 
 
 def wheelhouse_path(value: str, origin: str) -> Path:
@@ -423,14 +428,6 @@ OPTIONS: tuple[Option, ...] = (
         "`dockyard build` (and the panel) pull the content tag from the registry before building "
         "(`build --pull-first`)",
         example="DOCKYARD_PULL_FIRST=1",
-    ),
-    Option(
-        "registry.cache_from",
-        ("DOCKYARD_REGISTRY_CACHE_FROM",),
-        Kind.flag(),
-        False,
-        "a build that must run pulls the variant's newest image from the registry and uses its layers as cache",
-        example="DOCKYARD_REGISTRY_CACHE_FROM=1",
     ),
     Option(
         "kernels.gpu",

@@ -38,7 +38,6 @@ SAMPLES: dict[str, tuple[Any, str, Any, Any]] = {
     "registry.prefix": ("team/ml", "other", None, None),
     "registry.ca_cert": ("/etc/hosts", "/etc/passwd", Path("/etc/hosts"), Path("/etc/passwd")),
     "registry.pull_first": (False, "1", False, True),
-    "registry.cache_from": (False, "1", False, True),
     "kernels.gpu": ("off", "required", None, None),
     "kernels.network": ("bridge", "host", None, None),
     "kernels.workspace_root": ("/opt/team-a", "/opt/team-b", Path("/opt/team-a"), Path("/opt/team-b")),
