@@ -50,6 +50,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
         if plan.lock_error is not None:
             raise plan.lock_error  # a stale lock names a tag nobody pushed: say why, not "missing tag"
         done = transfer.pull(client, plan, registry, _line(args.verbose))
-        verb = "pulled" if done.moved else "up to date"
-        console.print(f"[green]{verb}[/] {escape(plan.tag)} (labels match the spec and lock)", soft_wrap=True)
+        if done.moved:
+            console.print(f"[green]pulled[/] {escape(plan.tag)} (labels match the spec and lock)", soft_wrap=True)
+        else:
+            console.print(f"[green]up to date[/] {escape(plan.tag)} (here already, nothing pulled)", soft_wrap=True)
     return 0
