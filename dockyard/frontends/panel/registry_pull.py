@@ -43,11 +43,11 @@ def pull_instead(
 
 
 def registry_state(ref: str) -> dict[str, Any]:
+    spec, variant = specs.resolve(ref)  # an unknown environment is a 404 with or without a registry
     settings = load_settings()
     registry = settings.registry
     if not registry.host:
         return {"registry": None, "remote": None, "has_tag": None}
-    spec, variant = specs.resolve(ref)
     plan = make_plan(spec, variant, settings.build)
     return {
         "registry": registry.host,
