@@ -18,10 +18,19 @@ import pytest
 from dockyard.errors import DockyardError
 from dockyard.labels import LABEL_KERNEL_ID
 
-from .helpers import REPO, SITE_ENV, TEST_UID, assert_one_paragraph, copy_locks, gone, kernel, write_kernelspec
+from .helpers import (
+    KERNEL_SCRIPT,
+    REPO,
+    SITE_ENV,
+    TEST_UID,
+    assert_one_paragraph,
+    copy_locks,
+    gone,
+    kernel,
+    write_kernelspec,
+)
 
 pytestmark = pytest.mark.engine
-SCRIPT = Path(__file__).with_name("data_kernel_script.py")
 
 
 @pytest.fixture
@@ -74,7 +83,7 @@ def test_mounts_behave_as_the_workspace_for_an_unprivileged_user(pool, user_base
         **{k: os.environ.get(k, v) for k, v in SITE_ENV.items()},
     }
     runuser = shutil.which("runuser") or "runuser"
-    cmd = [runuser, "-u", "dockyard-test", "--", str(user_python), str(SCRIPT), "dy-data", str(ws), code]
+    cmd = [runuser, "-u", "dockyard-test", "--", str(user_python), str(KERNEL_SCRIPT), "run", "dy-data", str(ws), code]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
