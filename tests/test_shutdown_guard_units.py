@@ -31,7 +31,14 @@ def test_shutdown_waits_for_the_restart_then_runs_the_original():
         restarting = loop.create_future()
         mkm = _MKM({"k": _Kernel(restarting), "done": _Kernel(None)})
         shutdown_guard.install(mkm, logging.getLogger("t"))
-        loop.call_later(0.3, restarting.set_result, None)
+        starting = loop.create_future()
+
+        def shutdown_step_done() -> None:  # a restart's shutdown ends; its start takes a new future at once
+            mkm._kernels["k"]._ready = starting
+            restarting.set_result(None)
+
+        loop.call_later(0.15, shutdown_step_done)
+        loop.call_later(0.3, starting.set_result, None)
         start = loop.time()
         await mkm.shutdown_kernel("done")  # nothing in flight: at once
         await asyncio.gather(mkm._async_shutdown_kernel("k"))  # what shutdown_all calls

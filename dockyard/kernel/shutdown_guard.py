@@ -31,11 +31,21 @@ def install(km: Any, log: Any, wait: float = RESTART_WAIT_SECONDS) -> None:
 
 
 async def restart_done(km: Any, kernel_id: str, wait: float, log: Any) -> None:
-    """Wait (up to `wait` seconds) until kernel_id's start or restart has finished, whatever its outcome."""
+    """Wait (up to `wait` seconds) until kernel_id's restart has finished, whatever its outcome.
+
+    A restart is two steps, each with its own `ready` future (its shutdown, then its start: both run in pending
+    state), so the future is read again after each one ends."""
     kernel = getattr(km, "_kernels", {}).get(kernel_id)
-    ready = getattr(kernel, "_ready", None)
-    if ready is None or ready.done():
-        return
-    log.info("dockyard: kernel %s is restarting; shutting it down once its container has started", kernel_id)
-    pending = asyncio.wrap_future(ready) if isinstance(ready, concurrent.futures.Future) else ready
-    await asyncio.wait([pending], timeout=wait)  # its outcome, even a failure, is the shutdown's business
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    told = False
+    while (ready := getattr(kernel, "_ready", None)) is not None and not ready.done():
+        if not told:
+            log.info("dockyard: kernel %s is restarting; shutting it down once its container has started", kernel_id)
+            told = True
+        left = deadline - loop.time()
+        if left <= 0:
+            return
+        pending = asyncio.wrap_future(ready) if isinstance(ready, concurrent.futures.Future) else ready
+        await asyncio.wait([pending], timeout=left)  # its outcome, even a failure, is the shutdown's business
+        await asyncio.sleep(0.05)  # the restart's next step, if any, takes its future meanwhile
