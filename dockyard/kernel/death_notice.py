@@ -7,10 +7,13 @@ sends an iopub stream message, the very path jupyter_server uses for its "IOPub 
 notice. Sent with the header of the cell that was running, before the "restarting" status clears
 JupyterLab's pending requests, it shows as red stderr text under that cell. The running cell's header
 comes from CellWatch, one iopub subscription per kernel on the server's event loop (no thread).
+DeathNotice is what the provisioner holds: the watch of its current container, and the paragraph told
+once per container that ended unasked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -70,6 +73,15 @@ class CellWatch:
             self._stream.close(linger=0)
 
 
+def pace_restarter(km: Any, interval: float) -> None:
+    """Check the container every interval seconds: jupyter_client started its restarter at its own pace."""
+    restarter = getattr(km, "_restarter", None)
+    if restarter is not None and restarter.time_to_dead > interval > 0:
+        restarter.stop()
+        restarter.time_to_dead = interval
+        restarter.start()
+
+
 def tell_clients(km: Any, text: str, parent: dict[str, Any]) -> int:
     """Write text as stderr to every websocket open on this kernel; returns how many got it.
 
@@ -85,3 +97,46 @@ def tell_clients(km: Any, text: str, parent: dict[str, Any]) -> int:
             write(text, parent)
             told += 1
     return told
+
+
+class DeathNotice:
+    """One kernel's notices: follows which cell runs, and tells why each container ended that nobody ended."""
+
+    def __init__(self, kernel_id: str | None, log: logging.Logger | Any) -> None:
+        self.kernel_id = kernel_id
+        self.log = log
+        self.last: str | None = None  # kernel/death.py's paragraph for this kernel's last unexpected end
+        self._cells: CellWatch | None = None
+        self._explained: str | None = None  # the container whose end was already told
+
+    def watch(self, km: Any, connection_info: Any) -> None:
+        """Follow which cell runs on a (re)started kernel; its ports may be new, so subscribe again."""
+        self.stop()
+        try:
+            url = f"tcp://{connection_info['ip']}:{connection_info['iopub_port']}"
+            self._cells = CellWatch(km, url, self.log)
+        except Exception as exc:  # without it the paragraph still reaches the log, only not the cell
+            self.log.warning("dockyard: cannot follow kernel %s's iopub: %s", self.kernel_id, exc)
+
+    def stop(self) -> None:
+        if self._cells is not None:
+            self._cells.close()
+            self._cells = None
+
+    async def explain(self, km: Any, client: docker.DockerClient, cid: str, name: str) -> None:
+        """An end nobody asked for (not a shutdown or restart): tell the server log and the notebook why, once."""
+        if self._explained == cid:
+            return
+        self._explained = cid
+        if km is None or getattr(km, "shutting_down", False):
+            return
+        ended = await asyncio.to_thread(read, client, cid, name)
+        if ended is None:
+            return
+        self.last = death.paragraph(ended)
+        self.log.error("dockyard: kernel %s: %s", self.kernel_id, self.last)
+        header = self._cells.header if self._cells is not None else {}
+        try:
+            tell_clients(km, self.last, header)
+        except Exception as exc:  # a closed websocket must not stop the restart that follows
+            self.log.warning("dockyard: could not tell kernel %s's clients why it died: %s", self.kernel_id, exc)
