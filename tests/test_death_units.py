@@ -94,3 +94,72 @@ def test_tell_clients_writes_to_each_websocket_connection_through_its_restart_ca
     assert death_notice.tell_clients(km, "why", {"msg_id": "m1"}) == 2
     assert a.sent == b.sent == [("why", {"msg_id": "m1"})]
     assert death_notice.tell_clients(_KM(None), "why", {}) == 0
+
+
+def _header(msg_id: str) -> dict:
+    return {"msg_id": msg_id, "msg_type": "execute_request"}
+
+
+def test_the_dying_cell_is_the_one_running_else_the_first_sent_and_not_started():
+    cells = death_notice.Cells()
+    assert cells.dying() == {}
+    cells.sent(_header("a"))
+    assert cells.dying()["msg_id"] == "a"  # killed before it said busy for its first cell
+    cells.status("busy", _header("a"))
+    cells.sent(_header("b"))
+    cells.sent(_header("c"))  # queued behind a ("run all")
+    assert cells.dying()["msg_id"] == "a"
+    cells.status("idle", _header("a"))
+    assert cells.dying()["msg_id"] == "b"  # killed within milliseconds of b's start
+    cells.status("busy", _header("c"))  # b's busy was lost: c started, so b is done
+    assert cells.dying()["msg_id"] == "c"
+    cells.status("idle", _header("c"))
+    assert cells.dying()["msg_id"] == "c"  # nothing pending: the cell that ran last
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.frames: list[list] = []
+
+    def send_multipart(self, frames: list, flags: int = 0, copy: bool = True) -> None:
+        self.frames.append(frames)
+
+
+class _ShellKM(_KM):
+    def __init__(self, restarter) -> None:
+        super().__init__(restarter)
+        from jupyter_client.session import Session
+
+        self.session = Session(key=b"secret")
+        self.streams: list[_Stream] = []
+
+    def connect_shell(self, identity: bytes | None = None) -> _Stream:
+        self.streams.append(_Stream())
+        return self.streams[-1]
+
+
+def test_follow_shell_hears_each_execute_request_sent_through_the_kernel_managers_shell_streams():
+    km = _ShellKM(_Restarter())
+    heard: list[str] = []
+    death_notice.follow_shell(km, lambda h: heard.append(h["msg_id"]))
+    death_notice.follow_shell(km, lambda h: heard.append("again:" + h["msg_id"]))  # one wrapper, two listeners
+    stream = km.connect_shell()
+    km.session.send(stream, "kernel_info_request")
+    msg = km.session.msg("execute_request", {"code": "1"})
+    km.session.send(stream, msg)
+    assert heard == [msg["header"]["msg_id"], "again:" + msg["header"]["msg_id"]]
+    raw = km.session.msg("execute_request", {"code": "2"})  # JupyterLab's v1 websocket protocol: send_raw
+    km.session.send_raw(stream, [km.session.pack(raw[k]) for k in ("header", "parent_header", "metadata", "content")])
+    assert heard[-1] == "again:" + raw["header"]["msg_id"]
+    assert len(stream.frames) == 3  # every message still went out
+
+
+def test_tell_next_cell_tells_once_under_the_next_cell_run():
+    conn = _Conn()
+    km = _ShellKM(_Restarter(conn.on_kernel_restarted))
+    death_notice.tell_next_cell(km, "culled")
+    stream = km.connect_shell()
+    first, second = (km.session.msg("execute_request", {"code": c}) for c in ("x", "y"))
+    km.session.send(stream, first)
+    km.session.send(stream, second)
+    assert [(text, parent["msg_id"]) for text, parent in conn.sent] == [("culled", first["header"]["msg_id"])]
