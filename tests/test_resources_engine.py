@@ -191,12 +191,16 @@ def test_a_kernel_killed_before_its_cell_said_busy_tells_that_cell(server, docke
     kernel_id = r.json()["kernel"]["id"]
     assert srv.execute(kernel_id, "print('before')").strip() == "before"  # the cell the kernel said busy for last
     [container] = docker_client.containers.list(filters={"label": f"{LABEL_KERNEL_ID}={kernel_id}"})
-    _stop_the_kernel_process(container)
 
     def kill() -> None:
         time.sleep(0.5)  # the request is on its way to a kernel that will never read it
         container.kill()
 
-    err, _ = asyncio.run(stderr_of_cell(srv, kernel_id, "print('never runs')", "SIGKILL", timeout=30, then=kill))
+    try:
+        stop = lambda: _stop_the_kernel_process(container)  # noqa: E731  # once the notebook is connected
+        cell = stderr_of_cell(srv, kernel_id, "print('never runs')", "SIGKILL", timeout=30, before=stop, then=kill)
+        err, _ = asyncio.run(cell)
+    except TimeoutError:
+        raise AssertionError(f"no paragraph under the cell that died:\n{srv.log_tail()}") from None
     assert "was killed (SIGKILL" in err, err
     _comes_back(srv, kernel_id, "the kill")
