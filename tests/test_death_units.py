@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+from jupyter_client.session import Session
+
 from dockyard.kernel import death, death_notice
 
 
@@ -96,70 +101,115 @@ def test_tell_clients_writes_to_each_websocket_connection_through_its_restart_ca
     assert death_notice.tell_clients(_KM(None), "why", {}) == 0
 
 
-def _header(msg_id: str) -> dict:
-    return {"msg_id": msg_id, "msg_type": "execute_request"}
-
-
-def test_the_dying_cell_is_the_one_running_else_the_first_sent_and_not_started():
-    cells = death_notice.Cells()
-    assert cells.dying() == {}
-    cells.sent(_header("a"))
-    assert cells.dying()["msg_id"] == "a"  # killed before it said busy for its first cell
-    cells.status("busy", _header("a"))
-    cells.sent(_header("b"))
-    cells.sent(_header("c"))  # queued behind a ("run all")
-    assert cells.dying()["msg_id"] == "a"
-    cells.status("idle", _header("a"))
-    assert cells.dying()["msg_id"] == "b"  # killed within milliseconds of b's start
-    cells.status("busy", _header("c"))  # b's busy was lost: c started, so b is done
-    assert cells.dying()["msg_id"] == "c"
-    cells.status("idle", _header("c"))
-    assert cells.dying()["msg_id"] == "c"  # nothing pending: the cell that ran last
+# --- which cell: the shell requests the server sent, then iopub (CellWatch) ---------------------------------
 
 
 class _Stream:
+    """The part of a ZMQStream the hook uses: one send callback."""
+
     def __init__(self) -> None:
-        self.frames: list[list] = []
+        self._send_callback = None
 
-    def send_multipart(self, frames: list, flags: int = 0, copy: bool = True) -> None:
-        self.frames.append(frames)
+    def on_send(self, callback) -> None:
+        self._send_callback = callback
 
-
-class _ShellKM(_KM):
-    def __init__(self, restarter) -> None:
-        super().__init__(restarter)
-        from jupyter_client.session import Session
-
-        self.session = Session(key=b"secret")
-        self.streams: list[_Stream] = []
-
-    def connect_shell(self, identity: bytes | None = None) -> _Stream:
-        self.streams.append(_Stream())
-        return self.streams[-1]
+    def send(self, header: dict) -> None:  # as Session.send frames it: identity, delimiter, signature, header, ...
+        self._send_callback([b"ident", b"<IDS|MSG>", b"sig", json.dumps(header).encode(), b"{}", b"{}", b"{}"], None)
 
 
-def test_follow_shell_hears_each_execute_request_sent_through_the_kernel_managers_shell_streams():
-    km = _ShellKM(_Restarter())
-    heard: list[str] = []
-    death_notice.follow_shell(km, lambda h: heard.append(h["msg_id"]))
-    death_notice.follow_shell(km, lambda h: heard.append("again:" + h["msg_id"]))  # one wrapper, two listeners
-    stream = km.connect_shell()
-    km.session.send(stream, "kernel_info_request")
-    msg = km.session.msg("execute_request", {"code": "1"})
-    km.session.send(stream, msg)
-    assert heard == [msg["header"]["msg_id"], "again:" + msg["header"]["msg_id"]]
-    raw = km.session.msg("execute_request", {"code": "2"})  # JupyterLab's v1 websocket protocol: send_raw
-    km.session.send_raw(stream, [km.session.pack(raw[k]) for k in ("header", "parent_header", "metadata", "content")])
-    assert heard[-1] == "again:" + raw["header"]["msg_id"]
-    assert len(stream.frames) == 3  # every message still went out
+class _Shell:
+    def __init__(self) -> None:
+        self.channels = {"shell": _Stream()}
+
+    def on_kernel_restarted(self) -> None:
+        pass
 
 
-def test_tell_next_cell_tells_once_under_the_next_cell_run():
-    conn = _Conn()
-    km = _ShellKM(_Restarter(conn.on_kernel_restarted))
-    death_notice.tell_next_cell(km, "culled")
-    stream = km.connect_shell()
-    first, second = (km.session.msg("execute_request", {"code": c}) for c in ("x", "y"))
-    km.session.send(stream, first)
-    km.session.send(stream, second)
-    assert [(text, parent["msg_id"]) for text, parent in conn.sent] == [("culled", first["header"]["msg_id"])]
+class _WatchedKM:
+    def __init__(self) -> None:
+        self._restarter = _Restarter()
+        self.session = Session(key=b"k")
+
+    def add_restart_callback(self, f, event: str = "restart") -> None:
+        self._restarter.callbacks[event].append(f)
+
+
+def _request(msg_id: str) -> dict:
+    return {"msg_id": msg_id, "msg_type": "execute_request", "session": "s"}
+
+
+def _status(km: _WatchedKM, state: str, parent: dict) -> list[bytes]:
+    msg = km.session.msg("status", {"execution_state": state}, parent=parent)
+    return km.session.serialize(msg)
+
+
+def test_the_cell_that_died_is_the_oldest_sent_request_not_yet_idle_even_before_iopub_said_busy():
+    async def scenario() -> None:
+        km = _WatchedKM()
+        early = _Shell()
+        km.add_restart_callback(early.on_kernel_restarted)  # a connection open before the kernel's start
+        watch = death_notice.CellWatch(km, "tcp://127.0.0.1:9", None)
+        late = _Shell()
+        km.add_restart_callback(late.on_kernel_restarted)  # one that connects afterwards is hooked as it registers
+        try:
+            early.channels["shell"].send(_request("a"))
+            late.channels["shell"].send(_request("b"))
+            late.channels["shell"].send({"msg_id": "c", "msg_type": "complete_request"})  # not a cell
+            assert watch.header["msg_id"] == "a"  # no iopub yet: a kernel killed within milliseconds
+            watch._on_iopub(_status(km, "busy", _request("a")))
+            watch._on_iopub(_status(km, "idle", _request("a")))
+            assert watch.header["msg_id"] == "b"
+            watch._on_iopub(_status(km, "busy", _request("b")))
+            watch._on_iopub(_status(km, "idle", _request("b")))
+            assert watch.header["msg_id"] == "b"  # nothing pending: the one iopub last saw busy
+            early.channels["shell"].send(_request("d"))
+            early.channels["shell"].send(_request("e"))
+            watch._on_iopub(_status(km, "busy", _request("e")))  # d's idle was missed: it ended all the same
+            assert watch.header["msg_id"] == "e"
+        finally:
+            watch.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restart_moves_the_hooks_to_the_new_watch_and_forgets_the_dead_kernels_requests():
+    async def scenario() -> None:
+        km = _WatchedKM()
+        conn = _Shell()
+        first = death_notice.CellWatch(km, "tcp://127.0.0.1:9", None)
+        km.add_restart_callback(conn.on_kernel_restarted)
+        conn.channels["shell"].send(_request("a"))
+        first.close()
+        second = death_notice.CellWatch(km, "tcp://127.0.0.1:9", None)  # the restarted kernel's
+        try:
+            assert second.header == {}
+            conn.channels["shell"].send(_request("b"))
+            assert second.header["msg_id"] == "b"
+            assert first.header["msg_id"] == "a"
+        finally:
+            second.close()
+
+    asyncio.run(scenario())
+
+
+class _Told(_Shell):
+    """A websocket connection: its shell stream, and the stderr written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def write_stderr(self, text: str, parent: dict) -> None:
+        self.sent.append((text, parent["msg_id"]))
+
+
+def test_tell_next_cell_tells_once_under_the_next_cell_a_notebook_runs():
+    km = _WatchedKM()
+    death_notice.tell_next_cell(km, "culled")  # before any websocket: the kernel has just started
+    conn = _Told()
+    km.add_restart_callback(conn.on_kernel_restarted)  # the notebook connects
+    conn.channels["shell"].send({"msg_id": "i", "msg_type": "kernel_info_request"})  # not a cell
+    assert conn.sent == []
+    conn.channels["shell"].send(_request("x"))
+    conn.channels["shell"].send(_request("y"))
+    assert conn.sent == [("culled", "x")]

@@ -47,7 +47,9 @@ def _jupyter(tmp_path: Path, docker_client, **env: str) -> Iterator[tuple[Jupyte
     finally:
         stop_jupyter(srv)
         leftovers = remove_leftovers(docker_client, srv.proc.pid, wait=10)
-        assert not leftovers, f"kernel containers outlived their server: {leftovers}"
+        assert not leftovers, (
+            f"kernel containers outlived their server (exit {srv.proc.returncode}): {leftovers}\n{srv.log_tail()}"
+        )
 
 
 @pytest.fixture

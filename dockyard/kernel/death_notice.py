@@ -5,25 +5,20 @@ before it fires its "restart" callbacks; each open kernel websocket (jupyter_ser
 ZMQChannelsWebsocketConnection) registered one of those callbacks, and that connection's write_stderr
 sends an iopub stream message, the very path jupyter_server uses for its "IOPub data rate exceeded"
 notice. Sent with the header of the cell that was running, before the "restarting" status clears
-JupyterLab's pending requests, it shows as red stderr text under that cell.
-
-Which cell: the kernel runs execute_requests in the order they reach it, and says "busy" then "idle" on
-iopub for each. A kernel killed within milliseconds of a cell's start never says "busy" for it, so iopub
-alone would blame the cell before. So the server's own sends are followed too: every shell stream a
-websocket opens comes from the KernelManager's connect_shell, and follow_shell notes the header of each
-execute_request sent through it (the msg_id the front end is waiting on). Cells keeps both in order;
-CellWatch is the iopub subscription (one per kernel, on the server's event loop, no thread).
-DeathNotice is what the provisioner holds: the watch of its current container, and the paragraph told
-once per container that ended unasked.
+JupyterLab's pending requests, it shows as red stderr text under that cell. The running cell's header
+comes from CellWatch: the requests the server sent on the kernel's shell channel, and the kernel's iopub status,
+both read on the server's event loop (no thread). DeathNotice is what the provisioner holds: the watch of its
+current container, and the paragraph told once per container that ended unasked. The same shell hook serves
+tell_next_cell: text told under the next cell a notebook runs (kernel/culling.py's "why your kernel went").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections import OrderedDict
-from collections.abc import Callable
+import weakref
 from typing import Any
 
 import docker
@@ -47,45 +42,25 @@ def read(client: docker.DockerClient, cid: str, name: str) -> death.Exit | None:
     return death.from_inspect(name, attrs, log)
 
 
-class Cells:
-    """Which execute_request a kernel is running (or would run next), from what was sent and what it said."""
-
-    _MAX_SENT = 256  # requests remembered while the kernel has not said "busy" for them
-
-    def __init__(self) -> None:
-        self.last: dict[str, Any] = {}  # the last request the kernel said "busy" for
-        self._running: dict[str, Any] | None = None  # said "busy", not yet "idle"
-        self._sent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # sent, in order, no word from the kernel yet
-
-    def sent(self, header: dict[str, Any]) -> None:
-        self._sent[str(header.get("msg_id"))] = dict(header)
-        while len(self._sent) > self._MAX_SENT:
-            self._sent.popitem(last=False)
-
-    def status(self, state: str, parent: dict[str, Any]) -> None:
-        """The kernel's busy/idle for an execute_request: it has taken that one, so every one sent before too."""
-        msg_id = str(parent.get("msg_id"))
-        if msg_id in self._sent:
-            while self._sent and self._sent.popitem(last=False)[0] != msg_id:
-                pass
-        if state == "busy":
-            self.last = self._running = dict(parent)
-        elif state == "idle" and self._running is not None and self._running.get("msg_id") == msg_id:
-            self._running = None
-
-    def dying(self) -> dict[str, Any]:
-        """The header of the cell to tell when the kernel dies now: the one it runs, else the first one it was
-        sent and had not started, else the last one it ran ({}: none)."""
-        if self._running is not None:
-            return self._running
-        return next(iter(self._sent.values()), self.last)
+_DELIM = b"<IDS|MSG>"  # jupyter_client.session's delimiter between routing identities and the message
+_PENDING_MAX = 64  # execute_requests remembered per kernel; more unfinished cells than that is a stuck kernel
 
 
 class CellWatch:
-    """Cells fed from a kernel's iopub (busy/idle of execute_requests)."""
+    """Which cell a kernel is running, for the paragraph when it dies.
+
+    First choice: the oldest execute_request the server sent on the kernel's shell channel that has not ended
+    (iopub "idle"): the kernel runs them in order, so that one was running. It is known the moment the server
+    forwards the request, which matters for a cell that kills its kernel within milliseconds, before its
+    iopub "busy" ever leaves the container. The shell side is seen through the websocket connections'
+    shell streams (jupyter_server's ZMQChannelsWebsocketConnection), each hooked as it registers its restart
+    callback. Fallback (a client that is not a websocket, e.g. nbclient in-process): the request that iopub last
+    said the kernel was busy with.
+    """
 
     def __init__(self, km: Any, url: str, log: logging.Logger | Any) -> None:
-        self.cells = Cells()
+        self._pending: list[dict[str, Any]] = []
+        self._busy: dict[str, Any] = {}
         self._session = km.session
         self._log = log
         # A plain socket of our own: ZMQStream cannot take the asyncio sockets an async KernelManager makes.
@@ -98,6 +73,16 @@ class CellWatch:
         sock.connect(url)  # the provisioner's: a pooled kernel's ports are not yet the KernelManager's
         self._stream = ZMQStream(sock)
         self._stream.on_recv(self._on_iopub)
+        _current[km] = self  # the hooks below find the watch of the kernel's current container here
+        _follow_shell(km)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return dict(self._pending[0] if self._pending else self._busy)
+
+    def sent(self, header: dict[str, Any]) -> None:
+        if header.get("msg_type") == "execute_request":
+            self._pending = [*self._pending[-(_PENDING_MAX - 1) :], header]
 
     def _on_iopub(self, msg_list: list[bytes]) -> None:
         try:
@@ -106,68 +91,86 @@ class CellWatch:
             parent = msg.get("parent_header") or {}
             if msg["header"].get("msg_type") != "status" or parent.get("msg_type") != "execute_request":
                 return
-            state = str(self._session.unpack(msg["content"]).get("execution_state", ""))
+            state = self._session.unpack(msg["content"]).get("execution_state")  # status contents are tiny
         except Exception as exc:  # a message we cannot read must not break the server's loop
             self._log.debug("dockyard: unreadable iopub message: %s", exc)
             return
-        self.cells.status(state, parent)
+        ids = [h.get("msg_id") for h in self._pending]
+        if state == "busy":
+            self._busy = dict(parent)
+            if parent.get("msg_id") in ids:  # the ones before it have ended, whether or not their idle was seen
+                self._pending = self._pending[ids.index(parent.get("msg_id")) :]
+        elif state == "idle":
+            self._pending = [h for h in self._pending if h.get("msg_id") != parent.get("msg_id")]
 
     def close(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
             self._stream.close(linger=0)
 
 
-_DELIM = b"<IDS|MSG>"
-
-
-def execute_header(session: Any, frames: list[Any]) -> dict[str, Any] | None:
-    """The header of the execute_request in a shell message's frames as Session.send writes them, else None."""
-    raw = [bytes(f.bytes if hasattr(f, "bytes") else f) for f in frames]
-    if _DELIM not in raw:
-        return None
-    at = raw.index(_DELIM) + 2  # after the delimiter and the signature
-    if at >= len(raw) or b"execute_request" not in raw[at]:
-        return None
-    header = session.unpack(raw[at])
-    return dict(header) if isinstance(header, dict) and header.get("msg_type") == "execute_request" else None
-
-
-def follow_shell(km: Any, listener: Callable[[dict[str, Any]], None]) -> None:
-    """Call listener with the header of each execute_request sent to km's kernel on a shell stream that km
-    opens from now on (jupyter_server opens one per websocket). Once per KernelManager, any listeners."""
-    listeners: list[Callable[[dict[str, Any]], None]] | None = getattr(km, "_dockyard_shell_listeners", None)
-    if listeners is None:
-        listeners = km._dockyard_shell_listeners = []
-        connect_shell = km.connect_shell
-
-        def connect_and_follow(*args: Any, **kwargs: Any) -> Any:
-            stream = connect_shell(*args, **kwargs)
-            send = getattr(stream, "send_multipart", None)
-            if send is not None:
-
-                def send_multipart(frames: list[Any], *a: Any, **kw: Any) -> Any:
-                    with contextlib.suppress(Exception):  # reading must never stop the message
-                        if (header := execute_header(km.session, frames)) is not None:
-                            for heard in list(listeners):
-                                heard(header)
-                    return send(frames, *a, **kw)
-
-                with contextlib.suppress(AttributeError, TypeError):  # a socket that takes no attributes: unfollowed
-                    stream.send_multipart = send_multipart
-            return stream
-
-        km.connect_shell = connect_and_follow
-    listeners.append(listener)
+_current: weakref.WeakKeyDictionary[Any, CellWatch] = weakref.WeakKeyDictionary()
+_next_cell: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()  # see tell_next_cell
 
 
 def tell_next_cell(km: Any, text: str) -> None:
-    """Tell text under the next cell a client runs on km's kernel (a culled notebook's first cell, say)."""
+    """Tell text, once, under the next cell a notebook runs on km's kernel (through its websocket)."""
+    _next_cell.setdefault(km, []).append(text)
+    _follow_shell(km)
 
-    def once(header: dict[str, Any]) -> None:
-        km._dockyard_shell_listeners.remove(once)
-        tell_clients(km, text, header)
 
-    follow_shell(km, once)
+def _follow_shell(km: Any) -> None:
+    """Hook the shell stream of every websocket connection on this kernel: those open now, and (by wrapping
+    the KernelManager's add_restart_callback, which each connection calls once its streams exist) those to come."""
+    restarter = getattr(km, "_restarter", None)
+    for callback in list((getattr(restarter, "callbacks", None) or {}).get("restart", [])):
+        _hook(km, getattr(callback, "__self__", None))
+    if getattr(km, "_dockyard_follows_shell", False):
+        return
+    original = km.add_restart_callback
+
+    def add_restart_callback(f: Any, event: str = "restart") -> None:
+        original(f, event)
+        _hook(km, getattr(f, "__self__", None))
+
+    km.add_restart_callback = add_restart_callback
+    km._dockyard_follows_shell = True
+
+
+def _hook(km: Any, connection: Any) -> None:
+    stream = (getattr(connection, "channels", None) or {}).get("shell")
+    if stream is None or getattr(stream, "_send_callback", None) is not None:
+        return  # not a websocket connection, or hooked already (by us, or by someone we must not displace)
+
+    def on_send(msg_list: list[Any], status: object) -> None:
+        watch = _current.get(km)
+        header = _header(msg_list)
+        if header is None:
+            return
+        if watch is not None:
+            watch.sent(header)
+        if header.get("msg_type") == "execute_request":
+            for text in _next_cell.pop(km, []):
+                tell_clients(km, text, header)
+
+    with contextlib.suppress(Exception):  # a stream closed meanwhile: nothing to follow
+        stream.on_send(on_send)
+
+
+def _header(msg_list: list[Any]) -> dict[str, Any] | None:
+    """The header of a message as sent (identities, delimiter, signature, header, ...); None if unreadable."""
+    frames = iter(msg_list)
+    try:
+        while _raw(next(frames)) != _DELIM:  # routing identities come first
+            pass
+        next(frames)  # the signature
+        header = json.loads(_raw(next(frames)))
+    except (StopIteration, ValueError, TypeError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def _raw(frame: Any) -> bytes:
+    return bytes(frame.bytes if isinstance(frame, zmq.Frame) else frame)
 
 
 def pace_restarter(km: Any, interval: float) -> None:
@@ -205,23 +208,15 @@ class DeathNotice:
         self.last: str | None = None  # kernel/death.py's paragraph for this kernel's last unexpected end
         self._cells: CellWatch | None = None
         self._explained: str | None = None  # the container whose end was already told
-        self._following = False  # the KernelManager's shell sends (follow_shell)
 
     def watch(self, km: Any, connection_info: Any) -> None:
         """Follow which cell runs on a (re)started kernel; its ports may be new, so subscribe again."""
         self.stop()
-        if not self._following:
-            follow_shell(km, self._sent)
-            self._following = True
         try:
             url = f"tcp://{connection_info['ip']}:{connection_info['iopub_port']}"
             self._cells = CellWatch(km, url, self.log)
         except Exception as exc:  # without it the paragraph still reaches the log, only not the cell
             self.log.warning("dockyard: cannot follow kernel %s's iopub: %s", self.kernel_id, exc)
-
-    def _sent(self, header: dict[str, Any]) -> None:
-        if self._cells is not None:
-            self._cells.cells.sent(header)
 
     def stop(self) -> None:
         if self._cells is not None:
@@ -240,7 +235,7 @@ class DeathNotice:
             return
         self.last = death.paragraph(ended)
         self.log.error("dockyard: kernel %s: %s", self.kernel_id, self.last)
-        header = self._cells.cells.dying() if self._cells is not None else {}
+        header = self._cells.header if self._cells is not None else {}
         try:
             tell_clients(km, self.last, header)
         except Exception as exc:  # a closed websocket must not stop the restart that follows

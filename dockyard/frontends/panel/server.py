@@ -30,7 +30,7 @@ from tornado.iostream import StreamClosedError
 from ... import engine
 from ...config import CullOptions, load_settings
 from ...errors import DockyardError
-from ...kernel import culling, figures
+from ...kernel import culling, figures, shutdown_guard
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
 from . import environments, kernels
@@ -249,4 +249,5 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
     serverapp.log.info("dockyard panel API at %s", api)
+    shutdown_guard.install(serverapp.kernel_manager, serverapp.log)
     _start_culling(serverapp)
