@@ -67,6 +67,8 @@ class BuildOptions:
 @dataclass(frozen=True)
 class KernelOptions:
     gpu: str = "auto"
+    gpus: str = "all"  # which GPUs (gpu/choice.py); all but "all" take a lease (gpu/ledger.py)
+    gpu_wait: int = 0  # s in the GPU queue; 0: refuse at once
     network: str = "host"
     workspace_root: Path | None = None
     auto_build: bool = False
@@ -163,6 +165,8 @@ def load_settings() -> Settings:
     )
     kernels = KernelOptions(
         gpu=v["kernels.gpu"],
+        gpus=v["kernels.gpus"],
+        gpu_wait=v["kernels.gpu_wait"],
         network=v["kernels.network"],
         workspace_root=v["kernels.workspace_root"],
         auto_build=v["kernels.auto_build"],

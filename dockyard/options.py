@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hostfiles
-from .errors import ConfigError, shown
+from .errors import ConfigError, DockyardError, shown
 
 # The allowed values of the enumerated settings, here only (the schema, env variables and kernelspecs use them).
 GPU_MODES = ("auto", "off", "required")
@@ -198,6 +198,21 @@ class Kind:
         return Kind({"type": "integer", "minimum": 0, "maximum": most}, read)
 
     @staticmethod
+    def gpu_choice() -> Kind:
+        """A GPU choice (gpu/choice.py: all, any-free, 2, device:0,2, shared@0.25, ...), checked when read."""
+
+        def read(text: str, origin: str) -> str:
+            from .gpu.choice import parse  # the docker SDK's types: only when the setting is given
+
+            try:
+                parse(text, origin)
+            except DockyardError as exc:
+                raise ConfigError(exc.problem, fix=exc.fix) from None
+            return text
+
+        return Kind({"type": "string"}, read, read)
+
+    @staticmethod
     def size() -> Kind:
         return Kind({"type": "string", "pattern": SIZE_PATTERN}, lambda text, _name: text)
 
@@ -351,6 +366,23 @@ OPTIONS: tuple[Option, ...] = (
         Kind.choice(GPU_MODES, "GPU mode"),
         "auto",
         "GPUs for kernels: `auto` (when the spec wants one and the engine gives one), `off`, `required`",
+    ),
+    Option(
+        "kernels.gpus",
+        ("DOCKYARD_GPUS",),
+        Kind.gpu_choice(),
+        "all",
+        "which GPUs a GPU kernel gets: `all`, `any-free`, a count, `device:0,2`, UUIDs, `shared[:DEVICE][@SHARE]`; "
+        "all but `all` take a lease (docs/gpu.md, Choosing and sharing)",
+        example="DOCKYARD_GPUS=any-free",
+    ),
+    Option(
+        "kernels.gpu_wait",
+        ("DOCKYARD_GPU_WAIT",),
+        Kind.seconds(),
+        0,
+        "seconds a kernel start waits in the GPU queue when its GPUs are held (0: refuse at once, naming the holders)",
+        example="DOCKYARD_GPU_WAIT=600",
     ),
     Option(
         "kernels.network",

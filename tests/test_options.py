@@ -35,6 +35,8 @@ SAMPLES: dict[str, tuple[Any, str, Any, Any]] = {
     "build.pull": ("never", "missing", None, None),
     "base_overrides": ({"a:1": "b:1"}, "c:1=d:1", None, {"a:1": "b:1", "c:1": "d:1"}),
     "kernels.gpu": ("off", "required", None, None),
+    "kernels.gpus": ("any-free", "shared:1@0.5", None, None),
+    "kernels.gpu_wait": (30, "600", 30, 600),
     "kernels.network": ("bridge", "host", None, None),
     "kernels.workspace_root": ("/opt/team-a", "/opt/team-b", Path("/opt/team-a"), Path("/opt/team-b")),
     "kernels.auto_build": (False, "1", False, True),

@@ -24,6 +24,7 @@ COMMANDS = {
     "build": "build_cmd",
     "images": "build_cmd",
     "kernels": "kernels_cmd",
+    "gpus": "gpus_cmd",
     "devcontainer": "devcontainer_cmd",
     "compose": "compose_cmd",
     "k8s": "k8s_cmd",

@@ -28,7 +28,7 @@ from ..config import Settings, load_settings
 from ..engine.containers import remove_quietly
 from ..errors import DockyardError
 from ..options import GPU_MODES, NETWORK_MODES
-from . import cold_start, connection_file, death_notice, exit_sweep, signals
+from . import cold_start, connection_file, death_notice, exit_sweep, gpu_lease, signals
 from .cold_start import Heartbeat, PortTakenError, engine_call
 from .container import CONNECTION_FILE, KernelContainer, container_argv
 from .pool import claim as pool_claim
@@ -57,6 +57,12 @@ class DockerProvisioner(LocalProvisioner):
     shm_size = Unicode(None, allow_none=True, help="size of /dev/shm, e.g. '2g'").tag(config=True)
     memory = Unicode(None, allow_none=True, help="memory limit, e.g. '8g'").tag(config=True)
     cpus = Float(None, allow_none=True, help="CPU limit, e.g. 2.5").tag(config=True)
+    gpus = Unicode(None, allow_none=True, help="which GPUs: any-free, 2, device:0,2, shared, ... (docs/gpu.md)").tag(
+        config=True
+    )
+    gpu_wait = Float(None, allow_none=True, help="seconds to wait in the GPU queue (0: refuse at once)").tag(
+        config=True
+    )
     startup_timeout = Float(60.0, help="seconds to wait for the kernel's heartbeat after the container starts").tag(
         config=True
     )
@@ -84,6 +90,7 @@ class DockerProvisioner(LocalProvisioner):
                 f"Unknown key(s) {', '.join(unknown)} in the kernelspec's metadata.kernel_provisioner.config",
                 fix=f"use only: {', '.join(_CONFIG_KEYS)}",
             )
+        self._gpus = gpu_lease.KernelGpus()  # this kernel's GPU leases (kernel/gpu_lease.py)
         try:
             super().__init__(**kwargs)
         except TraitError as exc:
@@ -146,9 +153,10 @@ class DockerProvisioner(LocalProvisioner):
         env = kwargs.get("env") or {}
         first, self._launched = not self._launched, True
         exit_sweep.register()  # this process now owns a container: it goes when the process does
+        await asyncio.to_thread(engine_call, self._take_gpus, env)
         kc = self._kernel_container(cmd, cwd, env)
         claimed = None
-        if first:
+        if first and self._gpus.pooled_ok:  # a pooled container holds no GPU lease (docs/gpu.md)
             claimed = await asyncio.to_thread(
                 pool_claim.take, self.docker_client, kc, self.parent, self.settings.kernels.pool, self.log
             )
@@ -158,7 +166,8 @@ class DockerProvisioner(LocalProvisioner):
             kc = await self._start_cold(kc, cmd, cwd, env)
             self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, kc.name, kc.image)
         self.cwd = str(cwd)
-        pool_claim.keep(kc, self.kernel_spec, self.settings.kernels.pool, self.log)
+        if self._gpus.pooled_ok:
+            pool_claim.keep(kc, self.kernel_spec, self.settings.kernels.pool, self.log)
         self._notice.watch(self.parent, self.connection_info)
         return self.connection_info
 
@@ -194,7 +203,12 @@ class DockerProvisioner(LocalProvisioner):
         )
         self._private_file = path if private else None
         launch = cold_start.launch_of(km, self.connection_info, self.kernel_spec.env or {}, cmd, cwd, env)
-        return cold_start.kernel_container(self._target, launch, path, writable)
+        return self._gpus.apply(cold_start.kernel_container(self._target, launch, path, writable))
+
+    def _take_gpus(self, env: dict[str, str]) -> None:
+        assert self._target is not None
+        req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
+        self._gpus.take(self.docker_client, self._target, req, self.settings, self.kernel_id or "?", env, self.log)
 
     def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         """Start; an optional GPU kernel whose start fails on the GPU request starts again without it."""
@@ -229,6 +243,7 @@ class DockerProvisioner(LocalProvisioner):
 
     async def _abandon_start(self) -> None:
         await self._remove_container()
+        await asyncio.to_thread(self._gpus.release, self.docker_client)
         await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
         self.ports_cached = False
 
@@ -303,6 +318,7 @@ class DockerProvisioner(LocalProvisioner):
         if not restart:
             self._notice.stop()
         await self._remove_container()
+        await asyncio.to_thread(self._gpus.release, self.docker_client)  # restarts take a lease again
         await super().cleanup(restart=restart)  # returns cached ports unless restarting
 
     async def _remove_container(self) -> None:

@@ -11,6 +11,7 @@ unless token-authenticated. Engine and spec work runs in worker threads, so the 
     GET  /dockyard/api/builds/ID               one build's state and events
     GET  /dockyard/api/builds/ID/events?after=N   server-sent events, from event N on, until the build ends
     GET  /dockyard/api/kernels                 this server's kernel containers: CPU, memory/limit, PIDs, GPU, notebook
+    GET  /dockyard/api/gpus                    the engine's GPUs and their leases (gpus.py)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
 from . import environments, kernels
 from .builds import BuildJob, Builds
+from .gpus import GpusHandler
 
 AUTH_RESOURCE = "dockyard"
 KEEPALIVE_SECONDS = 15.0
@@ -228,7 +230,7 @@ class NotFoundHandler(_Base):
     @web.authenticated
     async def get(self, path: str) -> None:
         raise self.fail(
-            404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments, builds and kernels."
+            404, f"dockyard's API has no '/dockyard/api/{path}'. It serves environments, builds, kernels and gpus."
         )
 
     post = get
@@ -245,6 +247,7 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         (url_path_join(api, "builds", r"(\w+)"), BuildHandler),
         (url_path_join(api, "builds", r"(\w+)", "events"), BuildEventsHandler),
         (url_path_join(api, "kernels"), KernelsHandler),
+        (url_path_join(api, "gpus"), GpusHandler),
         (url_path_join(api, "(.*)"), NotFoundHandler),
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
