@@ -7,6 +7,9 @@ LABEL_VARIANT = "org.dockyard.variant"
 # On images only.
 LABEL_HASH = "org.dockyard.hash"
 LABEL_GPU = "org.dockyard.gpu"
+# sha256 of the lock file the image installed (registry/verify.py checks it, with LABEL_HASH, before a pulled image
+# is used).
+LABEL_LOCK_SHA256 = "org.dockyard.lock-sha256"
 # On kernel containers only.
 LABEL_KERNEL_ID = "org.dockyard.kernel-id"
 # "HOST:PID:START" of the process that owns the kernel (see reaper.owner_id); never any secret.

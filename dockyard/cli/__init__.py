@@ -23,6 +23,8 @@ COMMANDS = {
     "lock": "lock_cmd",
     "build": "build_cmd",
     "images": "build_cmd",
+    "push": "registry_cmd",
+    "pull": "registry_cmd",
     "kernels": "kernels_cmd",
     "gpus": "gpus_cmd",
     "devcontainer": "devcontainer_cmd",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import BuildOptions
-from ..labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_VARIANT
+from ..labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_LOCK_SHA256, LABEL_VARIANT
 from ..specs import Spec, Variant
 from . import context, render
 from .lockfile import Lock, LockError, inputs_digest, load_lock
@@ -48,11 +48,17 @@ class BuildPlan:
         return stage_tag(self.variant)
 
     @property
+    def lock_sha256(self) -> str:
+        """sha256 of the lock file this build installs ("" without one: build() refuses such a plan)."""
+        return hashlib.sha256(self.lock.text.encode()).hexdigest() if self.lock else ""
+
+    @property
     def labels(self) -> dict[str, str]:
         return {
             LABEL_ENV: self.spec.name,
             LABEL_VARIANT: self.variant.name,
             LABEL_HASH: self.content_hash,
+            LABEL_LOCK_SHA256: self.lock_sha256,
             LABEL_GPU: self.variant.gpu,
             "org.opencontainers.image.title": f"{self.spec.display_name} ({self.variant.name})",
             "org.opencontainers.image.base.name": self.base,
