@@ -16,6 +16,7 @@ from typing import Any
 
 from . import options, paths
 from .errors import ConfigError, shown
+from .specs.data_entries import MountEntry
 from .specs.loader import schema_error
 from .specs.validation import first_error
 from .specs.yamlsource import YamlDocument, load_yaml, where
@@ -71,6 +72,7 @@ class KernelOptions:
     gpu_wait: int = 0  # s in the GPU queue; 0: refuse at once
     network: str = "host"
     workspace_root: Path | None = None
+    mounts: tuple[MountEntry, ...] = ()  # kernels.mounts: for every kernel (docs/data-and-secrets.md)
     auto_build: bool = False
     pool: PoolOptions = field(default_factory=lambda: PoolOptions())
     cull: CullOptions = field(default_factory=lambda: CullOptions())
@@ -185,6 +187,7 @@ def load_settings() -> Settings:
         gpu_wait=v["kernels.gpu_wait"],
         network=v["kernels.network"],
         workspace_root=v["kernels.workspace_root"],
+        mounts=tuple(v["kernels.mounts"]),
         auto_build=v["kernels.auto_build"],
         pool=pool,
         cull=CullOptions(**{key: v[f"kernels.cull.{key}"] for key in CullOptions.__dataclass_fields__}),

@@ -124,3 +124,21 @@ def mount_source(path: Path, origin: str, what: str) -> Path:
             fix=f"choose a project folder for the {what} (e.g. your home directory or a folder in it)",
         )
     return path
+
+
+def private_dirs() -> list[Path]:
+    """Folders holding the user's keys and every kernel's HMAC key: never mounted into a kernel, nor read as a secret
+    a spec names (a spec may come from someone else; the kernel runs its author's packages)."""
+    from jupyter_core.paths import jupyter_runtime_dir  # imported late: hostfiles is on every command's path
+
+    home = Path.home()
+    found = [home / ".ssh", home / ".gnupg", home / ".docker", Path(jupyter_runtime_dir())]
+    return [Path(os.path.realpath(p)) for p in found]
+
+
+def private_refusal(path: Path) -> str | None:
+    """Why a resolved host path must not reach a kernel: it is, holds or lies in a private folder (None: it may)."""
+    for private in private_dirs():
+        if path == private or private in path.parents or path in private.parents:
+            return f"it is, holds or lies in {private}, where the user's keys (or the kernels' connection keys) live"
+    return None

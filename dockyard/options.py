@@ -25,6 +25,7 @@ PULL_POLICIES = ("missing", "never")
 # Index URLs are written into the Dockerfile and pip.conf: no spaces or line breaks (as for specs' own indexes).
 URL_PATTERN = r"^(https?|file)://\S+$"
 SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?[kmgKMG]?$"
+MOUNT_SOURCE_PATTERN = "^[^\\u0000-\\u001f\\u007f,:]+$"  # as a spec's mounts (env.schema.json host_path)
 # A registry as image references name it: HOST[:PORT] (the distribution reference grammar's domain), and the
 # repository path components after it (lower case, separators inside).
 REGISTRY_HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:[0-9]{1,5})?$"
@@ -134,6 +135,16 @@ def workspace_path(value: str, origin: str) -> Path:
     return hostfiles.mount_source(host_path(value, origin, "workspace root"), origin, "workspace root")
 
 
+def site_mounts(value: list[dict[str, Any]], origin: str) -> tuple[Any, ...]:
+    """kernels.mounts: the spec's `mounts:` entries, for every dockyard kernel (checked as a spec's are)."""
+    from .specs.data_entries import mount_entries  # specs import options' neighbours: late, no cycle
+
+    try:
+        return mount_entries(value, lambda i: f"{origin} (kernels.mounts[{i}])", "kernels.mounts")
+    except DockyardError as exc:
+        raise ConfigError(exc.problem, fix=exc.fix) from None
+
+
 def check_override(upstream: object, local: object, origin: str) -> None:
     for side, value in (("upstream image", upstream), ("local image", local)):
         if not isinstance(value, str) or not _IMAGE_REF.fullmatch(value):
@@ -196,6 +207,26 @@ class Kind:
     @staticmethod
     def directory(check: Callable[[str, str], Path]) -> Kind:
         return Kind({"type": "string"}, check, lambda value, origin: check(value, origin) if value else None)
+
+    @staticmethod
+    def mounts() -> Kind:
+        """A list of mounts (the config file only: a list of mappings has no variable form)."""
+        entry = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "source": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": MOUNT_SOURCE_PATTERN},
+                "cache": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,38}$"},
+                "target": {"type": "string", "maxLength": 1024, "pattern": "^/[^\\u0000-\\u001f\\u007f,:$]*$"},
+                "read_only": {"type": "boolean"},
+                "create": {"type": "boolean"},
+            },
+        }
+
+        def from_env(_text: str, name: str) -> Any:
+            raise ConfigError(f"{name} cannot be set by a variable", fix="set kernels.mounts in the config file")
+
+        return Kind({"type": "array", "maxItems": 32, "items": entry}, from_env, site_mounts)
 
     @staticmethod
     def flag() -> Kind:
@@ -481,6 +512,13 @@ OPTIONS: tuple[Option, ...] = (
         Kind.directory(workspace_path),
         None,
         "mount this directory (a whole project tree) instead of the notebook's own directory",
+    ),
+    Option(
+        "kernels.mounts",
+        (),
+        Kind.mounts(),
+        (),
+        "data folders and caches every dockyard kernel mounts, as a spec's `mounts:` (docs/data-and-secrets.md)",
     ),
     Option(
         "kernels.auto_build",

@@ -2,6 +2,7 @@
 
 usage: kernel_script.py hold KERNEL_NAME CWD   start a kernel, print its container as JSON, sleep (to be SIGKILLed)
        kernel_script.py write KERNEL_NAME CWD  start a kernel, write CWD/from_kernel.txt from it, report JSON, shut down
+       kernel_script.py run KERNEL_NAME CWD CODE  start a kernel, run CODE, report JSON (its status, stdout), shut down
 With DOCKYARD_POOL_SIZE above 0 it first fills the warm pool for the kernel and the kernel claims from it
 ("pooled" in the JSON says whether it did).
 """
@@ -47,9 +48,15 @@ def main() -> None:
             "import os, json; open('from_kernel.txt', 'w').write('hi'); "
             "print(json.dumps({'uid': os.getuid(), 'cwd': os.getcwd()}))"
         )
+        if mode == "run":
+            code = sys.argv[4]
         reply = kc.execute_interactive(code, timeout=30, output_hook=lambda m: out.append(m["content"].get("text", "")))
-        kernel = json.loads("".join(out)) if reply["content"]["status"] == "ok" else {"error": reply["content"]}
-        report = {"kernel": kernel, "container_id": km.provisioner.container_id, "pooled": pooled}
+        ok = reply["content"]["status"] == "ok"
+        report = {"container_id": km.provisioner.container_id, "pooled": pooled}
+        if mode == "run":
+            report |= {"status": reply["content"]["status"], "stdout": "".join(out), "error": str(reply["content"])}
+        else:
+            report["kernel"] = json.loads("".join(out)) if ok else {"error": reply["content"]}
         print(json.dumps(report), flush=True)
     finally:
         kc.stop_channels()

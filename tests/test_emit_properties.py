@@ -292,3 +292,36 @@ def test_stack_files_volume_is_one_mount_or_refused(folder: str, tmp_path_factor
     (mount,) = [v for v in data["services"]["trainer"]["volumes"] if v.endswith(":/stack:ro")]
     source = interpolate(mount.removesuffix(":/stack:ro"))
     assert (out / "compose" / "pipeline" / source).resolve() == files.resolve()
+
+
+# ------------------------------------------------------------------------------------------ data mounts and secrets
+
+
+@SETTINGS
+@given(tail=VALUES, target=VALUES, read_only=st.booleans())
+def test_mount_paths_stay_paths_in_compose_and_devcontainer(tail: str, target: str, read_only: bool) -> None:
+    """A spec's host path reaches Compose and devcontainer.json with only its own plain variables expanding (in the
+    consumer's syntax), and a mount never gains an option or a volume part; else the spec refuses it."""
+    from dockyard.errors import DockyardError
+    from dockyard.specs.data_entries import MountEntry, check_host_path, check_target, host_path_parts
+
+    source, target = f"$DATA/{tail}", f"/data/{target}"
+    try:
+        check_host_path(source, "spec", "source")
+        check_target(target, "spec")
+        if re.search(r"[,:\x00-\x1f\x7f]", source + target) or "$" in target:  # the schema's patterns
+            return
+    except DockyardError:
+        return
+    spec, variant = minimal()
+    spec = replace(spec, mounts=(MountEntry(source, None, target, read_only),))
+    names = frozenset(n for kind, n in host_path_parts(source) if kind == "var")
+    lab = yaml.safe_load(compose.render_lab(spec, variant)[f"{compose.lab_folder(spec, variant)}/compose.yaml"])
+    volume = interpolate(lab["services"]["lab"]["volumes"][1], names)
+    assert volume.count(":") == (2 if read_only else 1)
+    assert volume.split(":")[1] == target
+    mount = json5.loads(devcontainer.render(spec, variant, REPO).decode())["mounts"][0]
+    options = mount.split(",")
+    assert [o.split("=", 1)[0] for o in options] == ["type", "source", "target", *(["readonly"] if read_only else [])]
+    ordered = [f"localEnv:{n}" for kind, n in host_path_parts(source) if kind == "var"]
+    assert [m.group(1) for m in DEVCONTAINER_VARIABLE.finditer(mount)] == ordered

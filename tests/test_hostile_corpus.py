@@ -31,6 +31,7 @@ from dockyard.frontends.k8s import kernelspecs, pipeline
 from dockyard.frontends.k8s.manifest_parts import K8sOptions, dump, header
 from dockyard.images import context, render
 from dockyard.kernel import kernelspec
+from dockyard.specs.data_entries import host_path_parts
 from dockyard.specs.stacks import Stack, load_all_stacks
 
 from .consumers import (
@@ -76,6 +77,17 @@ SPEC_FIELDS: dict[str, Callable[[dict[str, Any], str], None]] = {
     "python_packages": lambda d, v: d["python_packages"].append(f"x=={v}"),
     "variants.cpu.base": lambda d, v: d["variants"]["cpu"].__setitem__("base", v),
     "env name": lambda d, v: d.setdefault("env", {}).__setitem__(v or "X", "1"),
+    # docs/data-and-secrets.md: host paths keep plain $NAME / ~ (each front end's own expansion), nothing else
+    "mounts.source": lambda d, v: d.__setitem__("mounts", [{"source": f"/data/{v}", "target": "/data"}]),
+    "mounts.target": lambda d, v: d.__setitem__("mounts", [{"source": "/srv/data", "target": f"/data/{v}"}]),
+    "mounts.cache": lambda d, v: d.__setitem__("mounts", [{"cache": v or "x", "target": "/cache/x"}]),
+    "secrets.name": lambda d, v: d.__setitem__("secrets", [{"name": v or "x", "from_env": "TOKEN"}]),
+    "secrets.from_file": lambda d, v: d.__setitem__("secrets", [{"name": "t", "from_file": f"/secrets/{v}"}]),
+    "secrets.from_env": lambda d, v: d.__setitem__("secrets", [{"name": "t", "from_env": v or "X"}]),
+    "secrets.env": lambda d, v: d.__setitem__("secrets", [{"name": "t", "from_env": "TOKEN", "env": v or "X"}]),
+    "secrets.from_keyring": lambda d, v: d.__setitem__(
+        "secrets", [{"name": "t", "from_keyring": {"service": v or "s", "username": v or "u"}}]
+    ),
 }
 # Every field gets the classes that matter most to it; the free-text fields get them all.
 FREE_TEXT = ("display_name", "description", "kernel.env value", "env value", "variants.cpu.description")
@@ -128,14 +140,16 @@ def generated_is_inert(spec: specs.Spec, tmp_path: Path) -> None:
         result = timed(lambda v=variant: devcontainer.render(spec, v, REPO))
         if not refused_or(result, spec.path):
             dc = json5.loads(result.decode())
-            assert not [s for s in strings(dc) if DEVCONTAINER_VARIABLE.search(s)]
+            assert not [s for s in strings({**dc, "mounts": []}) if DEVCONTAINER_VARIABLE.search(s)]
             assert dc["containerEnv"] == kernel_env
+            mounts_are_the_specs(spec, dc.get("mounts", []))
         lab = timed(lambda v=variant: compose.render_lab(spec, v))
         if not refused_or(lab, spec.path):
             folder = compose.lab_folder(spec, variant)
             service = yaml.safe_load(lab[f"{folder}/compose.yaml"])["services"]["lab"]
             env = {k: interpolate(v, frozenset({"DOCKYARD_LAB_TOKEN"})) for k, v in service["environment"].items()}
             assert {k: env[k] for k in kernel_env} == kernel_env
+            compose_data_is_the_specs(spec, yaml.safe_load(lab[f"{folder}/compose.yaml"]))
             kinds = [i.split()[0] for i in instructions(lab[f"{folder}/Dockerfile"].decode())]
             assert kinds == ["ARG", "FROM", "USER", "RUN"]
         folder = tmp_path / f"k8s-{variant.name}"
@@ -150,6 +164,51 @@ def generated_is_inert(spec: specs.Spec, tmp_path: Path) -> None:
         defined = {"KERNEL_ID": "LEAKED", "HOME": "LEAKED"}
         assert {e["name"]: kubelet(e["value"], defined) for e in container["env"][2:]} == kernel_env
         kubernetes_validate.validate(pod, "1.34.0", strict=True)
+
+
+def _expanded(text: str, syntax: str) -> str:
+    """A host path as its consumer reads it, every variable NAME (and ~: HOME) standing for /v/NAME."""
+    text = re.sub(r"\$\{localEnv:([A-Za-z_][A-Za-z0-9_]*)\}" if syntax == "devcontainer" else r"\$\{([A-Za-z_]\w*)\}",
+                  r"/v/\1", text)  # fmt: skip
+    return text.replace("$$", "$") if syntax == "compose" else text
+
+
+def _spec_path(text: str) -> str:
+    return "".join(p if kind == "text" else f"/v/{p}" for kind, p in host_path_parts(text))
+
+
+def mounts_are_the_specs(spec: specs.Spec, mounts: list[str]) -> None:
+    """Each devcontainer mount splits into exactly its options, the spec's paths once expanded."""
+    assert len(mounts) == len(spec.mounts)
+    for text, m in zip(mounts, spec.mounts, strict=True):
+        options = text.split(",")
+        fields = dict(o.split("=", 1) for o in options if "=" in o)
+        assert set(fields) == {"type", "source", "target"}
+        assert [o for o in options if "=" not in o] == (["readonly"] if m.read_only else [])
+        if m.source is not None:
+            assert _expanded(fields["source"], "devcontainer") == _spec_path(m.source)
+        assert _expanded(fields["target"], "devcontainer") == _spec_path(m.target or str(m.source))
+
+
+def compose_data_is_the_specs(spec: specs.Spec, data: dict[str, Any]) -> None:
+    lab = data["services"]["lab"]
+    variables = frozenset(n for m in spec.mounts if m.source for kind, n in host_path_parts(m.source) if kind == "var")
+    variables |= frozenset(
+        n for s in spec.secrets if s.source[0] == "file" for k, n in host_path_parts(s.source[1]) if k == "var"
+    )
+    volumes = [interpolate(v, variables | {"DOCKYARD_WORKSPACE"}) for v in lab["volumes"][1:]]
+    for text, m in zip(volumes, spec.mounts, strict=True):
+        parts = text.split(":")
+        assert len(parts) == (3 if m.read_only else 2)
+        if m.source is not None:
+            assert _expanded(parts[0], "compose") == _spec_path(m.source)
+    sources = dict(data.get("secrets", {}).items())
+    assert sorted(sources) == sorted(s.name for s in spec.secrets if s.source[0] != "keyring")
+    for s in spec.secrets:
+        if s.source[0] == "file":
+            assert _expanded(interpolate(sources[s.name]["file"], variables), "compose") == _spec_path(s.source[1])
+        elif s.source[0] == "env":
+            assert sources[s.name] == {"environment": s.source[1]}
 
 
 def _plain() -> tuple[specs.Spec, specs.Variant]:

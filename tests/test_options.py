@@ -13,6 +13,7 @@ import pytest
 from dockyard import config, options
 from dockyard.config import load_settings
 from dockyard.errors import ConfigError
+from dockyard.specs.data_entries import MountEntry
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,12 @@ SAMPLES: dict[str, tuple[Any, str, Any, Any]] = {
     "kernels.network": ("bridge", "host", None, None),
     "kernels.workspace_root": ("/opt/team-a", "/opt/team-b", Path("/opt/team-a"), Path("/opt/team-b")),
     "kernels.auto_build": (False, "1", False, True),
+    "kernels.mounts": (
+        [{"source": "/srv/data", "target": "/data", "read_only": True}],
+        "",
+        (MountEntry("/srv/data", None, "/data", read_only=True),),
+        None,
+    ),
     "kernels.pool.size": (3, "5", 3, 5),
     "kernels.pool.max_containers": (7, "", 7, None),
     "kernels.pool.max_memory": ("2g", "", "2g", None),
@@ -134,6 +141,8 @@ def test_the_schema_is_made_from_the_table():
         ("kernels:\n  gpu: always\n", ["line 2", "kernels.gpu", '"always"', "auto, off, required"]),
         ("build:\n  pip_index_url: ftp://x\n", ["line 2", "build.pip_index_url", "http(s)://"]),
         ("kernels:\n  pool:\n    max_memory: lots\n", ["line 3", "kernels.pool.max_memory", "'6g'"]),
+        ("kernels:\n  mounts:\n    - source: data/x\n", ["kernels.mounts[0]", "relative path", "~/..."]),
+        ("kernels:\n  mounts:\n    - {source: /srv/x, target: /usr/lib}\n", ["mount target '/usr/lib'", "system"]),
     ],
 )
 def test_config_errors_name_file_line_key_value_and_fix(text, expected, clean_env, tmp_path):

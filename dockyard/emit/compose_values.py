@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from ..specs.data_entries import host_path_parts
 from . import refuse
 
 
@@ -25,3 +26,9 @@ def volume(source: str, target: str, mode: str = "") -> str:
         if re.search(r"[:\x00-\x1f\x7f]", part):
             raise refuse(part, "a Compose volume", "':' separates its parts", "use a path without ':'")
     return ":".join(literal(p) for p in (source, target, mode) if p)
+
+
+def host_path(text: str) -> str:
+    """A spec's host path (`~`, $NAME, ${NAME}) for Compose, which reads ${NAME} from its own environment on the host,
+    as a kernel's start reads the server's: `~` → ${HOME}, each variable → ${NAME}, every other '$' literal."""
+    return "".join(literal(part) if kind == "text" else f"${{{part}}}" for kind, part in host_path_parts(text))

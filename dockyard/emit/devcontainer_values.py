@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..specs.data_entries import host_path_parts
 from . import refuse
 
 
@@ -34,3 +35,18 @@ def checked(data: Any, where: str = "") -> Any:
     if isinstance(data, list):
         return [checked(v, where) for v in data]
     return data
+
+
+def host_path(text: str) -> str:
+    """A spec's host path for the Dev Containers tooling: `~` → ${localEnv:HOME}, $NAME → ${localEnv:NAME} (its
+    own expansion, on the host); the literal parts are checked as every other value."""
+    return "".join(value(part) if kind == "text" else f"${{localEnv:{part}}}" for kind, part in host_path_parts(text))
+
+
+def mount(kind: str, source: str, target: str, read_only: bool) -> str:
+    """`type=...,source=...,target=...[,readonly]` (Docker's --mount syntax): the spec's schema keeps ',' out of
+    paths, so no part can add an option."""
+    for part in (source, target):
+        if "," in part or "\n" in part:
+            raise refuse(part, "a devcontainer.json mount", "',' separates its options", "use a path without ','")
+    return f"type={kind},source={source},target={target}" + (",readonly" if read_only else "")

@@ -153,7 +153,40 @@ def lab_compose(spec: Spec, variant: Variant) -> dict[str, Any]:
         **HARDENING,
         "labels": {LABEL_TARGET: target, LABEL_SERVICE: "lab"},
     }
-    return {"services": {"lab": service}}
+    return _with_data(spec, {"services": {"lab": service}})
+
+
+def cache_volume(spec: Spec, cache: str) -> str:
+    """The engine volume of a spec's named cache, shared by its Compose labs and dev containers."""
+    return f"dockyard-cache-{spec.name}-{cache}"
+
+
+def _with_data(spec: Spec, data: dict[str, Any]) -> dict[str, Any]:
+    """The spec's mounts as volumes (a cache: a named volume) and its secrets as Compose secrets (files at
+    /run/secrets/NAME in the lab; Compose has no keyring source, so those are left out: docs/data-and-secrets.md)."""
+    lab = data["services"]["lab"]
+    volumes: dict[str, Any] = {}
+    for m in spec.mounts:
+        mode = ":ro" if m.read_only else ""
+        if m.cache:
+            volumes[f"cache-{m.cache}"] = {"name": cache_volume(spec, m.cache)}
+            lab["volumes"].append(f"cache-{m.cache}:{_literal(str(m.target))}{mode}")
+        else:
+            assert m.source is not None
+            source = co.host_path(m.source)
+            lab["volumes"].append(f"{source}:{_literal(m.target) if m.target else source}{mode}")
+    secrets: dict[str, Any] = {}
+    for s in spec.secrets:
+        if s.source[0] == "file":
+            secrets[s.name] = {"file": co.host_path(s.source[1])}
+        elif s.source[0] == "env":
+            secrets[s.name] = {"environment": s.source[1]}
+    if secrets:
+        lab["secrets"] = sorted(secrets)
+        data["secrets"] = dict(sorted(secrets.items()))
+    if volumes:
+        data["volumes"] = volumes
+    return data
 
 
 def lab_tag(env_tag: str, spec: Spec, variant: Variant) -> str:

@@ -131,13 +131,31 @@ def config(spec: Spec, variant: Variant, workspace: Path) -> dict[str, Any]:
     return cfg
 
 
+def data_mounts(spec: Spec) -> list[str]:
+    """The spec's mounts for the Dev Containers tooling: host folders with the tooling's own ${localEnv:NAME}, a
+    cache as the engine volume Compose labs share (the kernel's cache folder is per user and machine). Secrets
+    have no config key there: `devcontainer up --secrets-file` or a mount of the file (docs/data-and-secrets.md)."""
+    out = []
+    for m in spec.mounts:
+        if m.cache:
+            out.append(dc.mount("volume", f"dockyard-cache-{spec.name}-{m.cache}", str(m.target), m.read_only))
+        else:
+            assert m.source is not None
+            source = dc.host_path(m.source)
+            out.append(dc.mount("bind", source, m.target or source, m.read_only))
+    return out
+
+
 def render(spec: Spec, variant: Variant, workspace: Path) -> bytes:
     header = (
         f"{MARKER} from envs/{spec.name}.yaml, variant {variant.name}. Edit the spec, then run\n"
         "// 'dockyard devcontainer generate'. The image is built on the host by initializeCommand.\n"
     )
     with source(spec.path, f"{DIRNAME}/{folder_name(spec, variant)}/{CONFIG_NAME}"):
-        body = json.dumps(dc.checked(config(spec, variant, workspace)), indent=2, ensure_ascii=False)
+        cfg = dc.checked(config(spec, variant, workspace))
+        if mounts := data_mounts(spec):  # after the check: their ${localEnv:...} are dockyard's own
+            cfg["mounts"] = mounts
+        body = json.dumps(cfg, indent=2, ensure_ascii=False)
     return (header + body + "\n").encode()
 
 

@@ -25,6 +25,7 @@ from .. import engine, gpu
 from ..engine import capabilities
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
+from . import data_mounts, kernel_secrets
 from .container import (
     PORT_NAMES,
     KernelContainer,
@@ -94,6 +95,9 @@ def kernel_container(target: KernelTarget, launch: Launch, connection_file: Path
     environment = kernel_environment(
         launch.env, kernelspec_env=launch.kernelspec_env, image_env=target.image_env, secret=launch.key, user=_user()
     )
+    environment = kernel_secrets.scrubbed(environment, {}, target.secret_variables)
+    workspace = workspace_mount(launch.cwd, target.workspace_root)
+    data_mounts.check_workspace(target.mounts, workspace)
     return KernelContainer(
         image=target.image,
         env_name=target.env_name,
@@ -102,7 +106,7 @@ def kernel_container(target: KernelTarget, launch: Launch, connection_file: Path
         owner=owner_id(),
         argv=[*launch.cmd, *kernel_banner_args(launch.cmd, notices)],
         environment={**environment, **({"DOCKYARD_GPU_NOTICE": " | ".join(notices)} if notices else {})},
-        workspace=workspace_mount(launch.cwd, target.workspace_root),
+        workspace=workspace,
         cwd=launch.cwd,
         connection_file=connection_file,
         ports=launch.ports,
@@ -114,7 +118,23 @@ def kernel_container(target: KernelTarget, launch: Launch, connection_file: Path
         cpus=target.cpus,
         device_requests=target.device_requests,
         connection_file_writable=writable,
+        data_mounts=target.mounts,
+        secrets=tuple((s.name, s.env) for s in target.secrets),
     )
+
+
+def with_secrets(kc: KernelContainer, target: KernelTarget) -> tuple[KernelContainer, dict[str, bytes]]:
+    """(kc without any variable holding a secret's value, the values for deliver_secrets) for one start."""
+    if not kc.secrets:
+        return kc, {}
+    values = kernel_secrets.read_values(target.secrets, os.environ)
+    return dataclasses.replace(kc, environment=kernel_secrets.scrubbed(kc.environment, values, ())), values
+
+
+def deliver_secrets(client: docker.DockerClient, cid: str, kc: KernelContainer, values: dict[str, bytes]) -> None:
+    """Into the started container's tmpfs, as the kernel's user (kernel/kernel_secrets.py)."""
+    if values:
+        kernel_secrets.deliver(client, cid, kernel_secrets.python_of(kc.argv), f"{kc.uid}:{kc.gid}", values)
 
 
 def create(client: docker.DockerClient, kc: KernelContainer, log: logging.Logger | Any) -> Container:

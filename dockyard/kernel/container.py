@@ -20,6 +20,7 @@ from ..engine.capabilities import DOCKER, EngineCaps
 from ..errors import DockyardError
 from ..hostfiles import mount_refusal
 from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
+from . import data_mounts, kernel_secrets
 
 RUN_DIR = "/run/dockyard"
 CONNECTION_FILE = f"{RUN_DIR}/kernel.json"  # where the kernel reads its (read-only) connection file
@@ -119,6 +120,9 @@ class KernelContainer:
     pool_key: str | None = None
     run_dir: Path | None = None
     pool_name: str | None = None
+    # docs/data-and-secrets.md: the spec's and site's mounts, and the secrets (name, kernel variable) it gets
+    data_mounts: tuple[data_mounts.DataMount, ...] = ()
+    secrets: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def name(self) -> str:
@@ -305,4 +309,15 @@ def create_kwargs(kc: KernelContainer, caps: EngineCaps = DOCKER) -> dict[str, A
         kwargs["mem_limit"] = kc.memory
     if kc.cpus and caps.cpu_limits:
         kwargs["nano_cpus"] = int(kc.cpus * 1e9)
+    _add_data_and_secrets(kwargs, kc, caps)
     return kwargs
+
+
+def _add_data_and_secrets(kwargs: dict[str, Any], kc: KernelContainer, caps: EngineCaps) -> None:
+    """The data mounts (bind, as the workspace), and for secrets a private tmpfs plus the start that waits for them
+    (kernel/kernel_secrets.py: the values arrive over an exec's stdin, never through these arguments)."""
+    kwargs["mounts"] += data_mounts.docker_mounts(kc.data_mounts)
+    if kc.secrets:
+        options = caps.tmpfs_options(kc.uid, kc.gid, "rw,nosuid,nodev,noexec,size=4m,mode=0700")
+        kwargs["tmpfs"][kernel_secrets.SECRETS_DIR] = options
+        kwargs["command"] = kernel_secrets.wrapped_argv(kc.argv, kc.secrets)

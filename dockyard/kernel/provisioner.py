@@ -227,9 +227,12 @@ class DockerProvisioner(LocalProvisioner):
         self._create_and_start(self._kernel_container(cmd, cwd, env))
 
     def _create_and_start(self, kc: KernelContainer) -> None:
+        assert self._target is not None
+        kc, values = cold_start.with_secrets(kc, self._target)  # read now, at each start
         created = cold_start.create(self.docker_client, kc, self.log)
         self.container_id = str(created.id)  # at once, so a failed start still removes it
         cold_start.start(created, kc)
+        cold_start.deliver_secrets(self.docker_client, self.container_id, kc, values)
 
     async def _wait_until_ready(self) -> None:
         assert self.parent is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from ..errors import DockyardError
 from ..images.build import build
 from ..images.inventory import ImageState, image_state
 from ..labels import LABEL_ENV, LABEL_GPU, LABEL_VARIANT
+from ..specs.data_entries import SecretEntry
+from . import data_mounts, kernel_secrets
 
 log = logging.getLogger(__name__)
 _DEFAULT_SHM = "2g"  # PyTorch DataLoader workers need far more than Docker's 64 MB
@@ -42,6 +45,9 @@ class KernelTarget:
     device_requests: list[DeviceRequest] = field(default_factory=list)
     gpu_fallback: bool = False  # optional GPU: a start that fails on the GPU request is retried without it
     notices: tuple[str, ...] = ()  # GPU findings the user should see (logged, and in the kernel's banner)
+    mounts: tuple[data_mounts.DataMount, ...] = ()  # site's, then spec's (docs/data-and-secrets.md)
+    secrets: tuple[SecretEntry, ...] = ()  # the spec's secrets present on the host now (values read at the start)
+    secret_variables: frozenset[str] = frozenset()  # never copied from the server's environment into the container
 
     @property
     def ref(self) -> str:
@@ -138,6 +144,11 @@ def resolve_target(client: docker.DockerClient, settings: Settings, req: Request
         network = "bridge"  # Docker Desktop's host network is the VM's, not the Mac's/PC's loopback
     resources = s.resources if s else {}
     root = req.workspace_root or settings.kernels.workspace_root
+    # Refused mounts and missing required secrets stop the start here, before any container exists.
+    mounts = data_mounts.resolve_all((*settings.kernels.mounts, *(s.mounts if s else ())), env_name, os.environ)
+    secrets, secret_notices = kernel_secrets.available(s.secrets if s else (), os.environ)
+    for notice in secret_notices:
+        log.warning("dockyard: %s", notice)
     return KernelTarget(
         image=tag,
         env_name=env_name,
@@ -150,7 +161,10 @@ def resolve_target(client: docker.DockerClient, settings: Settings, req: Request
         cpus=req.cpus or resources.get("cpus"),
         device_requests=gpu_use.requests,
         gpu_fallback=gpu_use.fallback,
-        notices=gpu_use.notices,
+        notices=(*gpu_use.notices, *secret_notices),
+        mounts=mounts,
+        secrets=secrets,
+        secret_variables=frozenset(kernel_secrets.declared_variables()),
     )
 
 

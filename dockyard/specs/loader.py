@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 from .. import paths
 from ..errors import DockyardError, SpecError, shown
 from ..gpu.requirements import COMPUTE_FOR_CUDA, DRIVER_FOR_CUDA, CudaNeeds, derive_major
+from .data_entries import mount_entries, secret_entries
 from .model import Spec, Variant, parse_ref
 from .validation import first_error
 from .yamlsource import KeyPath, YamlDocument, load_yaml, where
@@ -39,6 +40,15 @@ _PATTERN_HINTS = {
     "pip_extra_index_urls": "an http(s):// or file:// URL without spaces and without user:token@ (credentials would "
     "ship in the image's layers; put the site's index in the dockyard config, or use a wheelhouse)",
     "env": "a value without line breaks or control characters (at most 4096 characters)",
+    "mounts.source": "a host path without ',', ':' or control characters (absolute, ~/... or $VAR/...)",
+    "mounts.target": "an absolute container path without ',', ':', '$' or control characters",
+    "mounts.cache": "a cache name: lower-case letters, digits and dashes, starting with a letter",
+    "secrets.name": "a file name: letters, digits, '_', '.', '-' (not starting with '.' or '-'), at most 64",
+    "secrets.from_file": "a host path without ',', ':' or control characters (absolute, ~/... or $VAR/...)",
+    "secrets.from_env": "a variable name (not DOCKYARD_*, JUPYTER* or JPY_*: those are the server's own)",
+    "secrets.env": "a variable name (not DOCKYARD_*)",
+    "secrets.service": "text without control characters",
+    "secrets.username": "text without control characters",
 }
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,38}")  # the schema's name pattern
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -205,6 +215,8 @@ def schema_error(
     if err.validator == "pattern":
         # The field's own hint, else its parent's (a value in a mapping of user-chosen keys, e.g. volumes.data).
         named = [p for p in reversed(at) if isinstance(p, str) and p in pattern_hints]
+        if at and isinstance(at[0], str) and isinstance(at[-1], str) and f"{at[0]}.{at[-1]}" in pattern_hints:
+            named = [f"{at[0]}.{at[-1]}"]  # a list entry's field (secrets[0].name is not the spec's name)
         hint = pattern_hints[named[0]] if named else f"a value matching {err.validator_value}"
         return error(f"{loc}: {field_name} is {_json(value)}, which is not valid", fix=f"use {hint}")
     if err.validator == "uniqueItems":
@@ -327,6 +339,8 @@ def _to_spec(doc: YamlDocument) -> Spec:
             **data.get("kernel", {}),
         },
         variants=variants,
+        mounts=mount_entries(data.get("mounts", []), lambda i: where(path, doc.line(["mounts", i])), "mounts"),
+        secrets=secret_entries(data.get("secrets", []), lambda i: where(path, doc.line(["secrets", i])), "secrets"),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import SpecError, shown
 from ..gpu.requirements import CudaNeeds
+from .data_entries import MountEntry, SecretEntry
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Spec:
     resources: dict[str, Any]
     kernel: dict[str, Any]
     variants: dict[str, Variant] = field(repr=False)
+    mounts: tuple[MountEntry, ...] = ()  # docs/data-and-secrets.md
+    secrets: tuple[SecretEntry, ...] = ()
 
     def summary(self, variant: Variant) -> dict[str, str]:
         """What a running kernel or a kernelspec reader needs to know about one variant."""

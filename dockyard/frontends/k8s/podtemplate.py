@@ -60,7 +60,38 @@ def pod_values(spec: Spec, variant: Variant, options: K8sOptions) -> dict[str, A
         # same variables, escapes `$` for its own rules).
         "kernel_env": [{"name": k, "value": kubernetes.literal(v)} for k, v in sorted(spec.kernel["env"].items())],
         "shm_size": quantity(spec.resources["shm_size"]),
+        **data_values(spec),
     }
+
+
+def data_values(spec: Spec) -> dict[str, Any]:
+    """The spec's mounts and secrets as cluster objects the site provides, by name only (docs/data-and-secrets.md):
+    a PersistentVolumeClaim per mount (`dockyard-ENV-CACHE` for a cache, `dockyard-ENV-data-N` for a host folder,
+    whose path means nothing on a node) and one Secret `dockyard-ENV-secrets` whose keys are the secret names.
+    No value and no host path is ever written into a generated file. Absent keys: the template adds nothing."""
+    out: dict[str, Any] = {}
+    if spec.mounts:
+        out["data"] = [
+            {
+                "volume": f"data-{i}",
+                "claim": f"dockyard-{spec.name}-{m.cache}" if m.cache else f"dockyard-{spec.name}-data-{i}",
+                "path": m.target or "/data/" + str(i),
+                "read_only": m.read_only,
+            }
+            for i, m in enumerate(spec.mounts)
+        ]
+    if spec.secrets:
+        out["secrets"] = {
+            "name": secret_name(spec),
+            "required": any(s.required for s in spec.secrets),
+            "files": [{"key": s.name, "path": s.name} for s in spec.secrets],
+            "env": [{"name": s.env, "key": s.name} for s in spec.secrets if s.env],
+        }
+    return out
+
+
+def secret_name(spec: Spec) -> str:
+    return f"dockyard-{spec.name}-secrets"
 
 
 def _int_from_client(var: str, name: str, default: int, low: int, high: str | None) -> list[str]:
@@ -133,6 +164,13 @@ def pod_template() -> str:
         "{% for e in pod.kernel_env %}",
         "    - {name: {{ e.name | string | tojson }}, value: {{ e.value | string | tojson }}}",
         "{% endfor %}",
+        "{% if pod.secrets is defined %}",  # by reference: the value stays in the cluster's Secret
+        "{% for e in pod.secrets.env %}",
+        "    - name: {{ e.name | string | tojson }}",
+        "      valueFrom: {secretKeyRef: {name: {{ pod.secrets.name | string | tojson }}, "
+        "key: {{ e.key | string | tojson }}, optional: true}}",
+        "{% endfor %}",
+        "{% endif %}",
         "{% if pod.gpu %}",
         "    resources:",
         "      requests:",
@@ -150,6 +188,13 @@ def pod_template() -> str:
         "    volumeMounts:",
         f'    - {{name: tmp, mountPath: "{HOME}"}}',
         "    - {name: shm, mountPath: /dev/shm}",
+        "{% for d in (pod.data if pod.data is defined else []) %}",
+        "    - {name: {{ d.volume | string | tojson }}, mountPath: {{ d.path | string | tojson }}, "
+        "readOnly: {{ 'true' if d.read_only else 'false' }}}",
+        "{% endfor %}",
+        "{% if pod.secrets is defined %}",
+        "    - {name: secrets, mountPath: /run/secrets, readOnly: true}",
+        "{% endif %}",
         "  volumes:",
         "  - name: tmp",
         "    emptyDir: {}",
@@ -157,5 +202,19 @@ def pod_template() -> str:
         "    emptyDir:",
         "      medium: Memory",
         "      sizeLimit: {{ pod.shm_size | string | tojson }}",
+        "{% for d in (pod.data if pod.data is defined else []) %}",
+        "  - name: {{ d.volume | string | tojson }}",
+        "    persistentVolumeClaim:",
+        "      claimName: {{ d.claim | string | tojson }}",
+        "      readOnly: {{ 'true' if d.read_only else 'false' }}",
+        "{% endfor %}",
+        "{% if pod.secrets is defined %}",
+        "  - name: secrets",
+        "    secret:",
+        "      secretName: {{ pod.secrets.name | string | tojson }}",
+        "      defaultMode: 288",  # 0440: the kernel's user reads them through fsGroup
+        "      optional: {{ 'false' if pod.secrets.required else 'true' }}",
+        "      items: {{ pod.secrets.files | list | tojson }}",
+        "{% endif %}",
     ]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ Runs on the Jupyter server's host (never in a kernel), in a worker thread: it ta
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import docker
@@ -13,6 +14,7 @@ from ... import engine, gpu, specs
 from ...config import Settings, load_settings
 from ...errors import DockyardError
 from ...images.inventory import image_state
+from ...kernel import kernel_secrets
 from ...kernel.kernelspec import display_name, kernel_name
 from ...kernel.pool import pooled as pool
 from ...kernel.pool.keeper import PoolKeeper
@@ -147,8 +149,22 @@ def _one(
         "image": image,
         "gpu": gpu_state,
         "build": running_builds.get(variant.ref),
+        "data": data_facts(spec, problems),
         "problems": problems,
     }
+
+
+def data_facts(spec: specs.Spec, problems: list[str]) -> dict[str, Any]:
+    """What the environment's kernels mount and which secrets they get: names and sources, never a value; a missing
+    secret is also a problem with its fix (docs/data-and-secrets.md)."""
+    secrets = kernel_secrets.status(spec.secrets, os.environ)
+    for row in secrets:
+        if not row["present"]:
+            need = "needs" if row["required"] else "would get"
+            problems.append(f"Kernels of {spec.name} {need} secret {row['name']}, which is missing: {row['problem']}. "
+                            f"Fix: {row['fix']}.")  # fmt: skip
+    mounts = [{"what": m.label, "target": m.target, "read_only": m.read_only} for m in spec.mounts]
+    return {"mounts": mounts, "secrets": secrets}
 
 
 def _size(image: Any) -> int | None:

@@ -333,6 +333,21 @@ function render({ model, el }) {
     return `${env.gpu.wants === "required" ? "GPU required" : "GPU optional"} · ${have}`;
   }
 
+  // Mounts and secrets of the environment's kernels (docs/data-and-secrets.md): names only, never a value.
+  function dataLine(env) {
+    const d = env.data || { mounts: [], secrets: [] };
+    if (!d.mounts.length && !d.secrets.length) return null;
+    const mounts = d.mounts.map((m) => `${m.target || m.what}${m.read_only ? " (read-only)" : ""}`);
+    const secrets = d.secrets.map((s) => `${s.name}${s.present ? "" : " (missing)"}`);
+    return h(
+      "div",
+      { class: "dockyard-data", dataset: { ref: env.ref } },
+      mounts.length ? `Mounts: ${mounts.join(", ")}` : "",
+      mounts.length && secrets.length ? " · " : "",
+      secrets.length ? `Secrets: ${secrets.join(", ")}` : "",
+    );
+  }
+
   // "not built" is said once for all rows (above the table); each row shows its other problems.
   const notBuilt = (p) => p.includes("Fix: press Build");
 
@@ -401,6 +416,8 @@ function render({ model, el }) {
       );
     }
     for (const p of env.problems.filter((p) => !notBuilt(p))) extra.push(h("div", { class: "dockyard-msg dockyard-warn" }, p));
+    const data = dataLine(env);
+    if (data) extra.push(data);
     if (extra.length) rows.push(h("tr", { class: "dockyard-detail", dataset: { ref: env.ref } }, h("td", { colspan: 4 }, extra)));
     return rows;
   }

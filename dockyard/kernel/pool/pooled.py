@@ -121,9 +121,10 @@ def kernel_args(argv: list[str]) -> list[str] | None:
 
 def template(kc: KernelContainer) -> KernelContainer | None:
     """The pooled twin of a cold kernel's container, before its own ports and run directory; None if it
-    cannot be pooled exactly (an argv other than ipykernel's, a private or writable connection file)."""
-    if kernel_args(kc.argv) is None or kc.connection_file_writable:
-        return None
+    cannot be pooled exactly (an argv other than ipykernel's, a private or writable connection file, secrets).
+    Data mounts are the cold container's own (create_kwargs) and part of the pool key."""
+    if kernel_args(kc.argv) is None or kc.connection_file_writable or kc.secrets:
+        return None  # secrets: read at each start, never held by an idle container (kernel/kernel_secrets.py)
     env = {k: v for k, v in kc.environment.items() if k not in PER_KERNEL_VARIABLES}
     return dataclasses.replace(kc, kernel_id="pool", environment=env, cwd=kc.workspace)
 
@@ -142,6 +143,7 @@ def pool_key(kc: KernelContainer) -> str:
         "limits": [kc.shm_size, kc.memory, kc.cpus],
         "gpu": [dict(r) for r in kc.device_requests],
         "startup_env": startup_env,
+        "mounts": [[m.source.as_posix(), m.target, m.read_only] for m in kc.data_mounts],
     }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
