@@ -6,9 +6,26 @@ generator's own marker) are ever replaced or removed, so hand-written files besi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+_HEAD = 400  # bytes: a marker "within the first lines" (after a YAML document start, a comment or two)
+
+
+def marked(paths: Iterable[Path], marker: str, *, at_start: bool = True) -> list[Path]:
+    """The files among paths that carry a generator's marker: first thing in the file, or (at_start=False)
+    within its first lines. A missing or unreadable file is not ours, so hand-written files are never touched."""
+    found = []
+    for path in paths:
+        try:
+            with path.open("rb") as f:
+                head = f.read(len(marker.encode()) if at_start else _HEAD)
+        except OSError:
+            continue
+        if (head == marker.encode()) if at_start else (marker.encode() in head):
+            found.append(path)
+    return found
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -380,6 +380,58 @@ def stop_jupyter(server: JupyterProc) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
+
+
+def _ws_message(channel: str, msg_type: str, content: dict) -> tuple[str, str]:
+    """A client message as JupyterLab's JSON websocket protocol sends it, and its msg_id."""
+    msg_id = uuid.uuid4().hex
+    header = {"msg_id": msg_id, "msg_type": msg_type, "session": uuid.uuid4().hex, "username": "t", "version": "5.3"}
+    body = {"channel": channel, "header": header, "parent_header": {}, "metadata": {}, "content": content}
+    return json.dumps(body), msg_id
+
+
+async def stderr_of_cell(
+    srv: JupyterProc,
+    kernel_id: str,
+    code: str,
+    want: str,
+    timeout: float,
+    *,
+    before: Callable[[], object] | None = None,
+    then: Callable[[], object] | None = None,
+) -> tuple[str, float]:
+    """Run code as JupyterLab does; return the cell's stderr once it contains want, and the seconds it took.
+    Only stderr whose parent is this cell's execute_request counts (what JupyterLab shows under the cell).
+    `before` runs once the notebook's websocket is open and answered (as JupyterLab's is when a cell runs),
+    `then` (in a thread) right after the request is sent."""
+    conn = await websocket_connect(
+        srv.url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels?token={srv.token}"
+    )
+    if before is not None:
+        info, info_id = _ws_message("shell", "kernel_info_request", {})
+        conn.write_message(info)
+        while (raw := await asyncio.wait_for(conn.read_message(), timeout)) is not None:
+            if json.loads(raw).get("parent_header", {}).get("msg_id") == info_id:
+                break
+        before()
+    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False}
+    request, msg_id = _ws_message("shell", "execute_request", content)
+    conn.write_message(request)
+    start, err = time.monotonic(), ""
+    done = asyncio.ensure_future(asyncio.to_thread(then)) if then is not None else None
+    try:
+        while want not in err:
+            left = timeout - (time.monotonic() - start)
+            raw = await asyncio.wait_for(conn.read_message(), max(0.1, left))
+            assert raw is not None, "websocket closed"
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["header"]["msg_type"] == "stream":
+                err += msg["content"]["text"] if msg["content"]["name"] == "stderr" else ""
+        if done is not None:
+            await done
+        return err, time.monotonic() - start
+    finally:
+        conn.close()
 
 
 # --- kernels through jupyter_client (test_kernel_lifecycle.py, test_pool.py) ---------------------------------

@@ -3,6 +3,8 @@
 The server's AsyncMappingKernelManager runs in this process (the very class `jupyter server` uses), with
 kernel/culling.py installed as the server extension installs it; a fake GPU probe says which kernel holds
 GPU memory (no GPU here). cull_kernels() is Jupyter's periodic check, called directly instead of waiting.
+The last test runs a real `jupyter server` with dockyard's settings, as a user would, for what the
+notebook is told after its kernel was culled.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 
 from dockyard.config import CullOptions
 from dockyard.kernel import culling
+from dockyard.labels import LABEL_KERNEL_ID
 
-from .helpers import gone, install_kernelspecs
+from .helpers import gone, install_kernelspecs, remove_leftovers, start_jupyter, stderr_of_cell, stop_jupyter
 
 pytestmark = pytest.mark.engine
 
@@ -75,3 +78,38 @@ def test_idle_and_gpu_holding_kernels_are_culled_busy_ones_kept_and_nothing_rema
     built("minimal:cpu")
     jupyter_path = install_kernelspecs(tmp_path / "prefix")
     asyncio.run(_scenario(jupyter_path, tmp_path, docker_client))
+
+
+def test_a_culled_notebook_is_told_why_under_the_next_cell_it_runs(tmp_path, built, docker_client):
+    """The server culls a notebook's idle kernel (nobody connected); when the notebook comes back, its new kernel
+    says under the first cell run why the variables are gone and which setting keeps kernels longer."""
+    built("minimal:cpu")
+    jupyter_path = install_kernelspecs(tmp_path / "prefix")
+    env = {"DOCKYARD_CULL_IDLE_TIMEOUT": "5", "DOCKYARD_CULL_INTERVAL": "1"}
+    srv = start_jupyter("server", jupyter_path, tmp_path / "server", **env)
+    try:
+        first = srv.new_session("dockyard-minimal-cpu", "work.ipynb")
+        assert first.status_code == 201, srv.log_tail()
+        kernel_id = first.json()["kernel"]["id"]
+        assert srv.execute(kernel_id, "x = 41; print('set')").strip() == "set"
+        [container] = docker_client.containers.list(filters={"label": f"{LABEL_KERNEL_ID}={kernel_id}"})
+        deadline = time.monotonic() + 60
+        while kernel_id in {k["id"] for k in srv.api("GET", "/api/kernels").json()}:
+            assert time.monotonic() < deadline, f"the idle kernel was not culled:\n{srv.log_tail()}"
+            time.sleep(0.5)
+        assert gone(docker_client, container.id)
+
+        # Another notebook's kernel starting first does not take the news (the notebook's own would miss it).
+        assert srv.new_session("dockyard-minimal-cpu", "other.ipynb").status_code == 201, srv.log_tail()
+        again = srv.new_session("dockyard-minimal-cpu", "work.ipynb")  # the notebook comes back
+        assert again.status_code == 201, srv.log_tail()
+        new_id = again.json()["kernel"]["id"]
+        assert new_id != kernel_id
+        err, _ = asyncio.run(stderr_of_cell(srv, new_id, "print(x + 1)", "idle culler", timeout=60))
+        assert "kernels.cull.idle_timeout is 5 s" in err, err
+        assert "variables are gone" in err, err
+        assert "DOCKYARD_CULL_IDLE_TIMEOUT" in err, err
+    finally:
+        stop_jupyter(srv)
+        leftovers = remove_leftovers(docker_client, srv.proc.pid, wait=10)
+    assert not leftovers, f"kernel containers outlived their server: {leftovers}"

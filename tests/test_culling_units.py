@@ -58,6 +58,14 @@ class _KM:
     def get_kernel(self, kid: str):
         return self.kernels[kid]
 
+    def __contains__(self, kid: str) -> bool:
+        return kid in self.kernels
+
+    async def start_kernel(self, **kwargs) -> str:
+        kid = f"k{len(self.kernels)}"
+        self.kernels[kid] = _Kernel(culling.PROVISIONER)
+        return kid
+
     async def cull_kernel_if_idle(self, kid: str) -> None:
         self.seen[kid] = self.kernels[kid].kernel_spec.metadata["cull_idle_timeout"]
 
@@ -91,3 +99,50 @@ def test_install_leaves_the_server_alone_when_culling_is_off_and_keeps_its_own_t
     asyncio.run(km.cull_kernel_if_idle("local"))
     assert km.seen == {"local": 7200}
     assert km.cull_idle_timeout == 7200
+
+
+def test_the_paragraph_says_how_long_it_was_idle_what_is_lost_and_which_setting_to_raise():
+    text = culling.paragraph(3725, 3600, held_gpu=False)
+    assert "after 62 minutes without activity" in text
+    assert "variables are gone" in text
+    assert "kernels.cull.idle_timeout is 3600 s" in text
+    assert "DOCKYARD_CULL_IDLE_TIMEOUT" in text
+    assert "\n" not in text
+    gpu = culling.paragraph(45, 30, held_gpu=True)
+    assert "after 45 seconds" in gpu
+    assert "while it held GPU memory" in gpu
+    assert "kernels.cull.gpu_idle_timeout" in gpu
+    assert "DOCKYARD_CULL_GPU_IDLE_TIMEOUT" in gpu
+
+
+class _Culls(_KM):
+    """Jupyter's culler as far as it matters here: an idle dockyard kernel is shut down."""
+
+    async def cull_kernel_if_idle(self, kid: str) -> None:
+        del self.kernels[kid]
+
+
+def test_a_culled_notebooks_next_kernel_is_told_why_the_last_one_went(monkeypatch):
+    told: list[tuple[object, str]] = []
+    monkeypatch.setattr(culling.death_notice, "tell_next_cell", lambda km, text: told.append((km, text)))
+    km = _Culls({})
+    assert culling.install(
+        km, CullOptions(idle_timeout=60), lambda kid: asyncio.sleep(0, False), logging.getLogger("t")
+    )
+
+    async def scenario() -> None:
+        first = await km.start_kernel(env={"JPY_SESSION_NAME": "/w/a.ipynb"})
+        other = await km.start_kernel(env={"JPY_SESSION_NAME": "/w/b.ipynb"})
+        km.kernels[first].last_activity = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+        await km.cull_kernel_if_idle(first)
+        assert told == []  # nobody to tell yet
+        await km.start_kernel(env={"JPY_SESSION_NAME": "/w/b.ipynb"})  # another notebook: not its news
+        assert told == []
+        again = await km.start_kernel(env={"JPY_SESSION_NAME": "/w/a.ipynb"})
+        assert [k for k, _ in told] == [km.kernels[again]]
+        assert "after 5 minutes without activity" in told[0][1]
+        await km.start_kernel(env={"JPY_SESSION_NAME": "/w/a.ipynb"})  # told once
+        assert len(told) == 1
+        assert other in km
+
+    asyncio.run(scenario())

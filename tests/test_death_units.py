@@ -190,3 +190,26 @@ def test_a_restart_moves_the_hooks_to_the_new_watch_and_forgets_the_dead_kernels
             second.close()
 
     asyncio.run(scenario())
+
+
+class _Told(_Shell):
+    """A websocket connection: its shell stream, and the stderr written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def write_stderr(self, text: str, parent: dict) -> None:
+        self.sent.append((text, parent["msg_id"]))
+
+
+def test_tell_next_cell_tells_once_under_the_next_cell_a_notebook_runs():
+    km = _WatchedKM()
+    death_notice.tell_next_cell(km, "culled")  # before any websocket: the kernel has just started
+    conn = _Told()
+    km.add_restart_callback(conn.on_kernel_restarted)  # the notebook connects
+    conn.channels["shell"].send({"msg_id": "i", "msg_type": "kernel_info_request"})  # not a cell
+    assert conn.sent == []
+    conn.channels["shell"].send(_request("x"))
+    conn.channels["shell"].send(_request("y"))
+    assert conn.sent == [("culled", "x")]

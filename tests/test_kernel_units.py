@@ -14,6 +14,7 @@ import docker.errors
 import pytest
 
 import dockyard.kernel.target
+from dockyard.engine.containers import owned, remove_quietly
 from dockyard.errors import DockyardError
 from dockyard.kernel.container import (
     CONNECTION_FILE,
@@ -89,8 +90,27 @@ class _FakeContainers:
         raise docker.errors.NotFound(cid)
 
 
-# The reaper also frees GPU leases (gpu/ledger.py, tests/test_gpu_leases.py): these engines hold none.
-_NO_LEASES = type("Api", (), {"containers": staticmethod(lambda **kw: [])})()
+class _FakeApi:
+    """The low-level calls behind engine.containers.owned and remove_quietly, over the same fakes."""
+
+    def __init__(self, containers: _FakeContainers) -> None:
+        self._containers = containers
+
+    def containers(self, all: bool = False, filters: dict | None = None) -> list[dict]:
+        assert all
+        if filters != {"label": [LABEL_KERNEL_ID]}:
+            return []  # the reaper also frees GPU leases (gpu/ledger.py, tests/test_gpu_leases.py): none here
+        listed = self._containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
+        return [{"Id": c.id, "Names": [f"/{c.name}"], "Labels": c.labels, "State": "running"} for c in listed]
+
+    def remove_container(self, cid: str, force: bool = False) -> None:
+        assert force
+        self._containers.get(cid).remove(force=True)
+
+
+def _client(fakes: list[_FakeContainer]) -> object:
+    containers = _FakeContainers(fakes)
+    return type("C", (), {"containers": containers, "api": _FakeApi(containers)})()
 
 
 def test_reaper_judges_owners_by_pid_and_start_time():
@@ -104,7 +124,7 @@ def test_reaper_judges_owners_by_pid_and_start_time():
         _FakeContainer("pid-reused", f"{host}:{os.getpid()}:1"),  # our PID, someone else's start time
         _FakeContainer("unlabelled", "garbage"),
     ]
-    client = type("C", (), {"containers": _FakeContainers(fakes), "api": _NO_LEASES})()
+    client = _client(fakes)
     assert sorted(reap(client)) == ["dead", "pid-reused"]
     assert [f.name for f in fakes if f.removed] == ["dead", "pid-reused"]
 
@@ -134,7 +154,7 @@ def test_gc_returns_only_when_what_it_removes_is_gone():
     dead.wait()
     slow = _SlowToGo("in-progress", f"{socket.gethostname()}:{dead.pid}:12345", polls=5)
     fakes = [_FakeContainer("dead", f"{socket.gethostname()}:{dead.pid}:12345"), slow]
-    client = type("C", (), {"containers": _FakeContainers(fakes), "api": _NO_LEASES})()
+    client = _client(fakes)
     assert reap(client) == ["dead"]  # the other one was someone else's removal, but reap waited for it
     assert slow.polls < 0, "reap returned while a container it was removing still existed"
 
@@ -159,9 +179,34 @@ def test_remove_owned_takes_this_process_kernels_and_pool_not_others_claims(tmp_
         pooled("mine-claimed-by-them", me, other),
         pooled("theirs-claimed-by-me", other, me),
     ]
-    client = type("C", (), {"containers": _FakeContainers(fakes), "api": _NO_LEASES})()
+    client = _client(fakes)
     assert sorted(remove_owned(client, me)) == ["my-drained", "my-kernel", "my-unclaimed", "theirs-claimed-by-me"]
     assert sorted(f.name for f in fakes if not f.removed) == ["mine-claimed-by-them", "their-kernel"]
+
+
+def test_owned_lists_dockyards_kernel_containers_by_label_and_remove_quietly_tells_whose_removal_it_was():
+    seen: list[tuple[bool, dict]] = []
+    answers = {"c1": None, "gone": docker.errors.NotFound("x"), "busy": docker.errors.APIError("in progress")}
+    answers["busy"].response = type("R", (), {"status_code": 409})()  # type: ignore[union-attr]
+
+    class Api:
+        def containers(self, all: bool = False, filters: dict | None = None) -> list[dict]:
+            seen.append((all, filters or {}))
+            return [{"Id": "c1", "Names": ["/k1"], "Labels": {LABEL_KERNEL_ID: "k"}, "State": "exited", "Created": 7}]
+
+        def remove_container(self, cid: str, force: bool = False) -> None:
+            if answers[cid] is not None:
+                raise answers[cid]  # type: ignore[misc]
+
+    client = type("C", (), {"api": Api()})()
+    [c] = owned(client, f"{LABEL_OWNER}=me")  # type: ignore[arg-type]
+    assert (c.id, c.name, c.state, c.created) == ("c1", "k1", "exited", 7.0)
+    assert seen == [(True, {"label": [LABEL_KERNEL_ID, f"{LABEL_OWNER}=me"]})]
+    owned(client, running=True)  # type: ignore[arg-type]
+    assert seen[-1] == (False, {"label": [LABEL_KERNEL_ID], "status": "running"})
+    assert remove_quietly(client, "c1") is True  # type: ignore[arg-type]
+    assert remove_quietly(client, "gone") is False  # type: ignore[arg-type]
+    assert remove_quietly(client, "busy") is False  # type: ignore[arg-type]
 
 
 def test_auto_build_builds_the_missing_image(settings, tmp_envs, monkeypatch):

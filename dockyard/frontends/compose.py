@@ -24,7 +24,7 @@ from ..config import PROXY_VARIABLES, BuildOptions
 from ..emit import compose_values as co
 from ..emit import dockerfile as df
 from ..emit import source, yamldoc
-from ..generated import Tree
+from ..generated import Tree, marked
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
 from ..kernel.kernelspec import kernel_name, variant_label
@@ -324,16 +324,7 @@ def render_all(specs: list[Spec], stacks: list[Stack], out_dir: Path) -> dict[st
 
 def owned(folder: Path) -> list[Path]:
     """The files dockyard wrote in folder (hand-written files beside them are never touched)."""
-    found = []
-    for name in (COMPOSE_FILE, LAB_DOCKERFILE):
-        path = folder / name
-        try:
-            with path.open("rb") as f:
-                if f.read(len(MARKER)) == MARKER.encode():
-                    found.append(path)
-        except OSError:
-            continue
-    return found
+    return marked([folder / COMPOSE_FILE, folder / LAB_DOCKERFILE], MARKER)
 
 
 def tree(specs: list[Spec], stacks: list[Stack], out_dir: Path) -> Tree:

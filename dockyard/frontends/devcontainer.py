@@ -14,7 +14,7 @@ from typing import Any
 
 from ..emit import devcontainer_values as dc
 from ..emit import source
-from ..generated import Tree
+from ..generated import Tree, marked
 from ..gpu import Verdict
 from ..images.naming import image_alias
 from ..images.render import REMOTE_USER, VENV
@@ -170,12 +170,7 @@ def render_all(specs: list[Spec], workspace: Path) -> dict[str, bytes]:
 
 def owned(folder: Path) -> list[Path]:
     """The config dockyard wrote in folder, if any (hand-written configs are never touched)."""
-    path = folder / CONFIG_NAME
-    try:
-        with path.open("rb") as f:
-            return [path] if f.read(len(MARKER)) == MARKER.encode() else []
-    except OSError:
-        return []
+    return marked([folder / CONFIG_NAME], MARKER)
 
 
 def tree(specs: list[Spec], workspace: Path) -> Tree:

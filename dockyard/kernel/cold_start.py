@@ -10,7 +10,7 @@ import logging
 import os
 import pwd
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,15 @@ from ..engine import capabilities
 from ..errors import DockyardError, EngineError
 from ..labels import LABEL_KERNEL_ID
 from . import data_mounts, kernel_secrets
-from .container import KernelContainer, create_kwargs, kernel_banner_args, kernel_environment, workspace_mount
+from .container import (
+    PORT_NAMES,
+    KernelContainer,
+    check_loopback,
+    create_kwargs,
+    kernel_banner_args,
+    kernel_environment,
+    workspace_mount,
+)
 from .reaper import owner_id
 from .target import KernelTarget
 
@@ -50,6 +58,35 @@ class Launch:
     kernelspec_env: dict[str, str]
     key: str  # the session's HMAC key, for the kernel's environment as ipykernel expects it
     ports: tuple[int, ...]
+
+
+def check_manager(km: Any) -> None:
+    """A KernelManager whose kernel can run in a container: tcp on loopback (the ports are published there)."""
+    if km is None:
+        raise DockyardError(
+            "DockerProvisioner needs a KernelManager parent", fix="start the kernel through jupyter_client"
+        )
+    if km.transport != "tcp":
+        raise DockyardError(
+            f"Container kernels use the tcp transport, not {km.transport}",
+            fix="remove the KernelManager.transport setting",
+        )
+    check_loopback(km.ip)
+
+
+def launch_of(
+    km: Any, info: Mapping[str, Any], kernelspec_env: dict[str, str], cmd: list[str], cwd: Path, env: dict[str, str]
+) -> Launch:
+    """What one start attempt of km's kernel hands the container, on the ports of connection info `info`."""
+    return Launch(
+        kernel_id=km.kernel_id or "unknown",
+        cmd=cmd,
+        cwd=cwd,
+        env=env,
+        kernelspec_env=kernelspec_env,
+        key=km.session.key.decode("utf-8", "replace") if km.session.key else "",
+        ports=tuple(int(info[p]) for p in PORT_NAMES),
+    )
 
 
 def kernel_container(target: KernelTarget, launch: Launch, connection_file: Path, writable: bool) -> KernelContainer:
@@ -192,6 +229,12 @@ class Heartbeat:
     url: str
     curve: tuple[bytes, bytes] | None  # (secret key, public key): the KernelManager's own
     timeout: float
+
+    @classmethod
+    def of(cls, km: Any, info: Mapping[str, Any], timeout: float) -> Heartbeat:
+        """The heartbeat of the kernel whose connection info is info, started by KernelManager km."""
+        curve = (km.curve_secretkey, km.curve_publickey) if km.curve_publickey is not None else None
+        return cls(url=f"tcp://{info['ip']}:{info['hb_port']}", curve=curve, timeout=timeout)
 
 
 async def wait_until_ready(

@@ -19,6 +19,7 @@ import docker
 import docker.errors
 import requests
 
+from ..engine.containers import Listed, owned
 from ..labels import LABEL_ENV, LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_KEY, LABEL_VARIANT
 from . import figures
 from .figures import Figures, Gpu, Sample
@@ -90,21 +91,20 @@ class Sampler:
         self._known: dict[str, _Known] = {}
 
     def read(self, owner: str | None = None) -> list[KernelRow]:
-        labels = [LABEL_KERNEL_ID] + ([f"{LABEL_OWNER}={owner}"] if owner else [])
         try:
-            listed = self.client.api.containers(filters={"label": labels, "status": "running"})
+            listed = owned(self.client, *([f"{LABEL_OWNER}={owner}"] if owner else []), running=True)
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return []
         rows = []
-        for summary in listed:
+        for c in listed:
             with contextlib.suppress(docker.errors.NotFound):  # ended between the list and its stats
-                rows.append(self._row(summary))
+                rows.append(self._row(c))
         alive = {r.container for r in rows}
         self._known = {cid: k for cid, k in self._known.items() if cid in alive}
         return rows
 
-    def _row(self, summary: dict[str, Any]) -> KernelRow:
-        cid = str(summary["Id"])
+    def _row(self, c: Listed) -> KernelRow:
+        cid = c.id
         known = self._known.get(cid) or self._inspect(cid)
         self._known[cid] = known
         cur = figures.sample(self.client.api.stats(cid, stream=False, one_shot=True))
@@ -112,7 +112,7 @@ class Sampler:
         if known.has_gpu and time.monotonic() - known.gpu_at >= GPU_EVERY:
             known.gpu, known.gpu_at = self.gpu_probe(self.client, cid), time.monotonic()
         note = "GPU figures unavailable (nvidia-smi failed in the container)" if known.has_gpu else figures.NO_GPU
-        labels = summary.get("Labels") or {}
+        labels = c.labels
         return KernelRow(
             kernel_id=labels.get(LABEL_KERNEL_ID, ""),
             container=cid,

@@ -7,11 +7,14 @@ sends an iopub stream message, the very path jupyter_server uses for its "IOPub 
 notice. Sent with the header of the cell that was running, before the "restarting" status clears
 JupyterLab's pending requests, it shows as red stderr text under that cell. The running cell's header
 comes from CellWatch: the requests the server sent on the kernel's shell channel, and the kernel's iopub status,
-both read on the server's event loop (no thread).
+both read on the server's event loop (no thread). DeathNotice is what the provisioner holds: the watch of its
+current container, and the paragraph told once per container that ended unasked. The same shell hook serves
+tell_next_cell: text told under the next cell a notebook runs (kernel/culling.py's "why your kernel went").
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -106,6 +109,13 @@ class CellWatch:
 
 
 _current: weakref.WeakKeyDictionary[Any, CellWatch] = weakref.WeakKeyDictionary()
+_next_cell: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()  # see tell_next_cell
+
+
+def tell_next_cell(km: Any, text: str) -> None:
+    """Tell text, once, under the next cell a notebook runs on km's kernel (through its websocket)."""
+    _next_cell.setdefault(km, []).append(text)
+    _follow_shell(km)
 
 
 def _follow_shell(km: Any) -> None:
@@ -134,8 +144,13 @@ def _hook(km: Any, connection: Any) -> None:
     def on_send(msg_list: list[Any], status: object) -> None:
         watch = _current.get(km)
         header = _header(msg_list)
-        if watch is not None and header is not None:
+        if header is None:
+            return
+        if watch is not None:
             watch.sent(header)
+        if header.get("msg_type") == "execute_request":
+            for text in _next_cell.pop(km, []):
+                tell_clients(km, text, header)
 
     with contextlib.suppress(Exception):  # a stream closed meanwhile: nothing to follow
         stream.on_send(on_send)
@@ -158,6 +173,15 @@ def _raw(frame: Any) -> bytes:
     return bytes(frame.bytes if isinstance(frame, zmq.Frame) else frame)
 
 
+def pace_restarter(km: Any, interval: float) -> None:
+    """Check the container every interval seconds: jupyter_client started its restarter at its own pace."""
+    restarter = getattr(km, "_restarter", None)
+    if restarter is not None and restarter.time_to_dead > interval > 0:
+        restarter.stop()
+        restarter.time_to_dead = interval
+        restarter.start()
+
+
 def tell_clients(km: Any, text: str, parent: dict[str, Any]) -> int:
     """Write text as stderr to every websocket open on this kernel; returns how many got it.
 
@@ -173,3 +197,46 @@ def tell_clients(km: Any, text: str, parent: dict[str, Any]) -> int:
             write(text, parent)
             told += 1
     return told
+
+
+class DeathNotice:
+    """One kernel's notices: follows which cell runs, and tells why each container ended that nobody ended."""
+
+    def __init__(self, kernel_id: str | None, log: logging.Logger | Any) -> None:
+        self.kernel_id = kernel_id
+        self.log = log
+        self.last: str | None = None  # kernel/death.py's paragraph for this kernel's last unexpected end
+        self._cells: CellWatch | None = None
+        self._explained: str | None = None  # the container whose end was already told
+
+    def watch(self, km: Any, connection_info: Any) -> None:
+        """Follow which cell runs on a (re)started kernel; its ports may be new, so subscribe again."""
+        self.stop()
+        try:
+            url = f"tcp://{connection_info['ip']}:{connection_info['iopub_port']}"
+            self._cells = CellWatch(km, url, self.log)
+        except Exception as exc:  # without it the paragraph still reaches the log, only not the cell
+            self.log.warning("dockyard: cannot follow kernel %s's iopub: %s", self.kernel_id, exc)
+
+    def stop(self) -> None:
+        if self._cells is not None:
+            self._cells.close()
+            self._cells = None
+
+    async def explain(self, km: Any, client: docker.DockerClient, cid: str, name: str) -> None:
+        """An end nobody asked for (not a shutdown or restart): tell the server log and the notebook why, once."""
+        if self._explained == cid:
+            return
+        self._explained = cid
+        if km is None or getattr(km, "shutting_down", False):
+            return
+        ended = await asyncio.to_thread(read, client, cid, name)
+        if ended is None:
+            return
+        self.last = death.paragraph(ended)
+        self.log.error("dockyard: kernel %s: %s", self.kernel_id, self.last)
+        header = self._cells.header if self._cells is not None else {}
+        try:
+            tell_clients(km, self.last, header)
+        except Exception as exc:  # a closed websocket must not stop the restart that follows
+            self.log.warning("dockyard: could not tell kernel %s's clients why it died: %s", self.kernel_id, exc)

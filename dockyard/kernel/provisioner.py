@@ -28,11 +28,11 @@ from ..config import Settings, load_settings
 from ..engine.containers import remove_quietly
 from ..errors import DockyardError
 from ..options import GPU_MODES, NETWORK_MODES
-from . import cold_start, connection_file, death, death_notice, exit_sweep, gpu_lease, signals
-from .cold_start import Heartbeat, Launch, PortTakenError, engine_call
-from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv
-from .pool import pooled as pool
-from .pool.keeper import PoolKeeper
+from . import cold_start, connection_file, death_notice, exit_sweep, gpu_lease, signals
+from .cold_start import Heartbeat, PortTakenError, engine_call
+from .container import CONNECTION_FILE, KernelContainer, container_argv
+from .pool import claim as pool_claim
+from .pool.pooled import Claimed
 from .reaper import reap, remove_run_dir
 from .target import KernelTarget, Request, for_start
 
@@ -81,9 +81,6 @@ class DockerProvisioner(LocalProvisioner):
     _private_file: Path | None = None
     _pool_dir: Path | None = None  # the run directory of a claimed pooled container
     _launched: bool = False  # restarts start cold: they keep the kernel's ports and key, as clients expect
-    _cells: death_notice.CellWatch | None = None  # which cell runs, for the paragraph when the kernel dies
-    _explained: str | None = None  # the container whose unexpected end was already told
-    last_death: str | None = None  # kernel/death.py's paragraph for this kernel's last unexpected end
 
     def __init__(self, **kwargs: Any) -> None:
         # A typo in kernel.json should fail loudly, not become a traitlets deprecation warning.
@@ -102,6 +99,12 @@ class DockerProvisioner(LocalProvisioner):
                 fix=f"gpu is one of {', '.join(GPU_MODES)}, network one of {', '.join(NETWORK_MODES)}; sizes are "
                 "strings such as '8g', cpus and startup_timeout are numbers",
             ) from None
+        self._notice = death_notice.DeathNotice(self.kernel_id, self.log)  # which cell runs; why it died
+
+    @property
+    def last_death(self) -> str | None:
+        """kernel/death.py's paragraph for this kernel's last unexpected end."""
+        return self._notice.last
 
     @property
     def has_process(self) -> bool:
@@ -122,17 +125,7 @@ class DockerProvisioner(LocalProvisioner):
     # --- start -----------------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        km = self.parent
-        if km is None:
-            raise DockyardError(
-                "DockerProvisioner needs a KernelManager parent", fix="start the kernel through jupyter_client"
-            )
-        if km.transport != "tcp":
-            raise DockyardError(
-                f"Container kernels use the tcp transport, not {km.transport}",
-                fix="remove the KernelManager.transport setting",
-            )
-        check_loopback(km.ip)
+        cold_start.check_manager(self.parent)
         extra = list(kwargs.get("extra_arguments") or [])
         # jupyter_client calls pre_launch again on every restart (same provisioner). Resolve again each time,
         # so a restart runs what a fresh start would: the image of the spec's current content tag (a
@@ -162,14 +155,30 @@ class DockerProvisioner(LocalProvisioner):
         exit_sweep.register()  # this process now owns a container: it goes when the process does
         await asyncio.to_thread(engine_call, self._take_gpus, env)
         kc = self._kernel_container(cmd, cwd, env)
-        if first and await asyncio.to_thread(self._claim_pooled, kc):
-            return self.connection_info
+        claimed = None
+        if first and self._gpus.pooled_ok:  # a pooled container holds no GPU lease (docs/gpu.md)
+            claimed = await asyncio.to_thread(
+                pool_claim.take, self.docker_client, kc, self.parent, self.settings.kernels.pool, self.log
+            )
+        if claimed is not None:
+            self._adopt(claimed, kc)
+        else:
+            kc = await self._start_cold(kc, cmd, cwd, env)
+            self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, kc.name, kc.image)
+        self.cwd = str(cwd)
+        if self._gpus.pooled_ok:
+            pool_claim.keep(kc, self.kernel_spec, self.settings.kernels.pool, self.log)
+        self._notice.watch(self.parent, self.connection_info)
+        return self.connection_info
+
+    async def _start_cold(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
+        """Create and start the container, on new ports while another process took one; returns the one started."""
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             try:
                 self.container_name = kc.name
                 await asyncio.to_thread(engine_call, self._start_with_gpu_fallback, kc, cmd, cwd, env)
                 await self._wait_until_ready()
-                break
+                return kc
             except PortTakenError as exc:
                 if attempt == _PORT_ATTEMPTS:
                     await self._abandon_start()
@@ -181,11 +190,7 @@ class DockerProvisioner(LocalProvisioner):
             except BaseException:
                 await self._abandon_start()
                 raise
-        self.cwd = str(cwd)
-        self.log.info("dockyard: kernel %s runs in container %s (%s)", self.kernel_id, kc.name, kc.image)
-        self._keep_pool(kc)
-        self._watch_cells()
-        return self.connection_info
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _kernel_container(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> KernelContainer:
         """The container of one start attempt; writes the private connection file it needs, if any."""
@@ -197,15 +202,7 @@ class DockerProvisioner(LocalProvisioner):
             km.connection_file, self._target.network, km.curve_publickey is not None
         )
         self._private_file = path if private else None
-        launch = Launch(
-            kernel_id=self.kernel_id or "unknown",
-            cmd=cmd,
-            cwd=cwd,
-            env=env,
-            kernelspec_env=self.kernel_spec.env or {},
-            key=km.session.key.decode("utf-8", "replace") if km.session.key else "",
-            ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),  # type: ignore[literal-required]
-        )
+        launch = cold_start.launch_of(km, self.connection_info, self.kernel_spec.env or {}, cmd, cwd, env)
         return self._gpus.apply(cold_start.kernel_container(self._target, launch, path, writable))
 
     def _take_gpus(self, env: dict[str, str]) -> None:
@@ -240,12 +237,7 @@ class DockerProvisioner(LocalProvisioner):
     async def _wait_until_ready(self) -> None:
         assert self.parent is not None
         assert self.container_id is not None
-        km = self.parent
-        hb = Heartbeat(
-            url=f"tcp://{self.connection_info['ip']}:{self.connection_info['hb_port']}",
-            curve=(km.curve_secretkey, km.curve_publickey) if km.curve_publickey is not None else None,
-            timeout=float(self.startup_timeout),
-        )
+        hb = Heartbeat.of(self.parent, self.connection_info, float(self.startup_timeout))
         t = self._target
         what = f"{t.ref}, image {t.image}" if t else "dockyard kernel"
         await cold_start.wait_until_ready(
@@ -273,51 +265,22 @@ class DockerProvisioner(LocalProvisioner):
 
     # --- the warm pool (kernel/pool/) ---------------------------------------------------------
 
-    def _claim_pooled(self, kc: KernelContainer) -> bool:
-        """Take a ready pooled container for this kernel, if one fits exactly; False: start cold."""
-        assert self.parent is not None
-        if self.parent.curve_publickey is not None or self.settings.kernels.pool.size <= 0 or not self._gpus.pooled_ok:
-            return False  # CurveZMQ keys are the KernelManager's own; a pooled container holds no GPU lease
-        try:
-            claimed = pool.claim(self.docker_client, kc, new_name=kc.name)
-        except Exception as exc:  # the pool must never stop a kernel from starting
-            self.log.warning("dockyard: could not use the kernel pool: %s", exc)
-            claimed = None
-        if claimed is None:
-            return False
+    def _adopt(self, claimed: Claimed, kc: KernelContainer) -> None:
+        """The kernel runs in a pooled container claimed for it, with the pool's ports and key."""
         self._drop_private_file()  # the pooled container has its own connection file
         self.container_id, self.container_name, self._pool_dir = claimed.id, claimed.name, claimed.run_dir
         # The pool chose the ports and key: hand back those pre_launch reserved; the KernelManager takes the
         # pool's (jupyter_client reconciles its connection file with what launch_kernel returns).
         connection_file.return_ports(self.connection_info)
-        info = dict(claimed.connection_info)
-        info["key"] = str(info["key"]).encode()
-        self.connection_info = info  # type: ignore[assignment]
-        self.cwd = str(kc.cwd)
+        self.connection_info = pool_claim.connection_info(claimed)
         self.log.info("dockyard: kernel %s runs in pooled container %s (%s)", self.kernel_id, kc.name, kc.image)
-        self._keep_pool(kc)
-        self._watch_cells()
-        return True
 
     def pool_request(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[KernelContainer, tuple[str, ...]]:
         """The cold container this provisioner would start after pre_launch, and the modules a pooled twin
         imports: what `dockyard kernels pool fill` fills for (kernel/pool/fill.py)."""
         kc = self._kernel_container(cmd, Path(os.path.realpath(cwd)), env)
         self._drop_private_file()
-        return kc, self._pool_modules()
-
-    def _pool_modules(self) -> tuple[str, ...]:
-        framework = str((self.kernel_spec.metadata.get("dockyard") or {}).get("framework", ""))
-        return pool.FRAMEWORK_MODULES.get(framework, ())
-
-    def _keep_pool(self, kc: KernelContainer) -> None:
-        """Refill the pool behind this kernel (in the background); not for leased GPUs (docs/gpu.md)."""
-        if not self._gpus.pooled_ok:
-            return
-        try:
-            PoolKeeper.instance().want(kc, self._pool_modules(), self.settings.kernels.pool)
-        except Exception as exc:
-            self.log.warning("dockyard: could not schedule the kernel pool: %s", exc)
+        return kc, pool_claim.modules(self.kernel_spec)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -327,50 +290,13 @@ class DockerProvisioner(LocalProvisioner):
         state, code = await asyncio.to_thread(cold_start.state, self.docker_client, self.container_id, self.log)
         if state in ("running", "unknown"):
             return None  # an engine hiccup is not a dead kernel: the restarter would start a storm
-        if state == "exited" and self._explained != self.container_id:
-            await self._explain_death(self.container_id)
+        if state == "exited":  # why it died (kernel/death.py), told once per container
+            await self._notice.explain(self.parent, self.docker_client, self.container_id, str(self.container_name))
         return code
-
-    # --- why it died (kernel/death.py) ---------------------------------------------------------
 
     async def post_launch(self, **kwargs: Any) -> None:
         await super().post_launch(**kwargs)
-        # jupyter_client started the restarter just before this hook, at its own pace: set ours.
-        restarter = getattr(self.parent, "_restarter", None)
-        if restarter is not None and restarter.time_to_dead > self.poll_interval > 0:
-            restarter.stop()
-            restarter.time_to_dead = self.poll_interval
-            restarter.start()
-
-    def _watch_cells(self) -> None:
-        """Follow which cell runs (see kernel/death_notice.py); the ports may be new, so subscribe again."""
-        self._stop_watching_cells()
-        try:
-            url = f"tcp://{self.connection_info['ip']}:{self.connection_info['iopub_port']}"
-            self._cells = death_notice.CellWatch(self.parent, url, self.log)
-        except Exception as exc:  # without it the paragraph still reaches the log, only not the cell
-            self.log.warning("dockyard: cannot follow kernel %s's iopub: %s", self.kernel_id, exc)
-
-    def _stop_watching_cells(self) -> None:
-        if self._cells is not None:
-            self._cells.close()
-            self._cells = None
-
-    async def _explain_death(self, cid: str) -> None:
-        """An end nobody asked for (not a shutdown or restart): tell the server log and the notebook why."""
-        self._explained = cid
-        if self.parent is None or getattr(self.parent, "shutting_down", False):
-            return
-        ended = await asyncio.to_thread(death_notice.read, self.docker_client, cid, str(self.container_name))
-        if ended is None:
-            return
-        self.last_death = death.paragraph(ended)
-        self.log.error("dockyard: kernel %s: %s", self.kernel_id, self.last_death)
-        header = self._cells.header if self._cells is not None else {}
-        try:
-            death_notice.tell_clients(self.parent, self.last_death, header)
-        except Exception as exc:  # a closed websocket must not stop the restart that follows
-            self.log.warning("dockyard: could not tell kernel %s's clients why it died: %s", self.kernel_id, exc)
+        death_notice.pace_restarter(self.parent, self.poll_interval)
 
     async def wait(self) -> int | None:
         if self.container_id is None:
@@ -393,7 +319,7 @@ class DockerProvisioner(LocalProvisioner):
 
     async def cleanup(self, restart: bool = False) -> None:
         if not restart:
-            self._stop_watching_cells()
+            self._notice.stop()
         await self._remove_container()
         await asyncio.to_thread(self._gpus.release, self.docker_client)  # restarts take a lease again
         await super().cleanup(restart=restart)  # returns cached ports unless restarting

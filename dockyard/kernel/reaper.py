@@ -18,10 +18,10 @@ from pathlib import Path
 
 import docker
 import docker.errors
-from docker.models.containers import Container
 from jupyter_core.paths import jupyter_runtime_dir
 
-from ..labels import LABEL_KERNEL_ID, LABEL_OWNER, LABEL_POOL_DIR
+from ..engine.containers import Listed, owned, remove_quietly
+from ..labels import LABEL_OWNER, LABEL_POOL_DIR
 
 log = logging.getLogger(__name__)
 _UNKNOWN = "?"
@@ -105,7 +105,7 @@ def reap(client: docker.DockerClient, timeout: float = 30.0) -> list[str]:
     Returns only when every container it set out to remove is gone, also one whose removal someone else had
     already begun (the engine answers 409 and finishes it later): a caller that counts afterwards sees the end.
     """
-    listed = client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
+    listed = owned(client)
     doomed = [c for c in listed if (owner := container_owner(c.labels)) and owner_gone(owner)]
     for c in doomed:
         log.info("removing orphaned kernel container %s (owner %s is gone)", c.name, container_owner(c.labels))
@@ -122,26 +122,17 @@ def reap(client: docker.DockerClient, timeout: float = 30.0) -> list[str]:
 def remove_owned(client: docker.DockerClient, owner: str, timeout: float = 15.0) -> list[str]:
     """Remove every kernel container `owner` holds now: its kernels, the pooled containers it filled and no
     other process claimed, the pooled ones it claimed; returns their names once they are gone."""
-    listed = client.containers.list(all=True, filters={"label": LABEL_KERNEL_ID})
-    return remove_containers(client, [c for c in listed if container_owner(c.labels) == owner], timeout=timeout)
+    return remove_containers(client, [c for c in owned(client) if container_owner(c.labels) == owner], timeout=timeout)
 
 
-def remove_containers(client: docker.DockerClient, containers: list[Container], timeout: float) -> list[str]:
+def remove_containers(client: docker.DockerClient, containers: list[Listed], timeout: float) -> list[str]:
     """Force-remove containers (with a pooled one's run directory), in parallel, and wait until each is gone
     or timeout seconds have passed; returns the names of those this call removed."""
     if not containers:
         return []
 
-    def remove(c: Container) -> bool:
-        try:
-            c.remove(force=True)
-            ours = True
-        except docker.errors.NotFound:
-            ours = False  # removed meanwhile (its owner's clean-up, or another reaper)
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: removal already in progress; wait for it below
-                raise
-            ours = False
+    def remove(c: Listed) -> bool:
+        ours = remove_quietly(client, c.id)  # False: removed meanwhile (its owner, another reaper); waited for below
         if LABEL_POOL_DIR in c.labels:
             remove_run_dir(Path(c.labels[LABEL_POOL_DIR]))
         return ours
@@ -151,7 +142,7 @@ def remove_containers(client: docker.DockerClient, containers: list[Container], 
     done: dict[int, bool] = {}
     errors: list[BaseException] = []
 
-    def work(i: int, c: Container) -> None:
+    def work(i: int, c: Listed) -> None:
         try:
             done[i] = remove(c)
         except BaseException as exc:
@@ -164,7 +155,7 @@ def remove_containers(client: docker.DockerClient, containers: list[Container], 
         t.join(timeout)
     if errors:
         raise errors[0]
-    wait_gone(client, [str(c.id) for c in containers], timeout)
+    wait_gone(client, [c.id for c in containers], timeout)
     return [c.name for i, c in enumerate(containers) if done.get(i)]
 
 

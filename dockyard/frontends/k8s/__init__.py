@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...emit import jupyter
-from ...generated import Tree
+from ...generated import Tree, marked
 from ...specs import Spec
 from ...specs.stacks import Stack
 from . import cluster, gateway, jupyterhub, kernelspecs, launcher_image, pipeline
@@ -58,16 +58,7 @@ def render_all(specs: list[Spec], stacks: list[Stack], options: K8sOptions) -> d
 
 def owned(folder: Path) -> list[Path]:
     """Files dockyard wrote under folder: its marker within the first lines (hand-written files are never touched)."""
-    found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        try:
-            with path.open("rb") as f:
-                head = f.read(400)
-        except OSError:
-            continue
-        if MARKER.encode() in head:
-            found.append(path)
-    return found
+    return marked(sorted(p for p in folder.rglob("*") if p.is_file()), MARKER, at_start=False)
 
 
 def tree(specs: list[Spec], stacks: list[Stack], out_dir: Path, options: K8sOptions) -> Tree:

@@ -40,7 +40,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from ... import engine
 from ...engine import capabilities
-from ...engine.containers import remove_quietly
+from ...engine.containers import owned, remove_quietly
 from ...labels import LABEL_ENV, LABEL_OWNER, LABEL_POOL_DIR, LABEL_POOL_KEY, LABEL_VARIANT
 from ..container import PORT_NAMES, RUN_DIR, KernelContainer, create_kwargs
 from ..reaper import remove_run_dir
@@ -249,13 +249,11 @@ def _status(client: docker.DockerClient, cid: str) -> str:
 def listing(client: docker.DockerClient) -> list[Pooled]:
     """Every pooled container on the engine (any owner), claimed ones included, oldest first."""
     out = []
-    for c in client.api.containers(all=True, filters={"label": LABEL_POOL_KEY}):
-        labels = c.get("Labels") or {}
-        run_dir = Path(labels.get(LABEL_POOL_DIR, "/nonexistent"))
-        name = (c.get("Names") or ["/?"])[0].lstrip("/")
-        if c.get("State") != "running":
+    for c in owned(client, LABEL_POOL_KEY):
+        run_dir = Path(c.labels.get(LABEL_POOL_DIR, "/nonexistent"))
+        if c.state != "running":
             state = "exited"
-        elif _exists(run_dir / "taken") or not name.startswith(UNCLAIMED_PREFIX):
+        elif _exists(run_dir / "taken") or not c.name.startswith(UNCLAIMED_PREFIX):
             state = "claimed"
         elif _exists(run_dir / "ready"):
             state = "ready"
@@ -263,15 +261,15 @@ def listing(client: docker.DockerClient) -> list[Pooled]:
             state = "starting"
         out.append(
             Pooled(
-                id=c["Id"],
-                name=name,
-                env_name=labels.get(LABEL_ENV, "?"),
-                variant=labels.get(LABEL_VARIANT, "?"),
-                key=labels.get(LABEL_POOL_KEY, ""),
+                id=c.id,
+                name=c.name,
+                env_name=c.labels.get(LABEL_ENV, "?"),
+                variant=c.labels.get(LABEL_VARIANT, "?"),
+                key=c.labels.get(LABEL_POOL_KEY, ""),
                 run_dir=run_dir,
-                owner=labels.get(LABEL_OWNER, ""),
+                owner=c.labels.get(LABEL_OWNER, ""),
                 state=state,
-                created=float(c.get("Created", 0)),
+                created=c.created,
             )
         )
     return sorted(out, key=lambda p: p.created)
@@ -316,17 +314,16 @@ def claim(client: docker.DockerClient, cold: KernelContainer, *, new_name: str) 
     environment; None when none fits or the handover fails (the caller then starts cold)."""
     key = pool_key(cold)
     try:
-        found = client.api.containers(filters={"label": f"{LABEL_POOL_KEY}={key}", "status": "running"})
+        found = owned(client, f"{LABEL_POOL_KEY}={key}", running=True)
     except (docker.errors.DockerException, requests.exceptions.RequestException):
         return None
-    for c in sorted(found, key=lambda c: c.get("Created", 0)):
-        name = (c.get("Names") or ["/?"])[0].lstrip("/")
-        run_dir = Path((c.get("Labels") or {}).get(LABEL_POOL_DIR, "/nonexistent"))
+    for c in sorted(found, key=lambda c: c.created):
+        name, run_dir = c.name, Path(c.labels.get(LABEL_POOL_DIR, "/nonexistent"))
         if not name.startswith(UNCLAIMED_PREFIX) or not _exists(run_dir / "ready"):
             continue
         if not _take(run_dir, cold.owner):
             continue
-        cid = str(c["Id"])
+        cid = c.id
         try:
             info = json.loads((run_dir / "host.json").read_text())
             pooled_env = json.loads((run_dir / "pool.json").read_text())["env"]
