@@ -7,6 +7,11 @@ LABEL_VARIANT = "org.dockyard.variant"
 # On images only.
 LABEL_HASH = "org.dockyard.hash"
 LABEL_GPU = "org.dockyard.gpu"
+# What a notebook stamp needs from an image (provenance/identity.py), so it never depends on the checkout's
+# current lock: sha256 of the lock's text, the framework as NAME==VERSION, the CUDA wheels as a JSON object.
+LABEL_LOCK_SHA256 = "org.dockyard.lock-sha256"
+LABEL_FRAMEWORK = "org.dockyard.framework"
+LABEL_CUDA_WHEELS = "org.dockyard.cuda-wheels"
 # On kernel containers only.
 LABEL_KERNEL_ID = "org.dockyard.kernel-id"
 # "HOST:PID:START" of the process that owns the kernel (see reaper.owner_id); never any secret.

@@ -23,6 +23,8 @@ COMMANDS = {
     "lock": "lock_cmd",
     "build": "build_cmd",
     "images": "build_cmd",
+    "diff": "provenance_cmd",
+    "stamp": "provenance_cmd",
     "kernels": "kernels_cmd",
     "devcontainer": "devcontainer_cmd",
     "compose": "compose_cmd",

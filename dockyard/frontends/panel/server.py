@@ -33,6 +33,7 @@ from ...errors import DockyardError
 from ...kernel import culling, figures
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
+from ...provenance import save_hook
 from . import environments, kernels
 from .builds import BuildJob, Builds
 
@@ -250,3 +251,4 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
     serverapp.log.info("dockyard panel API at %s", api)
     _start_culling(serverapp)
+    save_hook.install(serverapp)  # notebooks saved through this server get their environment's stamp

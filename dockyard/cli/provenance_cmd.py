@@ -1,0 +1,120 @@
+"""`dockyard diff A B` (two environments' packages) and `dockyard stamp NOTEBOOK...` (write the stamp)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..emit.terminal import safe as escape  # every value from a file is shown inert
+from ..errors import DockyardError
+from ..provenance import operands
+from ..provenance.diff import Change, compare
+from .shared import SubParsers, add_build_flags, build_options, console
+
+if TYPE_CHECKING:
+    import docker
+
+OPERANDS = (
+    "ENV:VARIANT (the checkout's lock), ENV:VARIANT@REV (its lock at a git revision), a content tag "
+    "(dockyard/ENV:VARIANT-HASH), a lock file, or a stamped notebook (.ipynb)"
+)
+
+
+def register(sub: SubParsers) -> None:
+    p = sub.add_parser("diff", help="packages added, removed and changed between two environments")
+    p.add_argument("a", metavar="A", help=OPERANDS)
+    p.add_argument("b", metavar="B", help="the same kinds as A")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    add_build_flags(p)
+    p.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("stamp", help="write the provenance stamp (metadata.dockyard) into notebooks")
+    s.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK")
+    s.add_argument("--ref", metavar="NAME[:VARIANT]", help="the environment (default: the notebook's kernelspec)")
+    s.set_defaults(func=cmd_stamp)
+
+
+def _client_factory() -> operands.ClientFactory:
+    """The engine, asked at most once and only when an operand needs an image; None when it is down."""
+    made: list[docker.DockerClient | None] = []
+
+    def get() -> docker.DockerClient | None:
+        if not made:
+            from .. import engine
+
+            try:
+                made.append(engine.client())
+            except DockyardError:
+                made.append(None)
+        return made[0]
+
+    return get
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    options, client = build_options(args), _client_factory()
+    a, b = operands.resolve(args.a, options, client), operands.resolve(args.b, options, client)
+    result = compare(a.pins, b.pins)
+    size = b.image_size - a.image_size if a.image_size is not None and b.image_size is not None else None
+    if args.json:
+        answer = {"a": a.to_json(), "b": b.to_json(), "same_lock": a.lock_sha256 == b.lock_sha256}
+        print(json.dumps({**answer, "packages": result.to_json(), "image_size_change": size}, indent=2))
+        return 0
+    for name, side in (("A", a), ("B", b)):
+        tag = f", {side.content_tag}" if side.content_tag else ""
+        shown_size = f", {side.image_size / 1e6:.0f} MB" if side.image_size is not None else ""
+        console.print(
+            f"{name}: {escape(side.label)} (lock {side.lock_sha256[:12]} from {escape(side.source)}"
+            f"{escape(tag)}{shown_size})",
+            soft_wrap=True,
+        )
+    if result.same:
+        console.print(f"[green]same packages[/] ({result.unchanged})")
+    for change in result.changes:
+        console.print(_line(change), soft_wrap=True)
+    if result.cuda:
+        console.print("[bold yellow]CUDA wheels changed:[/] " + escape(", ".join(_short(c) for c in result.cuda)))
+    if size is not None:
+        console.print(f"image size: {size / 1e6:+.0f} MB")
+    console.print(result.summary())
+    return 0
+
+
+def _short(change: Change) -> str:
+    return f"{change.name} {change.old or '∅'} → {change.new or '∅'}"
+
+
+def _line(change: Change) -> str:
+    mark = {"added": "[green]+[/]", "removed": "[red]-[/]", "changed": "[yellow]~[/]"}[change.kind]
+    return f"{mark} {escape(_short(change))}" + (" [bold](CUDA)[/]" if change.cuda else "")
+
+
+def cmd_stamp(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from ..provenance.save_hook import stamp_notebook
+
+    failed = 0
+    for path in args.notebooks:
+        try:
+            notebook = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise DockyardError(f"Cannot read the notebook {path} ({exc})", fix="name a saved .ipynb file") from None
+        before = json.dumps(notebook.get("metadata", {}).get("dockyard"), sort_keys=True)
+        stamp = stamp_notebook(notebook, ref=args.ref)
+        if stamp is None:
+            failed += 1
+            console.print(
+                f"[red]not stamped[/] {escape(str(path))}: its kernel is not a dockyard kernel whose image is built "
+                "here (name one with --ref)",
+                soft_wrap=True,
+            )
+            continue
+        if before == json.dumps(stamp.to_json(), sort_keys=True):  # no churn: the file is not touched
+            console.print(f"[green]unchanged[/] {escape(str(path))} ({escape(stamp.content_tag)})", soft_wrap=True)
+            continue
+X
+        console.print(f"[green]stamped[/] {escape(str(path))} ({escape(stamp.content_tag)})", soft_wrap=True)
+    return 1 if failed else 0
