@@ -115,6 +115,7 @@ def cmd_stamp(args: argparse.Namespace) -> int:
         if before == json.dumps(stamp.to_json(), sort_keys=True):  # no churn: the file is not touched
             console.print(f"[green]unchanged[/] {escape(str(path))} ({escape(stamp.content_tag)})", soft_wrap=True)
             continue
-X
+        # nbformat's own layout, as Jupyter saves it
+        nbformat.write(nbformat.from_dict(notebook), str(path))  # type: ignore[no-untyped-call]
         console.print(f"[green]stamped[/] {escape(str(path))} ({escape(stamp.content_tag)})", soft_wrap=True)
     return 1 if failed else 0
