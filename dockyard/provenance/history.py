@@ -45,10 +45,11 @@ def in_history(path: Path, digest: str) -> FoundLock | None:
     top = git(repo, "rev-parse", "--show-toplevel")
     if top is None:
         return None
-    rel = path.resolve().relative_to(Path(top.strip()).resolve()).as_posix()
-    log = git(repo, "log", f"--max-count={MAX_COMMITS}", "--format=%H", "--", rel)
+    root = Path(top.strip())
+    rel = path.resolve().relative_to(root.resolve()).as_posix()
+    log = git(root, "log", f"--max-count={MAX_COMMITS}", "--format=%H", "--", rel)  # pathspecs: from the top
     for commit in (log or "").split():
-        text = show(repo, commit, rel)
+        text = show(root, commit, rel)
         if text is not None and lock_digest(text) == digest:
             return FoundLock(text, commit)
     return None

@@ -8,9 +8,11 @@ unless token-authenticated. Engine and spec work runs in worker threads, so the 
     GET  /dockyard/api/environments/ENV:VAR    one of them (404 with the message for an unknown one)
     GET  /dockyard/api/builds                  builds of this server's lifetime
     POST /dockyard/api/builds  {"ref": "ENV:VAR", "rebuild": false}   → 202 (or 200: already running)
+                                   + "tag": "dockyard/ENV:VAR-HASH": only if that is what it builds (else 409)
     GET  /dockyard/api/builds/ID               one build's state and events
     GET  /dockyard/api/builds/ID/events?after=N   server-sent events, from event N on, until the build ends
     GET  /dockyard/api/kernels                 this server's kernel containers: CPU, memory/limit, PIDs, GPU, notebook
+    GET  /dockyard/api/provenance?path=NB      a notebook's stamp against this machine (provenance_api.py)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ...kernel import culling, figures
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
 from ...provenance import save_hook
-from . import environments, kernels
+from . import environments, kernels, provenance_api
 from .builds import BuildJob, Builds
 
 AUTH_RESOURCE = "dockyard"
@@ -90,13 +92,17 @@ class BuildsHandler(_Base):
             raise self.fail(400, f'The request body is not JSON ({exc}). Fix: send {{"ref": "ENV:VARIANT"}}.') from None
         if not isinstance(body, dict) or not isinstance(body.get("ref"), str) or not body["ref"].strip():
             raise self.fail(400, 'The request needs a JSON object with "ref", e.g. {"ref": "pytorch:cpu"}.')
-        unknown = sorted(set(body) - {"ref", "rebuild"})
+        unknown = sorted(set(body) - {"ref", "rebuild", "tag"})
         if unknown:
-            raise self.fail(400, f'Unknown field(s) {", ".join(unknown)}. Fix: send only "ref" and "rebuild".')
+            raise self.fail(400, f'Unknown field(s) {", ".join(unknown)}. Fix: send only "ref", "rebuild", "tag".')
         rebuild = body.get("rebuild", False)
         if not isinstance(rebuild, bool):
             raise self.fail(400, f'"rebuild" must be true or false, not {rebuild!r}.')
         try:
+            if isinstance(body.get("tag"), str):  # a stamp's exact tag (provenance): refuse to build another
+                why_not = await asyncio.to_thread(provenance_api.check_exact, body["ref"].strip(), body["tag"])
+                if why_not:
+                    raise self.fail(409, why_not)
             job, created = self.builds.start(body["ref"].strip(), rebuild=rebuild)
         except DockyardError as exc:
             raise self.fail(404, exc.text) from None
@@ -246,6 +252,7 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         (url_path_join(api, "builds", r"(\w+)"), BuildHandler),
         (url_path_join(api, "builds", r"(\w+)", "events"), BuildEventsHandler),
         (url_path_join(api, "kernels"), KernelsHandler),
+        *provenance_api.handlers(api),
         (url_path_join(api, "(.*)"), NotFoundHandler),
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
