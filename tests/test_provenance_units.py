@@ -52,7 +52,7 @@ def test_a_malformed_stamp_is_refused_naming_the_field(settings, change, fragmen
     found = errors(bad)
     assert found
     assert any(fragment in e for e in found), found
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"metadata\.dockyard"):
         read({"metadata": {"dockyard": bad}})
 
 
@@ -84,7 +84,8 @@ def test_image_labels_carry_the_stamp(settings) -> None:
         )
     cuda = identity.from_plan(_plan(settings, "pytorch:cuda"))
     cpu = identity.from_plan(_plan(settings, "pytorch:cpu"))
-    assert cuda is not None and cpu is not None
+    assert cuda is not None
+    assert cpu is not None
     assert "nvidia-cudnn-cu13" in cuda.cuda_wheels
     assert cpu.cuda_wheels == {}
     assert cpu.framework == "pytorch"
