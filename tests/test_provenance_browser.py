@@ -34,8 +34,12 @@ pytestmark = [pytest.mark.engine, pytest.mark.browser]
 
 
 def test_a_missing_environment_is_built_exactly_from_the_panel(
-    tmp_envs, lab_factory, page, built, docker_client
-) -> None:  # noqa: F811
+    tmp_envs,
+    lab_factory,  # noqa: F811 (the browser tests' fixtures, imported)
+    page,  # noqa: F811
+    built,
+    docker_client,
+) -> None:
     built("minimal:cpu")  # its layers make the throwaway build quick
     name = f"provpanel-{uuid.uuid4().hex[:8]}"
     (tmp_envs / f"{name}.yaml").write_text(
