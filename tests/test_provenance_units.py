@@ -192,3 +192,18 @@ def test_ref_at_revision_and_history_lookup(env_repo, capsys) -> None:
     assert "comm 0.2.3 → 0.2.4" in capsys.readouterr().out
     assert dockyard_main(["diff", "provunit:cpu@no-such-rev", "provunit:cpu"]) == 2
     assert "no lock of provunit:cpu at revision" in capsys.readouterr().err
+
+
+def test_workspace_scan_finds_stamped_tags_and_skips_hidden_folders(tmp_path) -> None:
+    from dockyard.provenance.workspace import stamped_tags
+
+    def write(rel: str, metadata: dict) -> None:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"cells": [], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}))
+
+    write("a/one.ipynb", {"dockyard": {"content_tag": "dockyard/x:cpu-000000000001"}})
+    write(".ipynb_checkpoints/one-checkpoint.ipynb", {"dockyard": {"content_tag": "dockyard/x:cpu-000000000002"}})
+    write("plain.ipynb", {})
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    assert stamped_tags(tmp_path) == {"dockyard/x:cpu-000000000001": tmp_path / "a" / "one.ipynb"}
