@@ -25,6 +25,7 @@ COMMANDS = {
     "images": "build_cmd",
     "diff": "provenance_cmd",
     "stamp": "provenance_cmd",
+    "upgrade": "provenance_cmd",
     "kernels": "kernels_cmd",
     "devcontainer": "devcontainer_cmd",
     "compose": "compose_cmd",

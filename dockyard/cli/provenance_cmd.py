@@ -30,6 +30,25 @@ def register(sub: SubParsers) -> None:
     add_build_flags(p)
     p.set_defaults(func=cmd_diff)
 
+    u = sub.add_parser(
+        "upgrade",
+        help="build the spec's current image beside the old one, run the example notebooks in it (nbval), then "
+        "move the alias dockyard/ENV:VARIANT; --rollback moves it back",
+    )
+    u.add_argument("ref", metavar="NAME[:VARIANT]")
+    u.add_argument(
+        "--notebook",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="a notebook the new image must pass (repeatable; default: notebooks/common and notebooks/NAME)",
+    )
+    u.add_argument("--no-gate", action="store_true", help="move the alias without running the notebooks")
+    u.add_argument("--rollback", action="store_true", help="move the alias back to the image before the last upgrade")
+    add_build_flags(u)
+    u.set_defaults(func=cmd_upgrade)
+
     s = sub.add_parser("stamp", help="write the provenance stamp (metadata.dockyard) into notebooks")
     s.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK")
     s.add_argument("--ref", metavar="NAME[:VARIANT]", help="the environment (default: the notebook's kernelspec)")
@@ -119,3 +138,31 @@ def cmd_stamp(args: argparse.Namespace) -> int:
         nbformat.write(nbformat.from_dict(notebook), str(path))  # type: ignore[no-untyped-call]
         console.print(f"[green]stamped[/] {escape(str(path))} ({escape(stamp.content_tag)})", soft_wrap=True)
     return 1 if failed else 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    from .. import engine, specs
+    from ..images.plan import make_plan
+    from ..provenance import upgrade
+
+    spec, variant = specs.resolve(args.ref)
+    options = build_options(args)
+    plan = make_plan(spec, variant, options)
+    client = engine.client(timeout=600)
+    if args.rollback:
+        back = upgrade.rollback(client, plan)
+        console.print(
+            f"[green]rolled back[/] {escape(plan.alias)} → {escape(back.new_tag)} (was {escape(back.old_tag)})"
+        )
+        return 0
+    notebooks = args.notebook or upgrade.example_notebooks(plan)
+    console.print(f"upgrading {variant.ref}: {len(notebooks)} notebook(s) gate the alias", soft_wrap=True)
+    done = upgrade.upgrade(client, plan, options, notebooks, gate=not args.no_gate)
+    console.print(escape(done.gate_output), soft_wrap=True)
+    was = (
+        f" (was {escape(done.old_tag)}; 'dockyard upgrade {variant.ref} --rollback' moves it back)"
+        if done.old_tag
+        else ""
+    )
+    console.print(f"[green]upgraded[/] {escape(plan.alias)} → {escape(done.new_tag)}{was}", soft_wrap=True)
+    return 0
