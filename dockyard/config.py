@@ -67,6 +67,8 @@ class BuildOptions:
 @dataclass(frozen=True)
 class KernelOptions:
     gpu: str = "auto"
+    gpus: str = "all"  # which GPUs (gpu/choice.py); all but "all" take a lease (gpu/ledger.py)
+    gpu_wait: int = 0  # s in the GPU queue; 0: refuse at once
     network: str = "host"
     workspace_root: Path | None = None
     auto_build: bool = False
@@ -95,10 +97,26 @@ class PoolOptions:
 
 
 @dataclass(frozen=True)
+class RegistryOptions:
+    """The registry images are shared through (registry/, docs/registry.md); host None: no registry."""
+
+    host: str | None = None
+    prefix: str | None = None  # repository path before dockyard/ENV ("team/ml")
+    ca_cert: Path | None = None  # the CA its TLS certificate is signed by (else the system's trust store)
+    pull_first: bool = False  # build: pull the content tag before building
+
+    def remote(self, local: str) -> str:
+        """The registry's name of a local image name (dockyard/ENV:TAG → HOST/PREFIX/dockyard/ENV:TAG)."""
+        assert self.host is not None
+        return "/".join(p for p in (self.host, self.prefix, local) if p)
+
+
+@dataclass(frozen=True)
 class Settings:
     build: BuildOptions
     kernels: KernelOptions
     source: str
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
 
 
 def _config_path() -> Path:
@@ -163,10 +181,14 @@ def load_settings() -> Settings:
     )
     kernels = KernelOptions(
         gpu=v["kernels.gpu"],
+        gpus=v["kernels.gpus"],
+        gpu_wait=v["kernels.gpu_wait"],
         network=v["kernels.network"],
         workspace_root=v["kernels.workspace_root"],
         auto_build=v["kernels.auto_build"],
         pool=pool,
         cull=CullOptions(**{key: v[f"kernels.cull.{key}"] for key in CullOptions.__dataclass_fields__}),
     )
-    return Settings(build=build, kernels=kernels, source=str(cfg_path) if cfg_path.exists() else "defaults")
+    registry = RegistryOptions(**{key: v[f"registry.{key}"] for key in RegistryOptions.__dataclass_fields__})
+    source = str(cfg_path) if cfg_path.exists() else "defaults"
+    return Settings(build=build, kernels=kernels, source=source, registry=registry)

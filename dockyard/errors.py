@@ -64,3 +64,9 @@ class StackError(DockyardError):
 
 class ComposeError(DockyardError):
     """Docker Compose is missing, or a compose project failed to start, finish or verify."""
+
+
+class RegistryError(DockyardError):
+    """A registry refused, could not be reached, lacks a tag, or served an image whose labels do not match."""
+
+    exit_code = 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import hostfiles
-from .errors import ConfigError, shown
+from .errors import ConfigError, DockyardError, shown
 
 # The allowed values of the enumerated settings, here only (the schema, env variables and kernelspecs use them).
 GPU_MODES = ("auto", "off", "required")
@@ -25,6 +25,10 @@ PULL_POLICIES = ("missing", "never")
 # Index URLs are written into the Dockerfile and pip.conf: no spaces or line breaks (as for specs' own indexes).
 URL_PATTERN = r"^(https?|file)://\S+$"
 SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)?[kmgKMG]?$"
+# A registry as image references name it: HOST[:PORT] (the distribution reference grammar's domain), and the
+# repository path components after it (lower case, separators inside).
+REGISTRY_HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:[0-9]{1,5})?$"
+REPOSITORY_PREFIX_PATTERN = r"^[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*){0,8}$"
 # What Docker accepts as an image reference (name[:tag][@digest]), loosely: enough to keep spaces, newlines,
 # quotes and other Dockerfile-breaking text out of the FROM line an override is written into.
 _IMAGE_REF = re.compile(r"[a-z0-9][A-Za-z0-9._/:@-]{0,254}")
@@ -55,6 +59,38 @@ def ca_path(value: str | Path, origin: str) -> Path:
             fix="give a PEM file or a directory of PEM files",
         )
     return hostfiles.ca_source(resolved, origin)  # a regular file of bounded size (not /dev/zero), or a folder
+
+
+def ca_file(value: str, origin: str) -> Path:
+    """One PEM file (the registry's CA: requests verifies against a file)."""
+    path = ca_path(value, origin)
+    if not path.is_file():
+        raise ConfigError(f"{origin}: {shown(value)} is not a file", fix="give the CA certificate's PEM file")
+    return path
+
+
+def _matching(pattern: str, what: str, fix: str) -> Callable[[str, str], str]:
+    """A check of (value, origin) against pattern: the value, or one paragraph naming what it is not."""
+
+    def check(value: str, origin: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ConfigError(f"{origin}: {shown(value)} is not a {what}", fix=fix)
+        return value
+
+    return check
+
+
+registry_host = _matching(
+    REGISTRY_HOST_PATTERN,
+    "registry host",
+    "give HOST or HOST:PORT without scheme or path, e.g. registry.example.com:5000 (the path goes into "
+    "registry.prefix)",
+)
+repository_prefix = _matching(
+    REPOSITORY_PREFIX_PATTERN,
+    "repository path",
+    "give lower-case path components separated by '/', e.g. team/ml (no leading or trailing '/')",
+)
 
 
 def wheelhouse_path(value: str, origin: str) -> Path:
@@ -198,8 +234,38 @@ class Kind:
         return Kind({"type": "integer", "minimum": 0, "maximum": most}, read)
 
     @staticmethod
+    def gpu_choice() -> Kind:
+        """A GPU choice (gpu/choice.py: all, any-free, 2, device:0,2, shared@0.25, ...), checked when read."""
+
+        def read(text: str, origin: str) -> str:
+            from .gpu.choice import parse  # the docker SDK's types: only when the setting is given
+
+            try:
+                parse(text, origin)
+            except DockyardError as exc:
+                raise ConfigError(exc.problem, fix=exc.fix) from None
+            return text
+
+        return Kind({"type": "string"}, read, read)
+
+    @staticmethod
     def size() -> Kind:
         return Kind({"type": "string", "pattern": SIZE_PATTERN}, lambda text, _name: text)
+
+    @staticmethod
+    def registry_host() -> Kind:
+        return Kind({"type": "string", "pattern": REGISTRY_HOST_PATTERN}, registry_host, registry_host)
+
+    @staticmethod
+    def repository_prefix() -> Kind:
+        return Kind({"type": "string", "pattern": REPOSITORY_PREFIX_PATTERN}, repository_prefix, repository_prefix)
+
+    @staticmethod
+    def pem_file() -> Kind:
+        def read(value: str, origin: str) -> Path | None:
+            return ca_file(value, origin) if value else None
+
+        return Kind({"type": "string"}, read, read)
 
     @staticmethod
     def overrides() -> Kind:
@@ -346,11 +412,61 @@ OPTIONS: tuple[Option, ...] = (
         example='DOCKYARD_BASE_OVERRIDES="a=b,c=d"',
     ),
     Option(
+        "registry.host",
+        ("DOCKYARD_REGISTRY",),
+        Kind.registry_host(),
+        None,
+        "the registry teammates share images through (`dockyard push`/`pull`, docs/registry.md); credentials come "
+        "from Docker's own config and credential store (`docker login HOST`)",
+        example="DOCKYARD_REGISTRY=registry.example.com:5000",
+    ),
+    Option(
+        "registry.prefix",
+        ("DOCKYARD_REGISTRY_PREFIX",),
+        Kind.repository_prefix(),
+        None,
+        "repository path in that registry before `dockyard/ENV` (e.g. `team/ml`)",
+    ),
+    Option(
+        "registry.ca_cert",
+        ("DOCKYARD_REGISTRY_CA_CERT",),
+        Kind.pem_file(),
+        None,
+        "the site CA the registry's TLS certificate is signed by (dockyard checks the registry with it; the engine "
+        "trusts it from `/etc/docker/certs.d/HOST/ca.crt`)",
+    ),
+    Option(
+        "registry.pull_first",
+        ("DOCKYARD_PULL_FIRST",),
+        Kind.flag(),
+        False,
+        "`dockyard build` (and the panel) pull the content tag from the registry before building "
+        "(`build --pull-first`)",
+        example="DOCKYARD_PULL_FIRST=1",
+    ),
+    Option(
         "kernels.gpu",
         ("DOCKYARD_GPU",),
         Kind.choice(GPU_MODES, "GPU mode"),
         "auto",
         "GPUs for kernels: `auto` (when the spec wants one and the engine gives one), `off`, `required`",
+    ),
+    Option(
+        "kernels.gpus",
+        ("DOCKYARD_GPUS",),
+        Kind.gpu_choice(),
+        "all",
+        "which GPUs a GPU kernel gets: `all`, `any-free`, a count, `device:0,2`, UUIDs, `shared[:DEVICE][@SHARE]`; "
+        "all but `all` take a lease (docs/gpu.md, Choosing and sharing)",
+        example="DOCKYARD_GPUS=any-free",
+    ),
+    Option(
+        "kernels.gpu_wait",
+        ("DOCKYARD_GPU_WAIT",),
+        Kind.seconds(),
+        0,
+        "seconds a kernel start waits in the GPU queue when its GPUs are held (0: refuse at once, naming the holders)",
+        example="DOCKYARD_GPU_WAIT=600",
     ),
     Option(
         "kernels.network",

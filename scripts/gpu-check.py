@@ -11,7 +11,9 @@ against the CPU). For the first PyTorch variant, the kernel figures (docs/resour
 a kernel holds, and Jupyter's culler with dockyard's GPU timeout must shut down the kernel holding GPU memory
 and keep one that holds none. Then the same kernel with DOCKYARD_GPU=off must see no GPU at all, and the
 minimal-cuda dev container, started with the devcontainers CLI and the gpuAvailability doctor recommends,
-must see the GPU.
+must see the GPU. Leases (docs/gpu.md, Choosing and sharing): with DOCKYARD_GPUS=any-free, N kernels on an N-device
+machine run at once and each sees exactly one device in `nvidia-smi -L`, all different; kernel N+1 is refused
+with the paragraph naming the holders.
 Every container it starts is removed. Exit code 0 only when every check passed; paste the output into the
 issue when you report a result.
 """
@@ -19,6 +21,7 @@ issue when you report a result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -105,10 +110,27 @@ def run_in_kernel(kernel_name: str, code: str, jupyter_path: Path, cwd: Path, en
     """Start the kernel as Jupyter would, run code, return its stdout; the kernel (and container) is shut down."""
     from jupyter_client import KernelManager
 
+    with _environment(jupyter_path, env):
+        return _run(KernelManager(kernel_name=kernel_name), code, cwd)
+
+
+@contextlib.contextmanager
+def _environment(jupyter_path: Path, env: dict[str, str]) -> Iterator[None]:
+    """JUPYTER_PATH and env set for the block (kernel starts read them), as they were afterwards."""
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", *env)}
     os.environ["JUPYTER_PATH"] = str(jupyter_path)
     os.environ.update(env)
-    km = KernelManager(kernel_name=kernel_name)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run(km: Any, code: str, cwd: Path) -> str:
     try:
         km.start_kernel(cwd=str(cwd))
         kc = km.client()
@@ -128,11 +150,6 @@ def run_in_kernel(kernel_name: str, code: str, jupyter_path: Path, cwd: Path, en
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 async def _figures_and_cull(kernel_name: str, jupyter_path: Path, root: Path) -> None:
@@ -184,6 +201,77 @@ async def _figures_and_cull(kernel_name: str, jupyter_path: Path, root: Path) ->
     finally:
         for kid in km.list_kernel_ids():
             await km.shutdown_kernel(kid, now=True)
+
+
+SMI_LIST = """
+import json, subprocess
+r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+print(json.dumps({"lines": [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]}))
+"""
+
+
+def _stdout_of(km: object, code: str) -> str:
+    """The last line a running kernel prints for code."""
+    kc = km.client()  # type: ignore[attr-defined]
+    kc.start_channels()
+    out: list[str] = []
+    try:
+        kc.execute_interactive(
+            code,
+            timeout=120,
+            output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+        )
+    finally:
+        kc.stop_channels()
+    return "".join(out).strip().splitlines()[-1]
+
+
+def check_leases(kernel_name: str, jupyter_path: Path, cwd: Path, verdict: gpu.Verdict) -> None:
+    """N kernels with any-free on N devices: each sees one device, all distinct; kernel N+1 is refused."""
+    from jupyter_client import KernelManager
+
+    n = len(verdict.devices)
+    if n == 0:
+        record("leases", False, "the probe listed no devices (nvidia-smi -L)")
+        return
+    env = {"DOCKYARD_GPUS": "any-free", "DOCKYARD_GPU_WAIT": "0", "DOCKYARD_POOL_SIZE": "0"}
+    managers: list[KernelManager] = []
+    with _environment(jupyter_path, env), contextlib.ExitStack() as stack:
+        stack.callback(_shut_down, managers)
+        _lease_checks(kernel_name, cwd, n, managers)
+
+
+def _shut_down(managers: list[Any]) -> None:
+    for km in managers:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+
+
+def _lease_checks(kernel_name: str, cwd: Path, n: int, managers: list[Any]) -> None:
+    from jupyter_client import KernelManager
+
+    try:
+        seen: list[list[str]] = []
+        for _ in range(n):
+            km = KernelManager(kernel_name=kernel_name)
+            managers.append(km)
+            km.start_kernel(cwd=str(cwd))
+        for km in managers:  # all N run at once while each looks
+            seen.append(json.loads(_stdout_of(km, SMI_LIST))["lines"])
+        one_each = all(len(lines) == 1 for lines in seen)
+        distinct = len({lines[0] for lines in seen if lines}) == n
+        record(f"{n} kernels, any-free: one distinct device each", one_each and distinct, json.dumps(seen))
+        extra = KernelManager(kernel_name=kernel_name)
+        try:
+            extra.start_kernel(cwd=str(cwd))
+            record(f"kernel {n + 1} refused", False, "it started")
+        except DockyardError as exc:
+            record(f"kernel {n + 1} refused", "is held by" in exc.text, exc.text)
+        finally:
+            if extra.has_kernel:
+                extra.shutdown_kernel(now=True)
+    except DockyardError as exc:
+        record("leases", False, exc.text)
 
 
 def check_devcontainer(verdict: gpu.Verdict) -> None:
@@ -239,6 +327,7 @@ def main() -> int:
         jupyter_path = Path(tmp) / "jupyter"
         off_checked = False
         figures_checked = False
+        leases_checked = False
         for s, v in pairs:
             if v.cuda is not None:
                 problems = gpu.check(v.cuda, verdict.gpus, v.ref)
@@ -262,6 +351,9 @@ def main() -> int:
                 import asyncio
 
                 asyncio.run(_figures_and_cull(name, jupyter_path, Path(tmp)))
+            if not leases_checked:  # once: leases do not depend on the framework
+                leases_checked = True
+                check_leases(name, jupyter_path, Path(tmp), verdict)
             if not off_checked:  # once is enough: gpu: off is the same rule for every variant
                 off_checked = True
                 off = json.loads(run_in_kernel(name, HIDDEN, jupyter_path, Path(tmp), {"DOCKYARD_GPU": "off"}))

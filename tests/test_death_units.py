@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+from jupyter_client.session import Session
+
 from dockyard.kernel import death, death_notice
 
 
@@ -94,3 +99,94 @@ def test_tell_clients_writes_to_each_websocket_connection_through_its_restart_ca
     assert death_notice.tell_clients(km, "why", {"msg_id": "m1"}) == 2
     assert a.sent == b.sent == [("why", {"msg_id": "m1"})]
     assert death_notice.tell_clients(_KM(None), "why", {}) == 0
+
+
+# --- which cell: the shell requests the server sent, then iopub (CellWatch) ---------------------------------
+
+
+class _Stream:
+    """The part of a ZMQStream the hook uses: one send callback."""
+
+    def __init__(self) -> None:
+        self._send_callback = None
+
+    def on_send(self, callback) -> None:
+        self._send_callback = callback
+
+    def send(self, header: dict) -> None:  # as Session.send frames it: identity, delimiter, signature, header, ...
+        self._send_callback([b"ident", b"<IDS|MSG>", b"sig", json.dumps(header).encode(), b"{}", b"{}", b"{}"], None)
+
+
+class _Shell:
+    def __init__(self) -> None:
+        self.channels = {"shell": _Stream()}
+
+    def on_kernel_restarted(self) -> None:
+        pass
+
+
+class _WatchedKM:
+    def __init__(self) -> None:
+        self._restarter = _Restarter()
+        self.session = Session(key=b"k")
+
+    def add_restart_callback(self, f, event: str = "restart") -> None:
+        self._restarter.callbacks[event].append(f)
+
+
+def _request(msg_id: str) -> dict:
+    return {"msg_id": msg_id, "msg_type": "execute_request", "session": "s"}
+
+
+def _status(km: _WatchedKM, state: str, parent: dict) -> list[bytes]:
+    msg = km.session.msg("status", {"execution_state": state}, parent=parent)
+    return km.session.serialize(msg)
+
+
+def test_the_cell_that_died_is_the_oldest_sent_request_not_yet_idle_even_before_iopub_said_busy():
+    async def scenario() -> None:
+        km = _WatchedKM()
+        early = _Shell()
+        km.add_restart_callback(early.on_kernel_restarted)  # a connection open before the kernel's start
+        watch = death_notice.CellWatch(km, "tcp://127.0.0.1:9", None)
+        late = _Shell()
+        km.add_restart_callback(late.on_kernel_restarted)  # one that connects afterwards is hooked as it registers
+        try:
+            early.channels["shell"].send(_request("a"))
+            late.channels["shell"].send(_request("b"))
+            late.channels["shell"].send({"msg_id": "c", "msg_type": "complete_request"})  # not a cell
+            assert watch.header["msg_id"] == "a"  # no iopub yet: a kernel killed within milliseconds
+            watch._on_iopub(_status(km, "busy", _request("a")))
+            watch._on_iopub(_status(km, "idle", _request("a")))
+            assert watch.header["msg_id"] == "b"
+            watch._on_iopub(_status(km, "busy", _request("b")))
+            watch._on_iopub(_status(km, "idle", _request("b")))
+            assert watch.header["msg_id"] == "b"  # nothing pending: the one iopub last saw busy
+            early.channels["shell"].send(_request("d"))
+            early.channels["shell"].send(_request("e"))
+            watch._on_iopub(_status(km, "busy", _request("e")))  # d's idle was missed: it ended all the same
+            assert watch.header["msg_id"] == "e"
+        finally:
+            watch.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restart_moves_the_hooks_to_the_new_watch_and_forgets_the_dead_kernels_requests():
+    async def scenario() -> None:
+        km = _WatchedKM()
+        conn = _Shell()
+        first = death_notice.CellWatch(km, "tcp://127.0.0.1:9", None)
+        km.add_restart_callback(conn.on_kernel_restarted)
+        conn.channels["shell"].send(_request("a"))
+        first.close()
+        second = death_notice.CellWatch(km, "tcp://127.0.0.1:9", None)  # the restarted kernel's
+        try:
+            assert second.header == {}
+            conn.channels["shell"].send(_request("b"))
+            assert second.header["msg_id"] == "b"
+            assert first.header["msg_id"] == "a"
+        finally:
+            second.close()
+
+    asyncio.run(scenario())

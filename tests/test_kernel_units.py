@@ -89,6 +89,10 @@ class _FakeContainers:
         raise docker.errors.NotFound(cid)
 
 
+# The reaper also frees GPU leases (gpu/ledger.py, tests/test_gpu_leases.py): these engines hold none.
+_NO_LEASES = type("Api", (), {"containers": staticmethod(lambda **kw: [])})()
+
+
 def test_reaper_judges_owners_by_pid_and_start_time():
     dead_pid = subprocess.Popen(["true"])
     dead_pid.wait()
@@ -100,7 +104,7 @@ def test_reaper_judges_owners_by_pid_and_start_time():
         _FakeContainer("pid-reused", f"{host}:{os.getpid()}:1"),  # our PID, someone else's start time
         _FakeContainer("unlabelled", "garbage"),
     ]
-    client = type("C", (), {"containers": _FakeContainers(fakes)})()
+    client = type("C", (), {"containers": _FakeContainers(fakes), "api": _NO_LEASES})()
     assert sorted(reap(client)) == ["dead", "pid-reused"]
     assert [f.name for f in fakes if f.removed] == ["dead", "pid-reused"]
 
@@ -130,7 +134,7 @@ def test_gc_returns_only_when_what_it_removes_is_gone():
     dead.wait()
     slow = _SlowToGo("in-progress", f"{socket.gethostname()}:{dead.pid}:12345", polls=5)
     fakes = [_FakeContainer("dead", f"{socket.gethostname()}:{dead.pid}:12345"), slow]
-    client = type("C", (), {"containers": _FakeContainers(fakes)})()
+    client = type("C", (), {"containers": _FakeContainers(fakes), "api": _NO_LEASES})()
     assert reap(client) == ["dead"]  # the other one was someone else's removal, but reap waited for it
     assert slow.polls < 0, "reap returned while a container it was removing still existed"
 
@@ -155,7 +159,7 @@ def test_remove_owned_takes_this_process_kernels_and_pool_not_others_claims(tmp_
         pooled("mine-claimed-by-them", me, other),
         pooled("theirs-claimed-by-me", other, me),
     ]
-    client = type("C", (), {"containers": _FakeContainers(fakes)})()
+    client = type("C", (), {"containers": _FakeContainers(fakes), "api": _NO_LEASES})()
     assert sorted(remove_owned(client, me)) == ["my-drained", "my-kernel", "my-unclaimed", "theirs-claimed-by-me"]
     assert sorted(f.name for f in fakes if not f.removed) == ["mine-claimed-by-them", "their-kernel"]
 

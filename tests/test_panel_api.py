@@ -184,6 +184,8 @@ def test_xsrf_is_enforced_on_post(server) -> None:
         ("POST", "/builds", '{"ref": "  "}', 400, '"ref"'),
         ("POST", "/builds", '{"ref": "minimal:cpu", "rebuild": "yes"}', 400, '"rebuild" must be true or false'),
         ("POST", "/builds", '{"ref": "minimal:cpu", "force": true}', 400, "Unknown field(s) force"),
+        ("POST", "/builds", '{"ref": "minimal:cpu", "pull": 1}', 400, '"pull" must be true or false'),
+        ("GET", "/registry/nope:cpu", None, 404, "No environment named 'nope'"),
         ("POST", "/builds", '{"ref": "nope:cpu"}', 404, "No environment named 'nope'"),
         ("GET", "/builds/0123456789ab", None, 404, "No build with id '0123456789ab'"),
         ("GET", "/builds/0123456789ab/events?after=x", None, 400, "'after' must be an event number"),

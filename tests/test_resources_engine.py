@@ -47,7 +47,9 @@ def server(tmp_path, docker_client, built) -> Iterator[tuple[JupyterProc, Path]]
     finally:
         stop_jupyter(srv)
         leftovers = remove_leftovers(docker_client, srv.proc.pid, wait=10)
-        assert not leftovers, f"kernel containers outlived their server: {leftovers}"
+        assert not leftovers, (
+            f"kernel containers outlived their server (exit {srv.proc.returncode}): {leftovers}\n{srv.log_tail()}"
+        )
 
 
 async def _stderr_of_cell(srv: JupyterProc, kernel_id: str, code: str, want: str, timeout: float) -> tuple[str, float]:

@@ -7,6 +7,9 @@ the real daemon keeps running for the other tests.
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,3 +99,38 @@ def test_container_kernel_session_runs_code_and_leaves_no_container(server_facto
     assert remove_leftovers(docker_client, server.proc.pid, wait=15) == [], (
         "DELETE /api/sessions left the container running"
     )
+
+
+def test_sigterm_while_a_kernel_restarts_waits_for_it_then_exits_leaving_nothing(jupyter_path, tmp_path, docker_client):
+    """jupyter_client's shutdown raises InvalidStateError for a kernel mid-restart, which used to leave the server
+    running after SIGTERM with its containers (kernel/shutdown_guard.py). The kernel's container is killed from
+    outside; its restart is slowed by a 3 s sleep in argv, and SIGTERM lands inside it."""
+    spec = json.loads((jupyter_path / "kernels" / "dockyard-minimal-cpu" / "kernel.json").read_text())
+    spec["argv"] = ["sh", "-c", 'sleep 3; exec "$@"', "kernel", *spec["argv"]]
+    slow = jupyter_path / "kernels" / "minimal-slow-start"
+    slow.mkdir()
+    (slow / "kernel.json").write_text(json.dumps(spec))
+    server = _start_server(jupyter_path, tmp_path / "server")
+    try:
+        r = server.new_session("minimal-slow-start")
+        assert r.status_code == 201, f"{r.text}\n{server.log_tail()}"
+        kernel_id = r.json()["kernel"]["id"]
+        assert server.execute(kernel_id, "print('up')").strip() == "up"
+        [container] = docker_client.containers.list(filters={"label": f"{LABEL_KERNEL_ID}={kernel_id}"})
+        container.kill()
+        deadline = time.monotonic() + 30
+        while "restarting kernel" not in server.log.read_text():
+            assert time.monotonic() < deadline, f"the restarter never noticed the kill:\n{server.log_tail()}"
+            time.sleep(0.05)
+        server.proc.send_signal(signal.SIGTERM)  # within the restart's 3 s sleep
+        try:
+            code = server.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the server hung after SIGTERM during a restart:\n{server.log_tail()}") from None
+        assert code == 0, server.log_tail()
+        assert "InvalidStateError" not in server.log.read_text(), server.log_tail()
+        assert "shutting it down once its container has started" in server.log.read_text()
+    finally:
+        _stop_server(server)
+        leftovers = remove_leftovers(docker_client, server.proc.pid, wait=10)
+        assert not leftovers, f"kernel containers outlived their server: {leftovers}\n{server.log_tail()}"

@@ -20,6 +20,7 @@ from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
 from ..provenance.workspace import stamped_tags
+from ..registry import transfer
 from .progress import RichReporter
 from .shared import SubParsers, add_build_flags, build_options, console
 
@@ -41,6 +42,13 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="leave Jupyter's kernelspecs alone (by default a build installs or refreshes its kernel wherever "
         "dockyard kernels are installed)",
+    )
+    p.add_argument(
+        "--pull-first",
+        action="store_true",
+        default=None,
+        help="pull the content tag from the registry (registry.host) before building; build when it has none "
+        "(setting: registry.pull_first)",
     )
     add_build_flags(p)
     p.set_defaults(func=cmd_build)
@@ -88,7 +96,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         if plan.lock_error is not None:
             raise plan.lock_error
     client = engine.client(timeout=3600)
+    registry = load_settings().registry
+    pull_first = bool(registry.host) and (args.pull_first or registry.pull_first) and not args.rebuild
+    if args.pull_first and not registry.host:
+        console.print("[yellow]--pull-first: no registry is configured (registry.host), building[/]")
     for plan in plans:
+        if pull_first and transfer.pull_first(client, plan, registry, _say):
+            if not args.no_kernels:
+                _offer_kernel(plan)
+            continue
         with RichReporter(console, plan.variant.ref, verbose=args.verbose) as reporter:
             result = build(client, plan, options, reporter, rebuild=args.rebuild)
         if result.built:
@@ -103,6 +119,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.devcontainer_gpu and any(p.variant.gpu != "none" for p in plans):
         _devcontainer_gpu_advice(client)
     return 0
+
+
+def _say(line: str) -> None:
+    console.print(escape(line), soft_wrap=True)
 
 
 def _gb(size: int) -> str:

@@ -13,7 +13,7 @@ import docker
 from rich.table import Table
 
 from .. import engine, paths, specs
-from ..config import BuildOptions
+from ..config import BuildOptions, load_settings
 from ..emit import shell
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import ComposeError
@@ -33,6 +33,7 @@ from ..frontends.compose_run import (
 from ..generated import Tree
 from ..images.build import build
 from ..images.plan import make_plan
+from ..registry import transfer
 from ..specs.stacks import load_all_stacks
 from .progress import RichReporter
 from .shared import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
@@ -124,17 +125,23 @@ def _build_envs(target: Target, options: BuildOptions) -> dict[str, str]:
     else:
         wanted["lab"] = target.lab
     client = engine.client(timeout=3600)
+    registry = load_settings().registry
     tags: dict[str, str] = {}
     done: dict[str, str] = {}
     for name, (spec, variant) in wanted.items():
         if variant.ref not in done:
             plan = make_plan(spec, variant, options)
-            with RichReporter(console, variant.ref) as reporter:
-                result = build(client, plan, options, reporter)
-            console.print(f"[green]{'built' if result.built else 'up to date'}[/] {result.tag}", soft_wrap=True)
-            done[variant.ref] = result.tag
+            if not (registry.pull_first and transfer.pull_first(client, plan, registry, _say)):
+                with RichReporter(console, variant.ref) as reporter:
+                    result = build(client, plan, options, reporter)
+                console.print(f"[green]{'built' if result.built else 'up to date'}[/] {result.tag}", soft_wrap=True)
+            done[variant.ref] = plan.tag
         tags[name] = done[variant.ref]
     return tags
+
+
+def _say(line: str) -> None:
+    console.print(escape(line), soft_wrap=True)
 
 
 def _wait_jobs(client: docker.DockerClient, target: Target, project: str, deadline: float) -> None:

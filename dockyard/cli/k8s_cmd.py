@@ -12,14 +12,17 @@ import subprocess
 from typing import Any
 
 from .. import engine, paths, specs
+from ..config import load_settings
 from ..emit.terminal import safe as escape  # the one way a value reaches the terminal
 from ..errors import DockyardError, shown
 from ..frontends import k8s
 from ..frontends.k8s.launcher_build import build_launcher
+from ..frontends.k8s.launcher_image import launcher_alias
 from ..frontends.k8s.manifest_parts import GPU_RESOURCE, K8sOptions
 from ..frontends.k8s.orphans import SELECTOR, orphans
 from ..images.build import build
 from ..images.plan import make_plan
+from ..registry import transfer
 from ..specs.stacks import load_all_stacks
 from .progress import RichReporter
 from .shared import SubParsers, add_build_flags, add_generate_flags, build_options, console, sync_generated
@@ -51,7 +54,11 @@ def register(sub: SubParsers) -> None:
     )
     p.set_defaults(func=cmd_generate)
 
-    p = c_sub.add_parser("build", help="build environment images and their launcher images (<image>-gp)")
+    p = c_sub.add_parser(
+        "build",
+        help="build environment images and their launcher images (<image>-gp); with registry.host set, push both "
+        "(the cluster pulls them: 'k8s generate --registry HOST[/PREFIX]')",
+    )
     p.add_argument("refs", nargs="+", metavar="ENV[:VARIANT]")
     add_build_flags(p)
     p.set_defaults(func=cmd_build)
@@ -85,16 +92,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    options = build_options(args)
+    options, registry = build_options(args), load_settings().registry
     client = engine.client(timeout=3600)
     for ref in args.refs:
         spec, variant = specs.resolve(ref)
         plan = make_plan(spec, variant, options)
-        with RichReporter(console, variant.ref) as reporter:
-            result = build(client, plan, options, reporter)
-        tag, built = build_launcher(client, result.tag, plan.alias, options, lambda line: console.print(escape(line)))
-        console.print(f"[green]{'built' if built else 'up to date'}[/] {escape(tag)} (and {escape(plan.alias)}-gp)")
+        if not (registry.pull_first and transfer.pull_first(client, plan, registry, _say)):
+            with RichReporter(console, variant.ref) as reporter:
+                build(client, plan, options, reporter)
+        tag, built = build_launcher(client, plan.tag, plan.alias, options, _say)
+        alias = launcher_alias(plan.alias)
+        console.print(f"[green]{'built' if built else 'up to date'}[/] {escape(tag)} (and {escape(alias)})")
+        if registry.host:  # the nodes pull what the generated manifests name
+            transfer.push(client, plan, registry)
+            transfer.push_image(
+                client, client.images.get(tag), (registry.remote(tag), registry.remote(alias)), registry, _say
+            )
+            console.print(f"[green]pushed[/] {escape(registry.remote(plan.tag))} and {escape(registry.remote(tag))}")
     return 0
+
+
+def _say(line: str) -> None:
+    console.print(escape(line), soft_wrap=True)
 
 
 def _kubectl(*args: str) -> str:

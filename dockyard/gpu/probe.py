@@ -17,6 +17,7 @@ import requests
 from docker.types import DeviceRequest
 
 from ..labels import LABEL_GPU_PROBE
+from .devices import Device, parse_list
 from .requirements import SMI_QUERY, GpuInfo, parse_smi
 
 PROBE_LABEL = LABEL_GPU_PROBE
@@ -55,11 +56,13 @@ class ProbeResult:
     error: str = ""  # the engine's refusal, or nvidia-smi's complaint
     gpus: tuple[GpuInfo, ...] = field(default_factory=tuple)
     smi_output: str = ""
+    devices: tuple[Device, ...] = field(default_factory=tuple)  # from `nvidia-smi -L`: what leases are taken of
 
 
 def run(client: docker.DockerClient, image: str, requests_: list[DeviceRequest]) -> ProbeResult:
     """Create, start, wait, remove (always, pass or fail): one container, no network, no privileges."""
-    script = f"command -v nvidia-smi >/dev/null 2>&1 || exit {_NO_SMI}; exec {' '.join(SMI_QUERY)}"
+    # The query's status decides; `-L` (index, UUID, MIG devices: what GPU leases name) follows on success.
+    script = f"command -v nvidia-smi >/dev/null 2>&1 || exit {_NO_SMI}; {' '.join(SMI_QUERY)} && nvidia-smi -L"
     container = None
     try:
         container = client.containers.create(
@@ -94,4 +97,4 @@ def run(client: docker.DockerClient, image: str, requests_: list[DeviceRequest])
         # Typical: "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver".
         error = f"nvidia-smi failed in the container: {first_line(output)}"
         return ProbeResult(ok=False, error=error, smi_output=output)
-    return ProbeResult(ok=True, gpus=tuple(parse_smi(output)), smi_output=output)
+    return ProbeResult(ok=True, gpus=tuple(parse_smi(output)), smi_output=output, devices=tuple(parse_list(output)))

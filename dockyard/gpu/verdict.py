@@ -26,6 +26,7 @@ from ..engine.capabilities import PODMAN_NO_GPU, podman_info
 from ..engine.gpu_info import EngineView, cdi_all, gpus_all, read_info
 from ..labels import LABEL_ENV
 from . import probe
+from .devices import Device
 from .requirements import GpuInfo
 
 CACHE_TTL = 3600.0
@@ -42,6 +43,7 @@ class Verdict:
     gpus: tuple[GpuInfo, ...] = field(default_factory=tuple)
     engine: str = ""  # EngineView.summary()
     checked_at: float = 0.0
+    devices: tuple[Device, ...] = field(default_factory=tuple)  # one per leasable GPU or MIG device (gpu/devices.py)
 
     @property
     def device_requests(self) -> list[DeviceRequest]:
@@ -52,11 +54,13 @@ class Verdict:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["gpus"] = [asdict(g) for g in self.gpus]
+        data["devices"] = [d.to_json() for d in self.devices]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
-        return cls(**{**data, "gpus": tuple(GpuInfo(**g) for g in data.get("gpus", []))})
+        devices = tuple(Device.from_json(d) for d in data.get("devices", []))  # absent in caches of older versions
+        return cls(**{**data, "gpus": tuple(GpuInfo(**g) for g in data.get("gpus", [])), "devices": devices})
 
 
 def decide(view: EngineView, attempts: list[tuple[str, probe.ProbeResult]]) -> Verdict:
@@ -70,7 +74,14 @@ def decide(view: EngineView, attempts: list[tuple[str, probe.ProbeResult]]) -> V
                 if result.gpus
                 else (result.error or "nvidia-smi not available in the container: driver and card unknown")
             )
-            return Verdict(True, method, f"GPUs attach through {how}: {found}", gpus=result.gpus, engine=engine)
+            return Verdict(
+                True,
+                method,
+                f"GPUs attach through {how}: {found}",
+                gpus=result.gpus,
+                engine=engine,
+                devices=result.devices,
+            )
     errors = "; ".join(f"{m}: {r.error}" for m, r in attempts) or "no probe ran"
     if view.runtime_path and view.docker_desktop:
         reason = f"Docker Desktop lists an 'nvidia' runtime, but a GPU container does not start ({errors})"

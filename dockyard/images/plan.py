@@ -57,18 +57,23 @@ class BuildPlan:
         return stage_tag(self.variant)
 
     @property
+    def lock_sha256(self) -> str:
+        """sha256 of the lock file this build installs ("" without one: build() refuses such a plan)."""
+        return lock_digest(self.lock.text) if self.lock else ""
+
+    @property
     def labels(self) -> dict[str, str]:
         labels = {
             LABEL_ENV: self.spec.name,
             LABEL_VARIANT: self.variant.name,
             LABEL_HASH: self.content_hash,
+            LABEL_LOCK_SHA256: self.lock_sha256,
             LABEL_GPU: self.variant.gpu,
             LABEL_FRAMEWORK: f"{self.spec.framework}=={self.spec.framework_version}",
             "org.opencontainers.image.title": f"{self.spec.display_name} ({self.variant.name})",
             "org.opencontainers.image.base.name": self.base,
         }
         if self.lock is not None:  # a plan without a lock never builds (build() raises lock_error)
-            labels[LABEL_LOCK_SHA256] = lock_digest(self.lock.text)
             labels[LABEL_CUDA_WHEELS] = json.dumps(self.cuda_wheels, sort_keys=True, separators=(",", ":"))
         return labels
 

@@ -28,7 +28,7 @@ from ..config import Settings, load_settings
 from ..engine.containers import remove_quietly
 from ..errors import DockyardError
 from ..options import GPU_MODES, NETWORK_MODES
-from . import cold_start, connection_file, death, death_notice, exit_sweep, signals
+from . import cold_start, connection_file, death, death_notice, exit_sweep, gpu_lease, signals
 from .cold_start import Heartbeat, Launch, PortTakenError, engine_call
 from .container import CONNECTION_FILE, PORT_NAMES, KernelContainer, check_loopback, container_argv
 from .pool import pooled as pool
@@ -57,6 +57,12 @@ class DockerProvisioner(LocalProvisioner):
     shm_size = Unicode(None, allow_none=True, help="size of /dev/shm, e.g. '2g'").tag(config=True)
     memory = Unicode(None, allow_none=True, help="memory limit, e.g. '8g'").tag(config=True)
     cpus = Float(None, allow_none=True, help="CPU limit, e.g. 2.5").tag(config=True)
+    gpus = Unicode(None, allow_none=True, help="which GPUs: any-free, 2, device:0,2, shared, ... (docs/gpu.md)").tag(
+        config=True
+    )
+    gpu_wait = Float(None, allow_none=True, help="seconds to wait in the GPU queue (0: refuse at once)").tag(
+        config=True
+    )
     startup_timeout = Float(60.0, help="seconds to wait for the kernel's heartbeat after the container starts").tag(
         config=True
     )
@@ -87,6 +93,7 @@ class DockerProvisioner(LocalProvisioner):
                 f"Unknown key(s) {', '.join(unknown)} in the kernelspec's metadata.kernel_provisioner.config",
                 fix=f"use only: {', '.join(_CONFIG_KEYS)}",
             )
+        self._gpus = gpu_lease.KernelGpus()  # this kernel's GPU leases (kernel/gpu_lease.py)
         try:
             super().__init__(**kwargs)
         except TraitError as exc:
@@ -153,6 +160,7 @@ class DockerProvisioner(LocalProvisioner):
         env = kwargs.get("env") or {}
         first, self._launched = not self._launched, True
         exit_sweep.register()  # this process now owns a container: it goes when the process does
+        await asyncio.to_thread(engine_call, self._take_gpus, env)
         kc = self._kernel_container(cmd, cwd, env)
         if first and await asyncio.to_thread(self._claim_pooled, kc):
             return self.connection_info
@@ -198,7 +206,12 @@ class DockerProvisioner(LocalProvisioner):
             key=km.session.key.decode("utf-8", "replace") if km.session.key else "",
             ports=tuple(int(self.connection_info[p]) for p in PORT_NAMES),  # type: ignore[literal-required]
         )
-        return cold_start.kernel_container(self._target, launch, path, writable)
+        return self._gpus.apply(cold_start.kernel_container(self._target, launch, path, writable))
+
+    def _take_gpus(self, env: dict[str, str]) -> None:
+        assert self._target is not None
+        req = Request(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Request)})
+        self._gpus.take(self.docker_client, self._target, req, self.settings, self.kernel_id or "?", env, self.log)
 
     def _start_with_gpu_fallback(self, kc: KernelContainer, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         """Start; an optional GPU kernel whose start fails on the GPU request starts again without it."""
@@ -238,6 +251,7 @@ class DockerProvisioner(LocalProvisioner):
 
     async def _abandon_start(self) -> None:
         await self._remove_container()
+        await asyncio.to_thread(self._gpus.release, self.docker_client)
         await super().cleanup(restart=False)  # hand back the ports; the next start allocates new ones
         self.ports_cached = False
 
@@ -259,8 +273,8 @@ class DockerProvisioner(LocalProvisioner):
     def _claim_pooled(self, kc: KernelContainer) -> bool:
         """Take a ready pooled container for this kernel, if one fits exactly; False: start cold."""
         assert self.parent is not None
-        if self.parent.curve_publickey is not None or self.settings.kernels.pool.size <= 0:
-            return False  # CurveZMQ keys are the KernelManager's own: a pooled kernel cannot have them
+        if self.parent.curve_publickey is not None or self.settings.kernels.pool.size <= 0 or not self._gpus.pooled_ok:
+            return False  # CurveZMQ keys are the KernelManager's own; a pooled container holds no GPU lease
         try:
             claimed = pool.claim(self.docker_client, kc, new_name=kc.name)
         except Exception as exc:  # the pool must never stop a kernel from starting
@@ -294,7 +308,9 @@ class DockerProvisioner(LocalProvisioner):
         return pool.FRAMEWORK_MODULES.get(framework, ())
 
     def _keep_pool(self, kc: KernelContainer) -> None:
-        """Refill the pool behind this kernel (in the background)."""
+        """Refill the pool behind this kernel (in the background); not for leased GPUs (docs/gpu.md)."""
+        if not self._gpus.pooled_ok:
+            return
         try:
             PoolKeeper.instance().want(kc, self._pool_modules(), self.settings.kernels.pool)
         except Exception as exc:
@@ -376,6 +392,7 @@ class DockerProvisioner(LocalProvisioner):
         if not restart:
             self._stop_watching_cells()
         await self._remove_container()
+        await asyncio.to_thread(self._gpus.release, self.docker_client)  # restarts take a lease again
         await super().cleanup(restart=restart)  # returns cached ports unless restarting
 
     async def _remove_container(self) -> None:

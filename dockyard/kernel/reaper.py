@@ -112,6 +112,10 @@ def reap(client: docker.DockerClient, timeout: float = 30.0) -> list[str]:
     removed = remove_containers(client, doomed, timeout=timeout)
     kept = {Path(c.labels[LABEL_POOL_DIR]) for c in listed if LABEL_POOL_DIR in c.labels and c not in doomed}
     _sweep_run_dirs(kept)
+    from ..gpu import ledger  # imports this module: at call time
+
+    for name in ledger.reap(client):  # GPU leases of dead owners and vanished kernels (gpu/ledger.py)
+        log.info("released the GPU lease %s (its holder is gone)", name)
     return removed
 
 

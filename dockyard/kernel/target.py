@@ -61,6 +61,8 @@ class Request:
     shm_size: str | None = None
     memory: str | None = None
     cpus: float | None = None
+    gpus: str | None = None  # which GPUs (gpu/choice.py), read by kernel/gpu_lease.py, not here
+    gpu_wait: float | None = None
 
 
 def for_start(

@@ -17,6 +17,7 @@ from ...config import load_settings
 from ...errors import BuildError, DockyardError
 from ...images.build import build
 from ...images.plan import make_plan
+from .registry_pull import pull_instead
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,11 @@ MAX_OUTPUT_EVENTS = 2000
 class BuildJob:
     """One build: state, events, and a wake-up for followers waiting on the server's event loop."""
 
-    def __init__(self, ref: str, loop: asyncio.AbstractEventLoop, rebuild: bool) -> None:
+    def __init__(self, ref: str, loop: asyncio.AbstractEventLoop, rebuild: bool, pull: bool = False) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.ref = ref
         self.rebuild = rebuild
+        self.pull = pull  # "pull instead of build" (registry_pull.py)
         self.state = "running"  # running → succeeded | failed
         self.started = time.time()
         self.events: list[dict[str, Any]] = []
@@ -57,6 +59,10 @@ class BuildJob:
             client = engine.client(timeout=600)
             plan = make_plan(spec, variant, settings.build)
             self._add({"type": "start", "tag": plan.tag})
+            if not self.rebuild and pull_instead(self, client, plan, settings.registry, asked=self.pull):
+                self._offer_kernel(spec, variant)
+                self._finish("succeeded", {"type": "succeeded", "tag": plan.tag, "built": False, "pulled": True})
+                return
             result = build(client, plan, settings.build, self, rebuild=self.rebuild)
             self._offer_kernel(spec, variant)
         except DockyardError as exc:
@@ -129,14 +135,14 @@ class Builds:
     def __init__(self) -> None:
         self._jobs: dict[str, BuildJob] = {}
 
-    def start(self, ref: str, *, rebuild: bool = False) -> tuple[BuildJob, bool]:
+    def start(self, ref: str, *, rebuild: bool = False, pull: bool = False) -> tuple[BuildJob, bool]:
         """A running build of ref if there is one (False), else a new one (True). Call on the event loop."""
         _, variant = specs.resolve(ref)  # a SpecError here is the caller's 4xx
         ref = variant.ref
         for job in self._jobs.values():
             if job.ref == ref and job.state == "running":
                 return job, False
-        job = BuildJob(ref, asyncio.get_running_loop(), rebuild)
+        job = BuildJob(ref, asyncio.get_running_loop(), rebuild, pull)
         self._jobs[job.id] = job
         threading.Thread(target=job.run, name=f"dockyard-build-{ref}", daemon=True).start()
         return job, True

@@ -159,6 +159,7 @@ function render({ model, el }) {
     fatal: null, // a message that replaces the list (server extension missing, no Jupyter server)
     notice: null, // {kind, text}: the last action's outcome
     builds: {}, // ref → {id, state, step, total, text, last, message, failedStep, seq}
+    remote: {}, // ref → /dockyard/api/registry/REF: {registry, remote, has_tag} (only for variants not built here)
     switching: null,
     facts: model.get("facts") || {},
     who: null,
@@ -201,6 +202,7 @@ function render({ model, el }) {
           track(env.ref, env.build, -1); // a build started elsewhere (another tab, before a reload)
         }
       }
+      askRegistry();
     } catch (err) {
       state.fatal =
         err.status === 404
@@ -238,12 +240,28 @@ function render({ model, el }) {
       .finally(() => (build.state === "succeeded" ? load() : draw()));
   }
 
-  async function startBuild(env) {
+  // "Pull instead of build": ask the registry (through the server) about each variant not built here; a row whose
+  // content tag the registry holds gets a Pull button. Without a registry the server answers {registry: null}.
+  async function askRegistry() {
+    const waiting = state.envs.filter((e) => e.image.status !== "built");
+    for (const [i, env] of waiting.entries()) {
+      try {
+        const answer = await api(config, `registry/${encodeURIComponent(env.ref)}`);
+        state.remote[env.ref] = answer;
+        if (answer.has_tag) draw();
+        if (i === 0 && answer.registry === null) return; // no registry configured: ask no more
+      } catch {
+        // the Build button stays; the registry is a shortcut, never a requirement
+      }
+    }
+  }
+
+  async function startBuild(env, pull = false) {
     try {
       const job = await api(config, "builds", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ ref: env.ref }),
+        body: JSON.stringify(pull ? { ref: env.ref, pull: true } : { ref: env.ref }),
       });
       track(env.ref, job.id, -1);
     } catch (err) {
@@ -347,6 +365,13 @@ function render({ model, el }) {
           { class: "dockyard-build", disabled: building || !state.engine || !state.engine.ok, onclick: () => startBuild(env), title: `dockyard build ${env.ref}` },
           env.image.status === "built" ? "Rebuild" : "Build",
         ),
+        env.image.status !== "built" && state.remote[env.ref] && state.remote[env.ref].has_tag
+          ? h(
+              "button",
+              { class: "dockyard-pull", disabled: building || !state.engine || !state.engine.ok, onclick: () => startBuild(env, true), title: `dockyard pull ${env.ref} (from ${state.remote[env.ref].remote})` },
+              "Pull",
+            )
+          : null,
         h(
           "button",
           { class: "dockyard-switch", disabled: !canSwitch, onclick: () => startSwitch(env), title: `switch this notebook to ${env.kernel.display_name}` },
