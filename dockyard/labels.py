@@ -10,6 +10,10 @@ LABEL_GPU = "org.dockyard.gpu"
 # sha256 of the lock file the image installed (registry/verify.py checks it, with LABEL_HASH, before a pulled image
 # is used).
 LABEL_LOCK_SHA256 = "org.dockyard.lock-sha256"
+# What a notebook stamp needs besides (provenance/identity.py), so it never depends on the checkout's current
+# lock: the framework as NAME==VERSION, the lock's CUDA wheels as a JSON object.
+LABEL_FRAMEWORK = "org.dockyard.framework"
+LABEL_CUDA_WHEELS = "org.dockyard.cuda-wheels"
 # On kernel containers only.
 LABEL_KERNEL_ID = "org.dockyard.kernel-id"
 # "HOST:PID:START" of the process that owns the kernel (see reaper.owner_id); never any secret.

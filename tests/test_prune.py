@@ -5,6 +5,7 @@ Only a throwaway environment with a unique name is pruned: the engine is shared 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -78,6 +79,16 @@ def test_prune_keeps_newest_and_in_use_removes_the_rest_and_builds_leave_no_stag
         out = capsys.readouterr().out
         assert f"would remove {tags[1]}" in out
         assert all(find_image(docker_client, t) is not None for t in tags)  # --dry-run removed nothing
+
+        # A stamped notebook in the workspace names the superseded image: prune keeps it (and says why).
+        workspace = tmp_envs.parent / "workspace"
+        (workspace / "sub").mkdir(parents=True)
+        stamped = {"cells": [], "metadata": {"dockyard": {"content_tag": tags[1]}}, "nbformat": 4, "nbformat_minor": 5}
+        (workspace / "sub" / "old.ipynb").write_text(json.dumps(stamped))
+        assert cli.main(["images", "prune", "--dry-run", "--workspace", str(workspace), name]) == 0
+        out = capsys.readouterr().out
+        assert f"keep {tags[1]}" in out
+        assert "old.ipynb names it" in out
 
         assert cli.main(["images", "prune", name]) == 0
         assert find_image(docker_client, tags[0]) is not None, "the image a container uses was removed"

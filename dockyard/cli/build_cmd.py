@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -18,6 +19,7 @@ from ..images import prune
 from ..images.build import build
 from ..images.inventory import image_state
 from ..images.plan import BuildPlan, make_plan
+from ..provenance.workspace import stamped_tags
 from ..registry import transfer
 from .progress import RichReporter
 from .shared import SubParsers, add_build_flags, build_options, console
@@ -62,6 +64,15 @@ def register(sub: SubParsers) -> None:
     )
     prune.add_argument("envs", nargs="*", metavar="NAME", help="only these environments (default: all)")
     prune.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    prune.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="keep the images that stamped notebooks under DIR name (default: the current directory)",
+    )
+    prune.add_argument(
+        "--ignore-stamps", action="store_true", help="remove superseded images even when a stamped notebook names them"
+    )
     add_build_flags(prune)
     prune.set_defaults(func=cmd_prune)
 
@@ -177,7 +188,11 @@ def _current_tags(options: BuildOptions) -> set[str]:
 def cmd_prune(args: argparse.Namespace) -> int:
     options = build_options(args)
     client = engine.client()
-    entries = prune.survey(client, envs=args.envs, current_tags=_current_tags(options))
+    workspace = args.workspace or Path.cwd()
+    stamped = None if args.ignore_stamps else stamped_tags(workspace)
+    if stamped is not None:
+        console.print(f"stamped notebooks under {escape(str(workspace))} name {len(stamped)} image(s)")
+    entries = prune.survey(client, envs=args.envs, current_tags=_current_tags(options), stamped=stamped)
     for e in entries:
         names = ", ".join(e.tags) or e.image.short_id
         if e.keep:

@@ -123,8 +123,18 @@ def _relock_fix(ref: str) -> str:
     return f"run 'dockyard lock {ref}' and commit the lock"
 
 
+def is_cuda_pin(name: str, version: str) -> bool:
+    """A distribution that brings CUDA (by name, or a '+cuXXX' build of a framework)."""
+    return bool(_CUDA_NAMES.match(name) or _CUDA_VERSION.search(version))
+
+
 def cuda_pins(lock: Lock) -> list[str]:
-    return [f"{p.name}=={p.version}" for p in lock.pins if _CUDA_NAMES.match(p.name) or _CUDA_VERSION.search(p.version)]
+    return [f"{p.name}=={p.version}" for p in lock.pins if is_cuda_pin(p.name, p.version)]
+
+
+def lock_digest(text: str) -> str:
+    """The lock's identity in stamps and image labels: sha256 of its text as UTF-8 with '\\n' line ends."""
+    return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
 
 
 def check_cpu(variant: Variant, lock: Lock) -> None:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import BuildOptions
-from ..labels import LABEL_ENV, LABEL_GPU, LABEL_HASH, LABEL_LOCK_SHA256, LABEL_VARIANT
+from ..labels import (
+    LABEL_CUDA_WHEELS,
+    LABEL_ENV,
+    LABEL_FRAMEWORK,
+    LABEL_GPU,
+    LABEL_HASH,
+    LABEL_LOCK_SHA256,
+    LABEL_VARIANT,
+)
 from ..specs import Spec, Variant
 from . import context, render
-from .lockfile import Lock, LockError, inputs_digest, load_lock
+from .lockfile import Lock, LockError, inputs_digest, is_cuda_pin, load_lock, lock_digest
 from .naming import image_alias, image_tag, stage_tag
 
 # Bump when the rendering changes in a way the Dockerfile text alone would not show.
@@ -50,19 +59,29 @@ class BuildPlan:
     @property
     def lock_sha256(self) -> str:
         """sha256 of the lock file this build installs ("" without one: build() refuses such a plan)."""
-        return hashlib.sha256(self.lock.text.encode()).hexdigest() if self.lock else ""
+        return lock_digest(self.lock.text) if self.lock else ""
 
     @property
     def labels(self) -> dict[str, str]:
-        return {
+        labels = {
             LABEL_ENV: self.spec.name,
             LABEL_VARIANT: self.variant.name,
             LABEL_HASH: self.content_hash,
             LABEL_LOCK_SHA256: self.lock_sha256,
             LABEL_GPU: self.variant.gpu,
+            LABEL_FRAMEWORK: f"{self.spec.framework}=={self.spec.framework_version}",
             "org.opencontainers.image.title": f"{self.spec.display_name} ({self.variant.name})",
             "org.opencontainers.image.base.name": self.base,
         }
+        if self.lock is not None:  # a plan without a lock never builds (build() raises lock_error)
+            labels[LABEL_CUDA_WHEELS] = json.dumps(self.cuda_wheels, sort_keys=True, separators=(",", ":"))
+        return labels
+
+    @property
+    def cuda_wheels(self) -> dict[str, str]:
+        """The lock's CUDA wheels, NAME: VERSION (empty for CPU variants)."""
+        pins = self.lock.pins if self.lock is not None else ()
+        return {p.name: p.version for p in pins if is_cuda_pin(p.name, p.version)}
 
     def write_context(self, fileobj: io.BufferedIOBase) -> None:
         """A tar build context with fixed metadata, so equal inputs give equal bytes."""

@@ -2,15 +2,17 @@
 
 Every spec or settings change makes a new content tag; the old ones stay until removed. Per environment
 variant the newest build stays, and so does every image that a container (running or stopped) uses, the
-image the moving alias names, and the images the current specs and settings would use.
+image the moving alias names, the images the current specs and settings would use, and the images that a
+stamped notebook in the workspace names (provenance/workspace.py): they reproduce its outputs.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -33,7 +35,11 @@ class ImageEntry:
 
 
 def survey(
-    client: docker.DockerClient, *, envs: Collection[str] = (), current_tags: Collection[str] = ()
+    client: docker.DockerClient,
+    *,
+    envs: Collection[str] = (),
+    current_tags: Collection[str] = (),
+    stamped: Mapping[str, Path] | None = None,
 ) -> list[ImageEntry]:
     """Every dockyard image (of envs, when given), newest first per variant, each with why it stays."""
     used = {c.attrs.get("ImageID", "") for c in client.containers.list(all=True, sparse=True)}
@@ -63,6 +69,8 @@ def survey(
                 keep = f"{alias} names it"
             elif any(t in current_tags for t in tags):
                 keep = "the current spec and settings use it"
+            elif stamped and (notebook := next((stamped[t] for t in tags if t in stamped), None)):
+                keep = f"the stamped notebook {notebook} names it"
             else:
                 keep = ""
             out.append(ImageEntry(ref, image, tags, keep))

@@ -9,11 +9,13 @@ unless token-authenticated. Engine and spec work runs in worker threads, so the 
     GET  /dockyard/api/builds                  builds of this server's lifetime
     POST /dockyard/api/builds  {"ref": "ENV:VAR", "rebuild": false, "pull": false}   → 202 (or 200: already running);
                                                "pull": pull from the registry instead of building (registry_pull.py)
+                                   + "tag": "dockyard/ENV:VAR-HASH": only if that is what it builds (else 409)
     GET  /dockyard/api/builds/ID               one build's state and events
     GET  /dockyard/api/builds/ID/events?after=N   server-sent events, from event N on, until the build ends
     GET  /dockyard/api/registry/ENV:VAR        does the registry hold its content tag (registry_pull.py)
     GET  /dockyard/api/kernels                 this server's kernel containers: CPU, memory/limit, PIDs, GPU, notebook
     GET  /dockyard/api/gpus                    the engine's GPUs and their leases (gpus.py)
+    GET  /dockyard/api/provenance?path=NB      a notebook's stamp against this machine (provenance_api.py)
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from ...errors import DockyardError
 from ...kernel import culling, figures, shutdown_guard
 from ...kernel.collector import Collector, Sampler
 from ...kernel.reaper import owner_id
-from . import environments, kernels
+from ...provenance import save_hook
+from . import environments, kernels, provenance_api
 from .builds import BuildJob, Builds
 from .gpus import GpusHandler
 from .registry_pull import RegistryHandler
@@ -94,14 +97,20 @@ class BuildsHandler(_Base):
             raise self.fail(400, f'The request body is not JSON ({exc}). Fix: send {{"ref": "ENV:VARIANT"}}.') from None
         if not isinstance(body, dict) or not isinstance(body.get("ref"), str) or not body["ref"].strip():
             raise self.fail(400, 'The request needs a JSON object with "ref", e.g. {"ref": "pytorch:cpu"}.')
-        unknown = sorted(set(body) - {"ref", "rebuild", "pull"})
+        unknown = sorted(set(body) - {"ref", "rebuild", "pull", "tag"})
         if unknown:
-            raise self.fail(400, f'Unknown field(s) {", ".join(unknown)}. Fix: send only "ref", "rebuild" and "pull".')
+            raise self.fail(
+                400, f'Unknown field(s) {", ".join(unknown)}. Fix: send only "ref", "rebuild", "pull" and "tag".'
+            )
         rebuild, pull = body.get("rebuild", False), body.get("pull", False)
         for name, value in (("rebuild", rebuild), ("pull", pull)):
             if not isinstance(value, bool):
                 raise self.fail(400, f'"{name}" must be true or false, not {value!r}.')
         try:
+            if isinstance(body.get("tag"), str):  # a stamp's exact tag (provenance): refuse to make another
+                why_not = await asyncio.to_thread(provenance_api.check_exact, body["ref"].strip(), body["tag"])
+                if why_not:
+                    raise self.fail(409, why_not)
             job, created = self.builds.start(body["ref"].strip(), rebuild=rebuild, pull=pull)
         except DockyardError as exc:
             raise self.fail(404, exc.text) from None
@@ -253,9 +262,11 @@ def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
         (url_path_join(api, "kernels"), KernelsHandler),
         (url_path_join(api, "gpus"), GpusHandler),
         (url_path_join(api, "registry", f"({_REF})"), RegistryHandler),
+        *provenance_api.handlers(api),
         (url_path_join(api, "(.*)"), NotFoundHandler),
     ]
     web_app.add_handlers(".*$", handlers)  # type: ignore[no-untyped-call]
     serverapp.log.info("dockyard panel API at %s", api)
     shutdown_guard.install(serverapp.kernel_manager, serverapp.log)
     _start_culling(serverapp)
+    save_hook.install(serverapp)  # notebooks saved through this server get their environment's stamp

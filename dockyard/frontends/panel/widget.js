@@ -165,6 +165,7 @@ function render({ model, el }) {
     who: null,
     kernels: null, // /dockyard/api/kernels: {kernels: [...], interval}
     kernelsError: null,
+    provenance: null, // /dockyard/api/provenance for this notebook: matches, drifted, missing, unstamped
   };
   const kernelsEl = h("div", { class: "dockyard-kernels" });
   const root = h("div", { class: "dockyard-panel" });
@@ -212,6 +213,7 @@ function render({ model, el }) {
     }
     state.loading = false;
     draw();
+    loadProvenance();
   }
 
   function track(ref, id, after) {
@@ -464,7 +466,61 @@ function render({ model, el }) {
           h("tbody", {}, state.envs.map(row)),
         )
       : null;
-    root.replaceChildren(header, factsBox(), kernelsEl, messages, table || "");
+    root.replaceChildren(header, factsBox(), provenanceBox(), kernelsEl, messages, table || "");
+  }
+
+  // --- provenance: this notebook's stamp against this machine (GET /dockyard/api/provenance) ---------------
+
+  async function loadProvenance() {
+    const path = (state.who && state.who.path) || state.facts.session; // API path, or the absolute one
+    if (!config || state.fatal || !path) return;
+    try {
+      state.provenance = await api(config, `provenance?path=${encodeURIComponent(path)}`);
+    } catch (err) {
+      state.provenance = err.status === 404 ? null : { state: "error", message: err.message };
+    }
+    draw();
+  }
+
+  async function buildExact(p) {
+    const ref = p.stamp.ref;
+    try {
+      const job = await api(config, "builds", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ ref, tag: p.stamp.content_tag }), // refused (409) unless it builds exactly that
+      });
+      track(ref, job.id, -1);
+    } catch (err) {
+      state.notice = { kind: "error", text: err.message };
+      draw();
+    }
+  }
+
+  function provenanceBox() {
+    const p = state.provenance;
+    if (!p || p.state === "unstamped") return "";
+    const kind = { matches: "ok", drifted: "warn", missing: "warn" }[p.state] || "error";
+    const title = { matches: "matches", drifted: "drifted", missing: "missing" }[p.state] || p.state;
+    const parts = [h("b", {}, `Outputs made in: ${p.stamp ? p.stamp.content_tag : "?"} — ${title}. `), p.message];
+    const changes = (p.packages && [...p.packages.added, ...p.packages.removed, ...p.packages.changed]) || [];
+    if (changes.length) {
+      parts.push(
+        h(
+          "ul",
+          { class: "dockyard-provenance-diff" },
+          changes.slice(0, 12).map((c) => h("li", {}, `${c.name} ${c.old || "∅"} → ${c.new || "∅"}${c.cuda ? " (CUDA)" : ""}`)),
+          changes.length > 12 ? h("li", {}, `… ${changes.length - 12} more (dockyard diff NOTEBOOK ${p.stamp.ref})`) : null,
+        ),
+      );
+    }
+    const running = p.stamp && state.builds[p.stamp.ref] && state.builds[p.stamp.ref].state === "running";
+    if (p.state === "missing" && p.exact_build) {
+      parts.push(
+        h("button", { class: "dockyard-build-exact", onclick: () => buildExact(p), disabled: running }, running ? "Building…" : `Build ${p.stamp.content_tag}`),
+      );
+    }
+    return h("div", { class: `dockyard-msg dockyard-${kind} dockyard-provenance`, dataset: { state: p.state } }, parts);
   }
 
   // --- what the kernels use (GET /dockyard/api/kernels), refreshed while the panel is on the page -----------
